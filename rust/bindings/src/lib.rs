@@ -1,0 +1,30 @@
+//! The PyO3 extension `scintomo._core`: argument conversion, GIL release and
+//! error mapping around the kernels of `scintomo-core`. Nothing clever here.
+//!
+//! Each capability has its own file with a `register` function, so the
+//! capabilities grow without touching each other.
+
+use pyo3::prelude::*;
+
+mod errors;
+mod util;
+
+mod deconv;
+mod detector;
+mod flatfield;
+mod mtf;
+mod psf;
+mod recon;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(util::simd_level, m)?)?;
+    flatfield::register(m)?;
+    mtf::register(m)?;
+    psf::register(m)?;
+    deconv::register(m)?;
+    recon::register(m)?;
+    detector::register(m)?;
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! deconv kernels (see the issue for this capability).

@@ -1,0 +1,1 @@
+//! detector kernels (see the issue for this capability).

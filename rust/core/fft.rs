@@ -1,0 +1,1 @@
+//! fft kernels (see the issue for this capability).

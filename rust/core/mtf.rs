@@ -1,0 +1,1 @@
+//! mtf kernels (see the issue for this capability).

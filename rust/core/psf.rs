@@ -1,0 +1,1 @@
+//! psf kernels (see the issue for this capability).

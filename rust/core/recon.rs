@@ -1,0 +1,1 @@
+//! recon kernels (see the issue for this capability).
