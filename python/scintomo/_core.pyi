@@ -1,0 +1,43 @@
+# Type stubs of the Rust extension scintomo._core (checked by
+# tests/test_stubs.py with mypy.stubtest). One section per capability.
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+def simd_level() -> Literal["avx2", "sse2", "generic"]: ...
+
+# --- flatfield ------------------------------------------------------------
+
+_Counts = tuple[int, int, int, int]
+
+def reduce_frames(
+    frames: npt.NDArray[np.uint16] | npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    *,
+    method: str = "mean",
+    what: str = "frames",
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+def flatfield_correct(
+    projections: npt.NDArray[np.uint16] | npt.NDArray[np.float32] | npt.NDArray[np.float64] | None,
+    flats: npt.NDArray[np.float32],
+    dark: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    *,
+    positions: list[float],
+    interpolation: str,
+    eps: float,
+    bad_policy: str,
+    fill_value: float,
+    air: list[int] | None,
+    lo: float,
+    hi: float,
+    log: bool,
+    first_index: float,
+    n_threads: int | None = None,
+) -> _Counts: ...
+def minus_log_inplace(
+    data: npt.NDArray[np.float32], *, lo: float, hi: float, n_threads: int | None = None
+) -> _Counts: ...
