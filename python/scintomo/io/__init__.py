@@ -1,17 +1,107 @@
 """Reading scans and writing results.
 
-- :func:`read_dxchange`: DXchange HDF5 (``/exchange/data``, ``data_white``,
-  ``data_dark``, ``theta`` in degrees) as a lazy :class:`Scan`.
-- :mod:`scintomo.io.atomic`: every file is written under a temporary name and
-  renamed when complete, so an interrupted run never leaves a file that looks
-  whole.
+- :func:`read`: any supported scan (DXchange HDF5, NeXus NXtomo, a folder of
+  TIFF frames) as a lazy :class:`Scan` whose projections, flats and darks
+  are read only where sliced (``scan.projections[:, 10:20, :]``), with
+  ``theta`` in radians.
+- Writers: TIFF stacks, HDF5 and Zarr v3, atomic (:mod:`scintomo.io.atomic`):
+  every file (every Zarr chunk, every TIFF slice) is written under a
+  temporary name and renamed when complete, so an interrupted run never
+  leaves a file that looks whole.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..exceptions import FileFormatError
 from .atomic import atomic_path
 from .dxchange import read_dxchange, write_dxchange
+from .nxtomo import read_nxtomo, write_nxtomo
 from .scan import Scan
-from .writers import write_hdf5, write_tiff_stack
+from .tiffstack import read_angles, read_tiff_stack, write_tiff_frames, write_tiff_scan
+from .writers import (
+    HDF5Writer,
+    TiffSliceWriter,
+    VolumeWriter,
+    ZarrWriter,
+    volume_writer,
+    write_hdf5,
+    write_tiff_stack,
+    write_zarr,
+)
 
-__all__ = ["Scan", "atomic_path", "read_dxchange", "write_dxchange", "write_hdf5", "write_tiff_stack"]
+__all__ = [
+    "HDF5Writer",
+    "Scan",
+    "TiffSliceWriter",
+    "VolumeWriter",
+    "ZarrWriter",
+    "atomic_path",
+    "detect_format",
+    "read",
+    "read_angles",
+    "read_dxchange",
+    "read_nxtomo",
+    "read_tiff_stack",
+    "volume_writer",
+    "write_dxchange",
+    "write_hdf5",
+    "write_nxtomo",
+    "write_tiff_frames",
+    "write_tiff_scan",
+    "write_tiff_stack",
+    "write_zarr",
+]
+
+FORMATS = ("dxchange", "nxtomo", "tiff")
+
+
+def detect_format(path) -> str:
+    """'dxchange', 'nxtomo' or 'tiff' from the file's content (not its name)."""
+    import h5py
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_dir() or path.suffix.lower() in (".tif", ".tiff"):
+        return "tiff"
+    try:
+        with h5py.File(path, "r") as f:
+            if "exchange/data" in f:
+                return "dxchange"
+            return "nxtomo"
+    except OSError as e:
+        raise FileFormatError(f"{path}: not a readable HDF5 file nor a TIFF folder ({e})") from None
+
+
+def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - the natural name
+    """Open a scan lazily, whatever its format.
+
+    Parameters
+    ----------
+    path : str or Path
+        A DXchange ``.h5``, a NeXus ``.nxs``, or a folder of TIFF frames.
+    format : {'dxchange', 'nxtomo', 'tiff'}, optional
+        Default: detected from the content.
+    **kwargs
+        Passed to the reader (e.g. ``data_path=`` for NXtomo, ``angles=``
+        for a TIFF stack).
+
+    Returns
+    -------
+    Scan
+        Close it (or use ``with``) to release the file.
+    """
+    fmt = format or detect_format(path)
+    if fmt == "dxchange":
+        if kwargs:
+            raise TypeError(f"read_dxchange takes no options, got {sorted(kwargs)}")
+        return read_dxchange(path)
+    if fmt == "nxtomo":
+        return read_nxtomo(path, **kwargs)
+    if fmt == "tiff":
+        return read_tiff_stack(path, **kwargs)
+    from ..exceptions import ParameterError
+
+    raise ParameterError(f"format must be one of {FORMATS}, not {fmt!r}")

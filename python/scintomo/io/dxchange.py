@@ -57,7 +57,7 @@ def read_dxchange(path) -> Scan:
         f.close()
         raise FileFormatError(f"{path}: damaged or truncated HDF5 file ({e})") from None
     meta = {"format": "dxchange"}
-    return Scan(data, flats, darks, theta, str(path), meta, [f])
+    return Scan(data, flats, darks, theta, str(path), meta, [f], open_kwargs={"format": "dxchange"})
 
 
 def write_dxchange(path, projections, flats=None, darks=None, theta=None, *, compression=None) -> Path:

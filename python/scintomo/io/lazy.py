@@ -1,0 +1,184 @@
+"""Lazy stacks of frames: slicing reads only what is asked.
+
+A scan's projections are not always one contiguous dataset: NXtomo
+interleaves flats, darks and projections in one detector dataset (told apart
+by ``image_key``), and a TIFF stack is one file per frame. These views give
+all three the same face as an h5py dataset: ``.shape``, ``.dtype``,
+``.ndim``, ``len()``, ``np.asarray(view)`` and ``view[frames, rows, cols]``
+with integer, slice or index-list keys, so ``scan.projections[:, 10:20, :]``
+reads ten detector rows of every projection and nothing else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import FileFormatError
+
+
+def _normalize_key(key, ndim: int):
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = next(j for j, k in enumerate(key) if k is Ellipsis)
+        key = key[:i] + (slice(None),) * (ndim - len(key) + 1) + key[i + 1 :]
+    if len(key) > ndim:
+        raise IndexError(f"too many indices ({len(key)}) for a {ndim}-d stack")
+    return key + (slice(None),) * (ndim - len(key))
+
+
+def _runs(idx: np.ndarray):
+    """Split sorted-or-not indices into (start, stop, positions) runs of consecutive values."""
+    if idx.size == 0:
+        return
+    breaks = np.nonzero(np.diff(idx) != 1)[0] + 1
+    pos = 0
+    for part in np.split(idx, breaks):
+        yield int(part[0]), int(part[-1]) + 1, slice(pos, pos + part.size)
+        pos += part.size
+
+
+class _FrameStack:
+    """Base: a stack of ``n`` frames of ``(h, w)``, frame-indexed lazily."""
+
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return 3
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __array__(self, dtype=None, copy=None):
+        a = self[:]
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __getitem__(self, key):
+        k0, k1, k2 = _normalize_key(key, 3)
+        frames = np.arange(self.shape[0])[k0]
+        scalar = np.ndim(frames) == 0
+        frames = np.atleast_1d(frames)
+        # rows/cols: read through a slice (cheap on disk), index afterwards if needed.
+        out = self._read(frames, k1, k2)
+        return out[0] if scalar else out
+
+    def _read(self, frames: np.ndarray, rows, cols) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+class FrameSelection(_FrameStack):
+    """Frames ``indices`` of a 3-D h5py dataset (e.g. NXtomo frames with one image_key).
+
+    Consecutive indices are read as one hyperslab each, so the usual layout
+    (a block of flats, a block of projections, ...) costs one read per block.
+    """
+
+    def __init__(self, dataset, indices, *, name: str = "frames"):
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.name = name
+        self.shape = (int(self.indices.size), *dataset.shape[1:])
+        self.dtype = dataset.dtype
+
+    def _read(self, frames, rows, cols):
+        idx = self.indices[frames]
+        order = np.argsort(idx, kind="stable")
+        sidx = idx[order]
+        parts = []
+        for a, b, _ in _runs(sidx):
+            parts.append(self.dataset[a:b, rows, cols])
+        if not parts:
+            probe = np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
+            return probe
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if np.any(order != np.arange(order.size)):
+            out = np.empty_like(data)
+            out[order] = data
+            data = out
+        return data
+
+    def __repr__(self) -> str:
+        return f"<FrameSelection {self.name} {self.shape} {self.dtype} of {self.dataset.name}>"
+
+
+class TiffFrames(_FrameStack):
+    """One 2-D TIFF file per frame. Uncompressed files are memory-mapped, so a
+    slice of rows reads only those rows; compressed ones are decoded whole."""
+
+    def __init__(self, files, *, name: str = "frames"):
+        import tifffile
+
+        self.files = [Path(f) for f in files]
+        self.name = name
+        if not self.files:
+            raise FileFormatError(f"{name}: no TIFF files")
+        try:
+            with tifffile.TiffFile(self.files[0]) as tf:
+                page = tf.pages[0]
+                shape, dtype = tuple(page.shape), np.dtype(page.dtype)
+        except Exception as e:  # tifffile raises many kinds on a damaged file
+            raise FileFormatError(f"{self.files[0]}: not a readable TIFF file ({e})") from None
+        if len(shape) != 2:
+            raise FileFormatError(f"{self.files[0]}: a {shape} image, expected one 2-D page")
+        self.shape = (len(self.files), *shape)
+        self.dtype = dtype
+
+    def _frame(self, path: Path, rows, cols) -> np.ndarray:
+        import tifffile
+
+        try:
+            try:
+                mm = tifffile.memmap(path, mode="r")
+            except ValueError:  # compressed or not contiguous: decode it all
+                mm = tifffile.imread(path)
+            if mm.shape != self.shape[1:]:
+                raise FileFormatError(
+                    f"{path}: image is {mm.shape}, the first of {self.name} is {self.shape[1:]}"
+                )
+            return np.array(mm[rows, cols], dtype=self.dtype)
+        except FileFormatError:
+            raise
+        except Exception as e:
+            raise FileFormatError(f"{path}: not a readable TIFF file ({e})") from None
+
+    def _read(self, frames, rows, cols):
+        parts = [self._frame(self.files[i], rows, cols) for i in frames]
+        if not parts:
+            return np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
+        return np.stack(parts)
+
+    def __repr__(self) -> str:
+        return f"<TiffFrames {self.name} {self.shape} {self.dtype} in {self.files[0].parent}>"
+
+
+class ConcatFrames(_FrameStack):
+    """Several frame stacks of the same (h, w) seen as one (e.g. flats before + after)."""
+
+    def __init__(self, parts, *, name: str = "frames"):
+        self.parts = list(parts)
+        self.name = name
+        h_w = self.parts[0].shape[1:]
+        self.shape = (sum(p.shape[0] for p in self.parts), *h_w)
+        self.dtype = self.parts[0].dtype
+        self._starts = np.cumsum([0] + [p.shape[0] for p in self.parts])
+
+    def _read(self, frames, rows, cols):
+        owner = np.searchsorted(self._starts, frames, side="right") - 1
+        pieces = {}
+        for j in np.unique(owner):
+            pieces[int(j)] = self.parts[j][frames[owner == j] - self._starts[j], rows, cols]
+        if not pieces:
+            return np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
+        first = next(iter(pieces.values()))
+        out = np.empty((frames.size, *first.shape[1:]), first.dtype)
+        for j, data in pieces.items():
+            out[owner == j] = data
+        return out
