@@ -1,0 +1,75 @@
+"""From a scan on disk to a reconstructed volume, out of core.
+
+- :class:`PipelineConfig` (and its sections): the description of a run, the
+  same as Python objects and as a TOML file (``scintomo init`` writes one).
+- :func:`run`: the whole scan, block by block of sinogram rows, with bounded
+  memory, overlapped reading / computing / writing, resumable, optionally on
+  a Dask cluster (:func:`make_client`).
+- :func:`try_centers`: one slice per candidate rotation centre.
+"""
+
+from __future__ import annotations
+
+from .config import (
+    CenterConfig,
+    DeconvConfig,
+    FlatFieldConfig,
+    InputConfig,
+    OutputConfig,
+    PhaseConfig,
+    PipelineConfig,
+    ReconConfig,
+    RunConfig,
+    StripeConfig,
+    ZingerConfig,
+    dumps_toml,
+)
+from .runner import (
+    RawBlock,
+    RunResult,
+    TryResult,
+    block_ranges,
+    compute_block,
+    estimate_block_bytes,
+    halo_rows,
+    make_client,
+    nsino_for_budget,
+    open_scan,
+    output_paths,
+    preprocess,
+    read_block,
+    remove_zingers,
+    run,
+    try_centers,
+)
+
+__all__ = [
+    "CenterConfig",
+    "DeconvConfig",
+    "FlatFieldConfig",
+    "InputConfig",
+    "OutputConfig",
+    "PhaseConfig",
+    "PipelineConfig",
+    "RawBlock",
+    "ReconConfig",
+    "RunConfig",
+    "RunResult",
+    "StripeConfig",
+    "TryResult",
+    "ZingerConfig",
+    "block_ranges",
+    "compute_block",
+    "dumps_toml",
+    "estimate_block_bytes",
+    "halo_rows",
+    "make_client",
+    "nsino_for_budget",
+    "open_scan",
+    "output_paths",
+    "preprocess",
+    "read_block",
+    "remove_zingers",
+    "run",
+    "try_centers",
+]

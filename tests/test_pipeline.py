@@ -1,0 +1,267 @@
+"""scintomo.pipeline: config <-> TOML, block runner (bounded memory, resumable), try centres.
+
+The reconstruction step is called through ``recon_fn``; these tests inject a
+small numpy filtered back-projection (``fbp_numpy`` below, test-only) so that
+they test the runner, not the reconstruction (tests/test_recon.py does that).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+
+import h5py
+import numpy as np
+import pytest
+import tifffile
+
+from scintomo import io, pipeline
+from scintomo.exceptions import ParameterError
+from scintomo.pipeline import PipelineConfig
+from scintomo.simulate import simulate_scan
+
+
+def fbp_numpy(proj, theta, *, center=None, **_):
+    """Ramp-filtered back-projection, linear interpolation (test stand-in)."""
+    n, r, w = proj.shape
+    c = (w - 1) / 2 if center is None else center
+    pad = np.zeros((n, r, 2 * w))
+    pad[..., :w] = proj
+    filt = np.fft.irfft(np.fft.rfft(pad, axis=-1) * 2 * np.abs(np.fft.rfftfreq(2 * w)), axis=-1)[..., :w]
+    x = np.arange(w) - (w - 1) / 2
+    xx, yy = np.meshgrid(x, x)
+    out = np.zeros((r, w, w))
+    cols = np.arange(w)
+    for i, t in enumerate(theta):
+        s = (xx * np.cos(t) + yy * np.sin(t) + c).ravel()
+        for k in range(r):
+            out[k] += np.interp(s, cols, filt[i, k], left=0, right=0).reshape(w, w)
+    return (out * np.pi / (2 * n)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_scan(n_angles=60, n_rows=10, n_cols=32, seed=0)
+
+
+@pytest.fixture
+def dx_file(tmp_path, sim):
+    d = tmp_path / "raw"
+    d.mkdir()
+    # a single flat series (DXchange has one): the mean of both
+    return io.write_dxchange(d / "scan.h5", sim.projections, sim.flats, sim.darks, sim.theta)
+
+
+def reference_minus_log(sim, flats=None, positions=None):
+    """-ln((P - D) / (F - D)) in float64 numpy, flats linearly interpolated between series."""
+    p = sim.projections.astype(np.float64)
+    d = sim.darks.astype(np.float64).mean(0)
+    if positions is None:
+        f = (sim.flats if flats is None else flats).astype(np.float64).mean(0)[None]
+    else:
+        f0, f1 = (x.astype(np.float64).mean(0) for x in flats)
+        i = np.arange(p.shape[0])[:, None, None]
+        wgt = (i - positions[0]) / (positions[1] - positions[0])
+        f = (1 - wgt) * f0 + wgt * f1
+    return -np.log(np.clip((p - d) / (f - d), 1e-6, None))
+
+
+def cfg_for(path, fmt="tiff", nsino=3, **over):
+    cfg = PipelineConfig()
+    cfg.input.file = str(path)
+    cfg.output.format = fmt
+    cfg.output.nsino_per_chunk = nsino
+    cfg.center.value = 15.5
+    cfg.run.n_threads = 1
+    cfg.run.progress = False
+    for k, v in over.items():
+        sec, key = k.split("__")
+        setattr(getattr(cfg, sec), key, v)
+    return cfg
+
+
+def read_volume(path, fmt):
+    if fmt == "tiff":
+        return np.stack([tifffile.imread(p) for p in sorted(path.glob("recon_*.tiff"))])
+    if fmt == "h5":
+        with h5py.File(path) as f:
+            return f["exchange/data"][()]
+    import zarr
+
+    return zarr.open_array(str(path), mode="r")[:]
+
+
+# ------------------------------------------------------------------ config
+
+
+def test_config_toml_roundtrip_through_an_independent_parser(tmp_path):
+    cfg = PipelineConfig()
+    cfg.input.file = 'C:\\scans\\a "b".h5'
+    cfg.center.value = 1024.5
+    cfg.deconv.psf = "film.psf.h5"
+    cfg.deconv.options = {"iterations": 12, "damping": 0.5}
+    cfg.output.format = "zarr"
+    cfg.zinger.enabled = True
+    p = cfg.write(tmp_path / "c.toml")
+    text = p.read_text()
+    assert text.count("# ") > 30  # commented
+    assert tomllib.loads(text)["deconv"]["options"] == {"iterations": 12, "damping": 0.5}
+    back = PipelineConfig.from_toml(p)
+    assert back.to_dict() == cfg.to_dict()
+    # the default centre is nan ("find it"), which TOML can carry
+    d = PipelineConfig.from_toml(PipelineConfig().write(tmp_path / "d.toml"))
+    assert math.isnan(d.center.value)
+
+
+def test_config_errors_name_file_and_key(tmp_path):
+    (tmp_path / "a.toml").write_text("[output]\nnsino_per_chunks = 3\n")
+    with pytest.raises(ParameterError, match=r"a\.toml.*unknown key 'nsino_per_chunks' in \[output\]"):
+        PipelineConfig.from_toml(tmp_path / "a.toml")
+    (tmp_path / "b.toml").write_text("[output]\nnsino_per_chunk = 'many'\n")
+    with pytest.raises(ParameterError, match=r"b\.toml.*nsino_per_chunk must be an integer"):
+        PipelineConfig.from_toml(tmp_path / "b.toml")
+    (tmp_path / "c.toml").write_text("[output]\nformat = 'png'\n")
+    with pytest.raises(ParameterError, match=r"output\.format must be one of"):
+        PipelineConfig.from_toml(tmp_path / "c.toml")
+    (tmp_path / "d.toml").write_text("[nope]\n")
+    with pytest.raises(ParameterError, match=r"unknown section \[nope\]"):
+        PipelineConfig.from_toml(tmp_path / "d.toml")
+
+
+def test_block_planning_and_memory_budget():
+    assert pipeline.block_ranges(0, 10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert pipeline.block_ranges(3, 5, 64) == [(3, 5)]
+    n = pipeline.nsino_for_budget(500, 1500, 2048, halo=0)
+    assert pipeline.estimate_block_bytes(1500, 2048, n) <= 500e6 < pipeline.estimate_block_bytes(1500, 2048, n + 1)
+    assert pipeline.nsino_for_budget(1000, 1500, 2048) >= 2 * n - 1
+    with pytest.raises(ParameterError, match="cannot hold one sinogram row"):
+        pipeline.nsino_for_budget(1, 1500, 2048)
+
+
+# ------------------------------------------------------------------- steps
+
+
+def test_remove_zingers_against_a_direct_median():
+    rng = np.random.default_rng(0)
+    img = rng.normal(1000, 10, size=(2, 9, 9)).astype(np.float32)
+    img[0, 4, 4] += 5000
+    img[1, 0, 8] += 3000
+    out = pipeline.remove_zingers(img, threshold_counts=500, size=3)
+    pad = np.pad(img, ((0, 0), (1, 1), (1, 1)), mode="symmetric")
+    for f, r, c in ((0, 4, 4), (1, 0, 8)):
+        assert out[f, r, c] == pytest.approx(np.median(pad[f, r : r + 3, c : c + 3]))
+    mask = np.ones_like(img, bool)
+    mask[0, 4, 4] = mask[1, 0, 8] = False
+    np.testing.assert_array_equal(out[mask], img[mask])
+    assert img[0, 4, 4] > 5000  # input untouched
+
+
+def test_preprocess_blocks_with_flats_before_and_after_match_numpy(tmp_path, sim):
+    p = io.write_nxtomo(tmp_path / "s.nxs", sim.projections, sim.flats_before, sim.darks, sim.theta,
+                        flats_after=sim.flats_after)
+    cfg = cfg_for(p, zinger__enabled=False)
+    ref = reference_minus_log(sim, [sim.flats_before, sim.flats_after], (-0.5, sim.projections.shape[0] - 0.5))
+    with io.read(p) as scan:
+        got = np.concatenate([pipeline.preprocess(pipeline.read_block(scan, a, b, halo=2), cfg)
+                              for a, b in pipeline.block_ranges(0, 10, 4)], axis=1)
+    assert got.dtype == np.float32 and got.shape == ref.shape
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_read_block_reads_only_its_rows(dx_file):
+    with io.read(dx_file) as scan:
+        seen = []
+
+        class Spy:
+            def __init__(self, d):
+                self.d, self.shape, self.dtype = d, d.shape, d.dtype
+
+            def __getitem__(self, key):
+                seen.append(key[1])
+                return self.d[key]
+
+        scan.projections = Spy(scan.projections)
+        raw = pipeline.read_block(scan, 4, 6, halo=1)
+        assert raw.projections.shape == (60, 4, 32) and (raw.a0, raw.a1) == (3, 7)
+        assert seen == [slice(3, 7)]
+        raw = pipeline.read_block(scan, 0, 2, halo=3)
+        assert (raw.a0, raw.a1) == (0, 5)
+
+
+# -------------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "h5", "zarr"])
+def test_run_in_blocks_equals_the_whole_scan_at_once(dx_file, sim, fmt):
+    calls = []
+
+    def recon(proj, theta, **kw):
+        calls.append(proj.shape[1])
+        return fbp_numpy(proj, theta, **kw)
+
+    cfg = cfg_for(dx_file, fmt, nsino=4)
+    res = pipeline.run(cfg, recon_fn=recon)
+    assert calls == [4, 4, 2]  # never more rows than nsino_per_chunk at once
+    paths = pipeline.output_paths(cfg, dx_file)
+    assert paths["folder"] == dx_file.parent.parent / "raw_rec"  # tomopy-cli: <dir>_rec/<name>_rec
+    assert res.output == str(paths["full"]) and res.n_blocks == 3 and res.n_skipped == 0
+    vol = read_volume(paths["full"], fmt)
+    ref = fbp_numpy(reference_minus_log(sim).astype(np.float32), sim.theta, center=15.5)
+    assert vol.shape == (10, 32, 32) and vol.dtype == np.float32
+    np.testing.assert_allclose(vol, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_run_resumes_after_a_crash(dx_file):
+    cfg = cfg_for(dx_file, "zarr", nsino=3)
+    calls = []
+
+    def crashing(proj, theta, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("node lost")
+        return fbp_numpy(proj, theta, **kw)
+
+    with pytest.raises(RuntimeError, match="node lost"):
+        pipeline.run(cfg, recon_fn=crashing)
+    calls.clear()
+    res = pipeline.run(cfg, recon_fn=lambda p, t, **kw: (calls.append(1), fbp_numpy(p, t, **kw))[1])
+    assert res.n_blocks == 4 and res.n_skipped == 2 and len(calls) == 2
+    vol = read_volume(pipeline.output_paths(cfg, dx_file)["full"], "zarr")
+    cfg2 = cfg_for(dx_file, "tiff", nsino=10)
+    pipeline.run(cfg2, recon_fn=fbp_numpy)
+    np.testing.assert_array_equal(vol, read_volume(pipeline.output_paths(cfg2, dx_file)["full"], "tiff"))
+    # a third run has nothing left to do
+    again = pipeline.run(cfg, recon_fn=crashing)
+    assert again.n_skipped == again.n_blocks == 4
+
+
+def test_run_h5_crash_leaves_no_final_file(dx_file):
+    cfg = cfg_for(dx_file, "h5", nsino=5)
+
+    def crashing(proj, theta, **kw):
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        pipeline.run(cfg, recon_fn=crashing)
+    assert not pipeline.output_paths(cfg, dx_file)["full"].exists()
+
+
+def test_try_centers_writes_one_slice_per_candidate(dx_file, sim):
+    cfg = cfg_for(dx_file, center__value=15.5, center__search_width=2.0, center__search_step=1.0)
+    res = pipeline.try_centers(cfg, recon_fn=fbp_numpy)
+    folder = dx_file.parent.parent / "raw_rec" / "try_center" / "scan"
+    assert res.folder == str(folder) and res.centers == (13.5, 14.5, 15.5, 16.5, 17.5)
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == [f"recon_{c:08.2f}.tiff" for c in res.centers]
+    sl = tifffile.imread(folder / "recon_00015.50.tiff")
+    ref = fbp_numpy(reference_minus_log(sim)[:, res.row : res.row + 1].astype(np.float32), sim.theta,
+                    center=15.5)[0]
+    np.testing.assert_allclose(sl, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_run_without_recon_module_or_flats_is_a_clear_error(tmp_path, sim):
+    p = io.write_dxchange(tmp_path / "noflat.h5", sim.projections, None, sim.darks, sim.theta)
+    with pytest.raises(ParameterError, match=r"noflat\.h5: the scan has no flats"):
+        pipeline.run(cfg_for(p), recon_fn=fbp_numpy)
+    with pytest.raises(ParameterError, match="rows 20:10"):
+        pipeline.run(cfg_for(p, output__start_row=20, output__end_row=10), recon_fn=fbp_numpy)
