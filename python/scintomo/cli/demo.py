@@ -8,15 +8,18 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="simulate a scintillator-film scan and process it (no input files needed)",
-        description="Simulate a small projection series as a thin-film scintillator detector "
-        "records it (phantom, film PSF, gain pattern, dark current, Poisson and read noise, "
-        "uint16), flat-field correct it, write the results and print a summary.",
+        help="simulate a perovskite-film micro-CT scan and reconstruct it with the whole pipeline",
+        description="Simulate a micro-CT scan as a thin-film (perovskite) scintillator microscope records "
+        "it (phantom, film PSF, gain pattern, flats before/after, darks, Poisson and read noise, uint16), "
+        "write it as DXchange, run the pipeline (flat-field, deconvolution, centre, reconstruction) block "
+        "by block, write the volume and an HTML report (central slices, system MTF, timings).",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("scintomo-demo"), help="output folder")
-    p.add_argument("--angles", type=int, default=181, help="number of projections")
+    p.add_argument("--angles", type=int, default=360, help="number of projections")
     p.add_argument("--size", type=int, default=256, help="detector columns")
-    p.add_argument("--rows", type=int, default=8, help="detector rows")
+    p.add_argument("--rows", type=int, default=16, help="detector rows")
+    p.add_argument("--nsino-per-chunk", type=int, default=8, help="rows per block")
+    p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -24,5 +27,6 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..demo import run_demo
 
-    run_demo(args.output, n_angles=args.angles, n_cols=args.size, n_rows=args.rows, seed=args.seed)
+    run_demo(args.output, n_angles=args.angles, n_cols=args.size, n_rows=args.rows, seed=args.seed,
+             nsino_per_chunk=args.nsino_per_chunk, n_threads=args.threads)
     return 0
