@@ -26,10 +26,11 @@ import h5py
 import numpy as np
 import psutil
 import pytest
-
 from scintomo import flatfield, io, pipeline
 
-recon = pytest.importorskip("scintomo.recon", reason="scintomo.recon (issue 5) is not in this build")
+recon = pytest.importorskip(
+    "scintomo.recon", reason="scintomo.recon (issue 5) is not in this build"
+)
 
 N_ANGLES = int(os.environ.get("SCINTOMO_BENCH_ANGLES", 1500))
 N_ROWS = int(os.environ.get("SCINTOMO_BENCH_ROWS", 48))
@@ -42,26 +43,36 @@ def _make_scan(path):
     theta = np.linspace(0, np.pi, N_ANGLES, endpoint=False)
     s = np.arange(N_COLS) - (N_COLS - 1) / 2
     sino = np.zeros((N_ANGLES, N_COLS))
-    for (x0, y0, r, mu) in ((0, 0, 0.45 * N_COLS, 0.002), (0.15 * N_COLS, 0.1 * N_COLS, 0.08 * N_COLS, 0.006),
-                            (-0.2 * N_COLS, -0.05 * N_COLS, 0.05 * N_COLS, -0.0015)):
+    for x0, y0, r, mu in (
+        (0, 0, 0.45 * N_COLS, 0.002),
+        (0.15 * N_COLS, 0.1 * N_COLS, 0.08 * N_COLS, 0.006),
+        (-0.2 * N_COLS, -0.05 * N_COLS, 0.05 * N_COLS, -0.0015),
+    ):
         d = s[None, :] - (x0 * np.cos(theta) + y0 * np.sin(theta))[:, None]
         sino += 2 * mu * np.sqrt(np.clip(r**2 - d**2, 0, None))
     rng = np.random.default_rng(0)
     flat = 20000.0
     with h5py.File(path, "w") as f:
-        ds = f.create_dataset("exchange/data", (N_ANGLES, N_ROWS, N_COLS), np.uint16, chunks=(1, N_ROWS, N_COLS))
+        ds = f.create_dataset(
+            "exchange/data", (N_ANGLES, N_ROWS, N_COLS), np.uint16, chunks=(1, N_ROWS, N_COLS)
+        )
         for a in range(0, N_ANGLES, 100):
             b = min(a + 100, N_ANGLES)
             t = flat * np.exp(-sino[a:b, None, :]) * np.ones((1, N_ROWS, 1))
-            ds[a:b] = np.clip(t + rng.normal(0, 1, t.shape) * np.sqrt(t) + 100, 0, 65535).astype(np.uint16)
-        f["exchange/data_white"] = (flat + 100 + rng.normal(0, 140, (10, N_ROWS, N_COLS))).astype(np.uint16)
+            ds[a:b] = np.clip(t + rng.normal(0, 1, t.shape) * np.sqrt(t) + 100, 0, 65535).astype(
+                np.uint16
+            )
+        f["exchange/data_white"] = (flat + 100 + rng.normal(0, 140, (10, N_ROWS, N_COLS))).astype(
+            np.uint16
+        )
         f["exchange/data_dark"] = np.full((5, N_ROWS, N_COLS), 100, np.uint16)
         f["exchange/theta"] = np.rad2deg(theta)
     return path
 
 
 class PeakRSS:
-    """Peak resident memory of this process (and given pids) above the baseline, sampled every 10 ms."""
+    """Peak resident memory of this process (and given pids) above the baseline, sampled every
+    10 ms."""
 
     def __init__(self, pids=()):
         self.procs = [psutil.Process()] + [psutil.Process(p) for p in pids]
@@ -96,8 +107,11 @@ def scan(tmp_path_factory):
     d.mkdir()
     t0 = time.perf_counter()
     p = _make_scan(d / "scan.h5")
-    print(f"\nsynthetic scan {N_ANGLES} x {N_ROWS} x {N_COLS} uint16 ({p.stat().st_size / 1e6:.0f} MB) "
-          f"written in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"\nsynthetic scan {N_ANGLES} x {N_ROWS} x {N_COLS} uint16 ({p.stat().st_size / 1e6:.0f} "
+        "MB) "
+        f"written in {time.perf_counter() - t0:.1f} s"
+    )
     return p
 
 
@@ -123,8 +137,14 @@ def test_bench_pipeline_vs_in_memory_reference(scan, tmp_path):
     t_read = time.perf_counter() - t0
     t0 = time.perf_counter()
     data = flatfield.correct(proj, flats, darks, log=True)
-    vol = recon.reconstruct(data, theta, center=cfg.center.value, algorithm=cfg.recon.algorithm,
-                            filter=cfg.recon.filter, backend=cfg.recon.backend)
+    vol = recon.reconstruct(
+        data,
+        theta,
+        center=cfg.center.value,
+        algorithm=cfg.recon.algorithm,
+        filter=cfg.recon.filter,
+        backend=cfg.recon.backend,
+    )
     t_comp = time.perf_counter() - t0
     t0 = time.perf_counter()
     io.write_zarr(tmp_path / "ref.zarr", vol, chunk_rows=8)
@@ -137,24 +157,35 @@ def test_bench_pipeline_vs_in_memory_reference(scan, tmp_path):
 
     got = zarr.open_array(res.output, mode="r")[:]
     err = float(np.max(np.abs(got - vol)) / np.max(np.abs(vol)))
-    print(f"\npipeline, {N_ROWS} slices of {N_COLS}^2 from {N_ANGLES} angles, blocks of 8 rows: "
-          f"{res.seconds:.1f} s = {res.slices_per_second:.2f} slices/s (read {res.read_seconds:.1f} s, "
-          f"compute {res.compute_seconds:.1f} s, write {res.write_seconds:.1f} s overlapped); peak +{mem.mb:.0f} MB")
-    print(f"reference in memory (read {t_read:.1f} + compute {t_comp:.1f} + write {t_write:.1f} s): "
-          f"{t_ref:.1f} s = {N_ROWS / t_ref:.2f} slices/s; pipeline / reference time ratio "
-          f"{res.seconds / t_ref:.2f}; max relative difference {err:.1e}")
+    print(
+        f"\npipeline, {N_ROWS} slices of {N_COLS}^2 from {N_ANGLES} angles, blocks of 8 rows: "
+        f"{res.seconds:.1f} s = {res.slices_per_second:.2f} slices/s (read "
+        f"{res.read_seconds:.1f} s, "
+        f"compute {res.compute_seconds:.1f} s, write {res.write_seconds:.1f} s overlapped); peak "
+        f"+{mem.mb:.0f} MB"
+    )
+    print(
+        f"reference in memory (read {t_read:.1f} + compute {t_comp:.1f} + write {t_write:.1f} s): "
+        f"{t_ref:.1f} s = {N_ROWS / t_ref:.2f} slices/s; pipeline / reference time ratio "
+        f"{res.seconds / t_ref:.2f}; max relative difference {err:.1e}"
+    )
     assert err < 1e-4
 
 
 def test_bench_memory_budget_smaller_than_the_scan(scan, tmp_path):
     raw_mb = N_ANGLES * N_ROWS * N_COLS * 2 / 1e6
-    budget = BUDGET_MB or max(0.6 * raw_mb, pipeline.estimate_block_bytes(N_ANGLES, N_COLS, 2) / 1e6)
+    budget = BUDGET_MB or max(
+        0.6 * raw_mb, pipeline.estimate_block_bytes(N_ANGLES, N_COLS, 2) / 1e6
+    )
     cfg = _cfg(scan, tmp_path / "b", budget=budget)
     with PeakRSS() as mem:
         res = pipeline.run(cfg)
-    print(f"\nbudget {budget:.0f} MB for a scan of {raw_mb:.0f} MB raw ({2 * raw_mb:.0f} MB as float32): "
-          f"blocks of {res.nsino_per_chunk} rows, peak RSS +{mem.mb:.0f} MB above baseline, "
-          f"{res.slices_per_second:.2f} slices/s")
+    print(
+        f"\nbudget {budget:.0f} MB for a scan of {raw_mb:.0f} MB raw ({2 * raw_mb:.0f} MB as "
+        "float32): "
+        f"blocks of {res.nsino_per_chunk} rows, peak RSS +{mem.mb:.0f} MB above baseline, "
+        f"{res.slices_per_second:.2f} slices/s"
+    )
     assert mem.mb < budget
 
 
@@ -164,12 +195,18 @@ def test_bench_dask_1_vs_2_workers(scan, tmp_path):
         client = pipeline.make_client(f"local:{n}")
         try:
             pids = list(client.run(os.getpid).values())
-            cfg = _cfg(scan, tmp_path / f"w{n}", nsino=4, threads=max(1, (os.cpu_count() or 1) // n))
+            cfg = _cfg(
+                scan, tmp_path / f"w{n}", nsino=4, threads=max(1, (os.cpu_count() or 1) // n)
+            )
             with PeakRSS(pids) as mem:
                 res = pipeline.run(cfg, client=client)
             rates[n] = res.slices_per_second
-            print(f"\nDask LocalCluster {n} worker(s) x {cfg.run.n_threads} thread(s): {res.seconds:.1f} s, "
-                  f"{res.slices_per_second:.2f} slices/s, peak RSS (client + workers) +{mem.mb:.0f} MB")
+            print(
+                f"\nDask LocalCluster {n} worker(s) x {cfg.run.n_threads} thread(s): "
+                f"{res.seconds:.1f} s, "
+                f"{res.slices_per_second:.2f} slices/s, peak RSS (client + workers) "
+                f"+{mem.mb:.0f} MB"
+            )
         finally:
             cluster = client.cluster
             client.close()

@@ -10,14 +10,15 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-
 from scintomo import io
 from scintomo.exceptions import FileFormatError, ShapeError
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 TOOTH = DATA / "tooth.h5"
 K11 = DATA / "k11_diad" / "k11-18014.nxs"
-needs_tooth = pytest.mark.skipif(not TOOTH.exists(), reason="real data ../shared/data/tooth.h5 absent")
+needs_tooth = pytest.mark.skipif(
+    not TOOTH.exists(), reason="real data ../shared/data/tooth.h5 absent"
+)
 needs_k11 = pytest.mark.skipif(not K11.exists(), reason="real data ../shared/data/k11_diad absent")
 
 
@@ -88,7 +89,9 @@ def test_read_nxtomo_k11_external_links_and_flat_series():
         # independent read of the same frames through the external link
         raw = f["entry/imaging/data"]
         sel = np.nonzero(keys == 0)[0]
-        np.testing.assert_array_equal(scan.projections[:, 5:8, :], raw[sel[0] : sel[-1] + 1, 5:8, :])
+        np.testing.assert_array_equal(
+            scan.projections[:, 5:8, :], raw[sel[0] : sel[-1] + 1, 5:8, :]
+        )
         np.testing.assert_array_equal(scan.darks[:, 0, :], raw[np.nonzero(keys == 2)[0], 0, :])
         angles = f["entry/imaging_sum/gts_theta_value"][()][sel]
         np.testing.assert_allclose(scan.theta, np.deg2rad(angles))
@@ -98,7 +101,9 @@ def test_read_nxtomo_k11_external_links_and_flat_series():
 @needs_k11
 def test_nxtomo_missing_linked_file_is_named(tmp_path):
     shutil.copy(K11, tmp_path / "k11.nxs")
-    with pytest.raises(FileFormatError, match=r"k11\.nxs.*external link.*k11-18014-imaging\.h5.*missing"):
+    with pytest.raises(
+        FileFormatError, match=r"k11\.nxs.*external link.*k11-18014-imaging\.h5.*missing"
+    ):
         io.read(tmp_path / "k11.nxs")
 
 
@@ -231,7 +236,11 @@ def test_volume_writers_blocks_resume_and_read_back(tmp_path, fmt):
         import zarr
 
         meta = json.loads((out / "zarr.json").read_text())
-        assert meta["zarr_format"] == 3 and meta["chunk_grid"]["configuration"]["chunk_shape"] == [4, 8, 8]
+        assert meta["zarr_format"] == 3 and meta["chunk_grid"]["configuration"]["chunk_shape"] == [
+            4,
+            8,
+            8,
+        ]
         back = zarr.open_array(str(out), mode="r")[:]
     np.testing.assert_array_equal(back, vol)
 

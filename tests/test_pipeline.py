@@ -14,7 +14,6 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
-
 from scintomo import io, pipeline
 from scintomo.exceptions import ParameterError
 from scintomo.pipeline import PipelineConfig
@@ -27,7 +26,9 @@ def fbp_numpy(proj, theta, *, center=None, **_):
     c = (w - 1) / 2 if center is None else center
     pad = np.zeros((n, r, 2 * w))
     pad[..., :w] = proj
-    filt = np.fft.irfft(np.fft.rfft(pad, axis=-1) * 2 * np.abs(np.fft.rfftfreq(2 * w)), axis=-1)[..., :w]
+    filt = np.fft.irfft(np.fft.rfft(pad, axis=-1) * 2 * np.abs(np.fft.rfftfreq(2 * w)), axis=-1)[
+        ..., :w
+    ]
     x = np.arange(w) - (w - 1) / 2
     xx, yy = np.meshgrid(x, x)
     out = np.zeros((r, w, w))
@@ -115,7 +116,9 @@ def test_config_toml_roundtrip_through_an_independent_parser(tmp_path):
 
 def test_config_errors_name_file_and_key(tmp_path):
     (tmp_path / "a.toml").write_text("[output]\nnsino_per_chunks = 3\n")
-    with pytest.raises(ParameterError, match=r"a\.toml.*unknown key 'nsino_per_chunks' in \[output\]"):
+    with pytest.raises(
+        ParameterError, match=r"a\.toml.*unknown key 'nsino_per_chunks' in \[output\]"
+    ):
         PipelineConfig.from_toml(tmp_path / "a.toml")
     (tmp_path / "b.toml").write_text("[output]\nnsino_per_chunk = 'many'\n")
     with pytest.raises(ParameterError, match=r"b\.toml.*nsino_per_chunk must be an integer"):
@@ -132,7 +135,11 @@ def test_block_planning_and_memory_budget():
     assert pipeline.block_ranges(0, 10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert pipeline.block_ranges(3, 5, 64) == [(3, 5)]
     n = pipeline.nsino_for_budget(500, 1500, 2048, halo=0)
-    assert pipeline.estimate_block_bytes(1500, 2048, n) <= 500e6 < pipeline.estimate_block_bytes(1500, 2048, n + 1)
+    assert (
+        pipeline.estimate_block_bytes(1500, 2048, n)
+        <= 500e6
+        < pipeline.estimate_block_bytes(1500, 2048, n + 1)
+    )
     assert pipeline.nsino_for_budget(1000, 1500, 2048) >= 2 * n - 1
     with pytest.raises(ParameterError, match="cannot hold one sinogram row"):
         pipeline.nsino_for_budget(1, 1500, 2048)
@@ -157,13 +164,26 @@ def test_remove_zingers_against_a_direct_median():
 
 
 def test_preprocess_blocks_with_flats_before_and_after_match_numpy(tmp_path, sim):
-    p = io.write_nxtomo(tmp_path / "s.nxs", sim.projections, sim.flats_before, sim.darks, sim.theta,
-                        flats_after=sim.flats_after)
+    p = io.write_nxtomo(
+        tmp_path / "s.nxs",
+        sim.projections,
+        sim.flats_before,
+        sim.darks,
+        sim.theta,
+        flats_after=sim.flats_after,
+    )
     cfg = cfg_for(p, zinger__enabled=False)
-    ref = reference_minus_log(sim, [sim.flats_before, sim.flats_after], (-0.5, sim.projections.shape[0] - 0.5))
+    ref = reference_minus_log(
+        sim, [sim.flats_before, sim.flats_after], (-0.5, sim.projections.shape[0] - 0.5)
+    )
     with io.read(p) as scan:
-        got = np.concatenate([pipeline.preprocess(pipeline.read_block(scan, a, b, halo=2), cfg)
-                              for a, b in pipeline.block_ranges(0, 10, 4)], axis=1)
+        got = np.concatenate(
+            [
+                pipeline.preprocess(pipeline.read_block(scan, a, b, halo=2), cfg)
+                for a, b in pipeline.block_ranges(0, 10, 4)
+            ],
+            axis=1,
+        )
     assert got.dtype == np.float32 and got.shape == ref.shape
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
 
@@ -229,7 +249,9 @@ def test_run_resumes_after_a_crash(dx_file):
     vol = read_volume(pipeline.output_paths(cfg, dx_file)["full"], "zarr")
     cfg2 = cfg_for(dx_file, "tiff", nsino=10)
     pipeline.run(cfg2, recon_fn=fbp_numpy)
-    np.testing.assert_array_equal(vol, read_volume(pipeline.output_paths(cfg2, dx_file)["full"], "tiff"))
+    np.testing.assert_array_equal(
+        vol, read_volume(pipeline.output_paths(cfg2, dx_file)["full"], "tiff")
+    )
     # a third run has nothing left to do
     again = pipeline.run(cfg, recon_fn=crashing)
     assert again.n_skipped == again.n_blocks == 4
@@ -254,8 +276,11 @@ def test_try_centers_writes_one_slice_per_candidate(dx_file, sim):
     names = sorted(p.name for p in folder.iterdir())
     assert names == [f"recon_{c:08.2f}.tiff" for c in res.centers]
     sl = tifffile.imread(folder / "recon_00015.50.tiff")
-    ref = fbp_numpy(reference_minus_log(sim)[:, res.row : res.row + 1].astype(np.float32), sim.theta,
-                    center=15.5)[0]
+    ref = fbp_numpy(
+        reference_minus_log(sim)[:, res.row : res.row + 1].astype(np.float32),
+        sim.theta,
+        center=15.5,
+    )[0]
     np.testing.assert_allclose(sl, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 

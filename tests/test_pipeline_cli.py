@@ -11,14 +11,11 @@ import sys
 import tomllib
 import types
 
-import numpy as np
 import pytest
 import tifffile
-
 from scintomo import io
 from scintomo.cli import main
 from scintomo.simulate import simulate_scan
-
 from test_pipeline import fbp_numpy  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
@@ -35,7 +32,9 @@ def fake_recon(monkeypatch):
 def scan_file(tmp_path):
     sim = simulate_scan(n_angles=40, n_rows=6, n_cols=32, seed=1)
     (tmp_path / "data").mkdir()
-    return io.write_dxchange(tmp_path / "data" / "sample.h5", sim.projections, sim.flats, sim.darks, sim.theta)
+    return io.write_dxchange(
+        tmp_path / "data" / "sample.h5", sim.projections, sim.flats, sim.darks, sim.theta
+    )
 
 
 def test_init_writes_a_config_that_recon_reads(tmp_path, capsys):
@@ -49,14 +48,49 @@ def test_init_writes_a_config_that_recon_reads(tmp_path, capsys):
 
 def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, capsys):
     base = scan_file.parent.parent / "data_rec"
-    rc = main(["recon", "--file-name", str(scan_file), "--rotation-axis", "15.5", "--reconstruction-type", "try",
-               "--center-search-width", "1", "--center-search-step", "0.5", "--no-progress"])
+    rc = main(
+        [
+            "recon",
+            "--file-name",
+            str(scan_file),
+            "--rotation-axis",
+            "15.5",
+            "--reconstruction-type",
+            "try",
+            "--center-search-width",
+            "1",
+            "--center-search-step",
+            "0.5",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     names = sorted(p.name for p in (base / "try_center" / "sample").iterdir())
-    assert names == ["recon_00014.50.tiff", "recon_00015.00.tiff", "recon_00015.50.tiff",
-                     "recon_00016.00.tiff", "recon_00016.50.tiff"]
-    rc = main(["recon", "--file-name", str(scan_file), "--rotation-axis", "15.5", "--reconstruction-type",
-               "full", "--nsino-per-chunk", "4", "--save-format", "tiff", "--threads", "1", "--no-progress"])
+    assert names == [
+        "recon_00014.50.tiff",
+        "recon_00015.00.tiff",
+        "recon_00015.50.tiff",
+        "recon_00016.00.tiff",
+        "recon_00016.50.tiff",
+    ]
+    rc = main(
+        [
+            "recon",
+            "--file-name",
+            str(scan_file),
+            "--rotation-axis",
+            "15.5",
+            "--reconstruction-type",
+            "full",
+            "--nsino-per-chunk",
+            "4",
+            "--save-format",
+            "tiff",
+            "--threads",
+            "1",
+            "--no-progress",
+        ]
+    )
     assert rc == 0
     files = sorted((base / "sample_rec").glob("recon_*.tiff"))
     assert [f.name for f in files] == [f"recon_{i:05d}.tiff" for i in range(6)]
@@ -66,14 +100,44 @@ def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, caps
     out = capsys.readouterr().out
     assert "6 slices of 32 x 32" in out and "0 already on disk" in out
     # run again: everything is on disk already
-    assert main(["recon", "--file-name", str(scan_file), "--rotation-axis", "15.5", "--reconstruction-type",
-                 "full", "--nsino-per-chunk", "4", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                "--file-name",
+                str(scan_file),
+                "--rotation-axis",
+                "15.5",
+                "--reconstruction-type",
+                "full",
+                "--nsino-per-chunk",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert "2 already on disk" in capsys.readouterr().out
 
 
 def test_recon_finds_the_centre_and_reports_bad_input(scan_file, fake_recon, tmp_path, capsys):
-    assert main(["recon", "--file-name", str(scan_file), "--reconstruction-type", "full",
-                 "--save-format", "h5", "--no-progress", "--output-folder", str(tmp_path / "o")]) == 0
+    assert (
+        main(
+            [
+                "recon",
+                "--file-name",
+                str(scan_file),
+                "--reconstruction-type",
+                "full",
+                "--save-format",
+                "h5",
+                "--no-progress",
+                "--output-folder",
+                str(tmp_path / "o"),
+            ]
+        )
+        == 0
+    )
     assert "centre 15.50 px" in capsys.readouterr().out
     assert (tmp_path / "o" / "sample_rec.h5").exists()
     assert main(["recon", "--file-name", str(tmp_path / "missing.h5")]) == 2

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from scintomo import io, pipeline
 from scintomo.simulate import simulate_scan
 
@@ -33,11 +32,17 @@ def client():
 @pytest.mark.parametrize("fmt", ["zarr", "h5"])
 def test_two_workers_match_one_process_bit_for_bit(tmp_path, client, fmt):
     sim = simulate_scan(n_angles=48, n_rows=9, n_cols=32, seed=3)
-    p = io.write_nxtomo(tmp_path / "raw" / "s.nxs", sim.projections, sim.flats_before, sim.darks, sim.theta,
-                        flats_after=sim.flats_after)
+    p = io.write_nxtomo(
+        tmp_path / "raw" / "s.nxs",
+        sim.projections,
+        sim.flats_before,
+        sim.darks,
+        sim.theta,
+        flats_after=sim.flats_after,
+    )
     one = cfg_for(p, fmt, nsino=2, output__folder=str(tmp_path / "one"), zinger__enabled=True)
     two = cfg_for(p, fmt, nsino=2, output__folder=str(tmp_path / "two"), zinger__enabled=True)
-    r1 = pipeline.run(one, recon_fn=fbp_numpy)
+    pipeline.run(one, recon_fn=fbp_numpy)
     r2 = pipeline.run(two, recon_fn=fbp_numpy, client=client)
     assert r2.n_workers == 2 and r2.n_blocks == 5
     v1 = read_volume(pipeline.output_paths(one, p)["full"], fmt)

@@ -5,16 +5,33 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from scintomo.cli import main
 
-recon = pytest.importorskip("scintomo.recon", reason="scintomo.recon (issue 5) is not in this build")
+recon = pytest.importorskip(
+    "scintomo.recon", reason="scintomo.recon (issue 5) is not in this build"
+)
 
 
 def test_demo_reconstructs_the_phantom_and_writes_a_report(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--angles", "180", "--size", "96", "--rows", "4",
-                 "--nsino-per-chunk", "2"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "-o",
+                str(out),
+                "--angles",
+                "180",
+                "--size",
+                "96",
+                "--rows",
+                "4",
+                "--nsino-per-chunk",
+                "2",
+            ]
+        )
+        == 0
+    )
     s = json.loads((out / "summary.json").read_text())
     # the reconstruction is the phantom: independent truth from the simulator
     assert s["central_slice_correlation"] > 0.9

@@ -55,8 +55,11 @@ def _write_psf(path: Path, kernel: np.ndarray, pixel_size_um: float):
             return path
     cls = getattr(psf_mod, "PSF", None)
     if cls is not None and hasattr(cls, "save"):
-        obj = cls(kernel, pixel_size_um=pixel_size_um) if "pixel_size_um" in str(cls.__init__.__code__.co_varnames) \
+        obj = (
+            cls(kernel, pixel_size_um=pixel_size_um)
+            if "pixel_size_um" in str(cls.__init__.__code__.co_varnames)
             else cls(kernel)
+        )
         obj.save(path)
         psf_mod.load(path)
         return path
@@ -80,8 +83,17 @@ def _png(path: Path, draw) -> str:
     return path.name
 
 
-def run_demo(output="scintomo-demo", *, n_angles=360, n_cols=256, n_rows=16, seed=0, quiet=False,
-             nsino_per_chunk=8, n_threads=None) -> dict:
+def run_demo(
+    output="scintomo-demo",
+    *,
+    n_angles=360,
+    n_cols=256,
+    n_rows=16,
+    seed=0,
+    quiet=False,
+    nsino_per_chunk=8,
+    n_threads=None,
+) -> dict:
     """Simulate, reconstruct with the pipeline, write the volume and ``report.html``.
 
     Returns the summary (also written to ``summary.json``).
@@ -99,8 +111,12 @@ def run_demo(output="scintomo-demo", *, n_angles=360, n_cols=256, n_rows=16, see
     det = DetectorModel(psf_sigma_px=FILM["psf_sigma_px"])
     sim = simulate_scan(n_angles=n_angles, n_rows=n_rows, n_cols=n_cols, seed=seed, detector=det)
     times["simulate"] = time.perf_counter() - t0
-    say(f"simulated {n_angles} projections of {n_rows} x {n_cols} px (uint16) through a {FILM['material']} "
-        f"(PSF sigma {det.psf_sigma_px} px, pixel {sim.pixel_size_um} um) in {times['simulate']:.1f} s")
+    say(
+        f"simulated {n_angles} projections of {n_rows} x {n_cols} px (uint16) through a "
+        f"{FILM['material']} "
+        f"(PSF sigma {det.psf_sigma_px} px, pixel {sim.pixel_size_um} um) in "
+        f"{times['simulate']:.1f} s"
+    )
 
     # 2. DXchange
     t0 = time.perf_counter()
@@ -126,8 +142,11 @@ def run_demo(output="scintomo-demo", *, n_angles=360, n_cols=256, n_rows=16, see
     cfg.write(out_dir / "pipeline.toml")
     res = pipeline.run(cfg)
     times["pipeline (flat-field, deconvolution, centre, reconstruction, write)"] = res.seconds
-    say(f"pipeline: centre {res.center:.2f} px, {res.shape[0]} slices of {res.shape[1]} x {res.shape[2]} in "
-        f"{res.seconds:.1f} s ({res.slices_per_second:.1f} slices/s) -> {res.output}")
+    say(
+        f"pipeline: centre {res.center:.2f} px, {res.shape[0]} slices of {res.shape[1]} x "
+        f"{res.shape[2]} in "
+        f"{res.seconds:.1f} s ({res.slices_per_second:.1f} slices/s) -> {res.output}"
+    )
 
     # 4. quality against the truth, and the report
     import h5py
@@ -143,8 +162,11 @@ def run_demo(output="scintomo-demo", *, n_angles=360, n_cols=256, n_rows=16, see
     rel_rms = rms / float(truth[mid][inside].max())
     corr = float(np.corrcoef(vol[mid][inside], truth[mid][inside])[0, 1])
     true_center = (n_cols - 1) / 2
-    say(f"central slice vs true attenuation: rms {rms:.4f} /px ({100 * rel_rms:.1f} % of the maximum), "
-        f"correlation {corr:.3f}; centre found {res.center:.2f} px, true {true_center:.2f} px")
+    say(
+        f"central slice vs true attenuation: rms {rms:.4f} /px ({100 * rel_rms:.1f} % of the "
+        "maximum), "
+        f"correlation {corr:.3f}; centre found {res.center:.2f} px, true {true_center:.2f} px"
+    )
 
     f_cy = np.linspace(0, 0.5, 101)
     mtf = gaussian_mtf(det.psf_sigma_px, f_cy)
@@ -153,13 +175,24 @@ def run_demo(output="scintomo-demo", *, n_angles=360, n_cols=256, n_rows=16, see
     t0 = time.perf_counter()
     vmax = float(np.percentile(truth[mid], 99.5)) * 1.2
     figs = {
-        "slices": _png(out_dir / "central_slices.png", lambda plt: _slices_fig(plt, truth[mid], vol[mid], vmax)),
-        "sinogram": _png(out_dir / "sinogram.png", lambda plt: _sino_fig(plt, sim.projections[:, mid, :])),
-        "mtf": _png(out_dir / "mtf.png", lambda plt: _mtf_fig(plt, f_cy * to_lpmm, mtf, mtf50_cy * to_lpmm)),
+        "slices": _png(
+            out_dir / "central_slices.png", lambda plt: _slices_fig(plt, truth[mid], vol[mid], vmax)
+        ),
+        "sinogram": _png(
+            out_dir / "sinogram.png", lambda plt: _sino_fig(plt, sim.projections[:, mid, :])
+        ),
+        "mtf": _png(
+            out_dir / "mtf.png", lambda plt: _mtf_fig(plt, f_cy * to_lpmm, mtf, mtf50_cy * to_lpmm)
+        ),
     }
     times["report"] = time.perf_counter() - t0
     summary = {
-        "scan": {"n_angles": n_angles, "n_rows": n_rows, "n_cols": n_cols, "pixel_size_um": sim.pixel_size_um},
+        "scan": {
+            "n_angles": n_angles,
+            "n_rows": n_rows,
+            "n_cols": n_cols,
+            "pixel_size_um": sim.pixel_size_um,
+        },
         "film": FILM,
         "deconvolution": psf_path is not None,
         "center_px": res.center,
@@ -175,16 +208,24 @@ def run_demo(output="scintomo-demo", *, n_angles=360, n_cols=256, n_rows=16, see
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_report(out_dir / "report.html", summary, figs)
-    say(f"system MTF50 (film PSF) {mtf50_cy * to_lpmm:.0f} lp/mm; report -> {out_dir / 'report.html'}")
+    say(
+        f"system MTF50 (film PSF) {mtf50_cy * to_lpmm:.0f} lp/mm; report -> "
+        f"{out_dir / 'report.html'}"
+    )
     return summary
 
 
 def _slices_fig(plt, truth, rec, vmax):
     fig, ax = plt.subplots(1, 3, figsize=(11, 3.8))
-    for a, img, title in ((ax[0], truth, "true attenuation"), (ax[1], rec, "reconstruction"),
-                          (ax[2], rec - truth, "difference")):
+    for a, img, title in (
+        (ax[0], truth, "true attenuation"),
+        (ax[1], rec, "reconstruction"),
+        (ax[2], rec - truth, "difference"),
+    ):
         lim = (-vmax / 4, vmax / 4) if title == "difference" else (0, vmax)
-        im = a.imshow(img, cmap="gray" if title != "difference" else "RdBu_r", vmin=lim[0], vmax=lim[1])
+        im = a.imshow(
+            img, cmap="gray" if title != "difference" else "RdBu_r", vmin=lim[0], vmax=lim[1]
+        )
         a.set_title(title)
         a.axis("off")
         fig.colorbar(im, ax=a, fraction=0.046, label="1/pixel")
@@ -216,22 +257,29 @@ def _mtf_fig(plt, f_lpmm, mtf, mtf50):
 def _write_report(path: Path, s: dict, figs: dict) -> None:
     from .io import atomic_path
 
-    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.2f} s</td></tr>" for k, v in s["seconds"].items())
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.2f} s</td></tr>" for k, v in s["seconds"].items()
+    )
     sc = s["scan"]
+    film = s["film"]
+    deconv = "on" if s["deconvolution"] else "off (not in this build)"
+    style = "body{font-family:sans-serif;max-width:1000px;margin:2em auto}td{padding:2px 12px}"
     body = f"""<!doctype html><html><head><meta charset="utf-8"><title>scintomo demo</title>
-<style>body{{font-family:sans-serif;max-width:1000px;margin:2em auto}}td{{padding:2px 12px}}</style></head><body>
-<h1>scintomo demo: micro-CT with a {html.escape(s['film']['material'])}</h1>
-<p>{sc['n_angles']} projections of {sc['n_rows']} x {sc['n_cols']} pixels ({sc['pixel_size_um']} um),
-film PSF sigma {s['film']['psf_sigma_px']} px; deconvolution {'on' if s['deconvolution'] else 'off (not in this build)'}.</p>
-<h2>Central slice</h2><img src="{figs['slices']}" alt="central slices">
-<p>Against the true attenuation inside the cylinder: rms {s['central_slice_rms_per_px']:.4f} /px
-({100 * s['central_slice_relative_rms']:.1f} % of the maximum), correlation {s['central_slice_correlation']:.3f}.
-Rotation centre found {s['center_px']:.2f} px (true {s['true_center_px']:.2f} px).</p>
-<img src="{figs['sinogram']}" alt="sinogram">
-<h2>System MTF</h2><img src="{figs['mtf']}" alt="MTF">
-<p>MTF50 {s['mtf50_lp_per_mm']:.0f} lp/mm ({s['mtf50_cycles_per_px']:.3f} cycles/pixel).</p>
-<h2>Timings</h2><table>{rows}</table><p>{s['slices_per_second']:.1f} slices/s through the pipeline.</p>
-<p>Volume: {html.escape(s['outputs']['volume'])}</p></body></html>
+<style>{style}</style></head><body>
+<h1>scintomo demo: micro-CT with a {html.escape(film["material"])}</h1>
+<p>{sc["n_angles"]} projections of {sc["n_rows"]} x {sc["n_cols"]} pixels
+({sc["pixel_size_um"]} um), film PSF sigma {film["psf_sigma_px"]} px; deconvolution {deconv}.</p>
+<h2>Central slice</h2><img src="{figs["slices"]}" alt="central slices">
+<p>Against the true attenuation inside the cylinder:
+rms {s["central_slice_rms_per_px"]:.4f} /px ({100 * s["central_slice_relative_rms"]:.1f} % of
+the maximum), correlation {s["central_slice_correlation"]:.3f}.
+Rotation centre found {s["center_px"]:.2f} px (true {s["true_center_px"]:.2f} px).</p>
+<img src="{figs["sinogram"]}" alt="sinogram">
+<h2>System MTF</h2><img src="{figs["mtf"]}" alt="MTF">
+<p>MTF50 {s["mtf50_lp_per_mm"]:.0f} lp/mm ({s["mtf50_cycles_per_px"]:.3f} cycles/pixel).</p>
+<h2>Timings</h2><table>{rows}</table>
+<p>{s["slices_per_second"]:.1f} slices/s through the pipeline.</p>
+<p>Volume: {html.escape(s["outputs"]["volume"])}</p></body></html>
 """
     with atomic_path(path) as tmp:
         tmp.write_text(body)

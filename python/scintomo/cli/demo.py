@@ -9,9 +9,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "demo",
         help="simulate a perovskite-film micro-CT scan and reconstruct it with the whole pipeline",
-        description="Simulate a micro-CT scan as a thin-film (perovskite) scintillator microscope records "
-        "it (phantom, film PSF, gain pattern, flats before/after, darks, Poisson and read noise, uint16), "
-        "write it as DXchange, run the pipeline (flat-field, deconvolution, centre, reconstruction) block "
+        description="Simulate a micro-CT scan as a thin-film (perovskite) scintillator "
+        "microscope records "
+        "it (phantom, film PSF, gain pattern, flats before/after, darks, Poisson and read noise, "
+        "uint16), "
+        "write it as DXchange, run the pipeline (flat-field, deconvolution, centre, "
+        "reconstruction) block "
         "by block, write the volume and an HTML report (central slices, system MTF, timings).",
     )
     p.add_argument("-o", "--output", type=Path, default=Path("scintomo-demo"), help="output folder")
@@ -27,6 +30,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..demo import run_demo
 
-    run_demo(args.output, n_angles=args.angles, n_cols=args.size, n_rows=args.rows, seed=args.seed,
-             nsino_per_chunk=args.nsino_per_chunk, n_threads=args.threads)
+    run_demo(
+        args.output,
+        n_angles=args.angles,
+        n_cols=args.size,
+        n_rows=args.rows,
+        seed=args.seed,
+        nsino_per_chunk=args.nsino_per_chunk,
+        n_threads=args.threads,
+    )
     return 0

@@ -9,10 +9,13 @@ def add_parser(sub) -> None:
     p = sub.add_parser(
         "init",
         help="write a commented default pipeline configuration (TOML) for scintomo recon --config",
-        description="Write every option of the reconstruction pipeline, with its default and a comment, "
+        description="Write every option of the reconstruction pipeline, with its default and a "
+        "comment, "
         "to a TOML file to edit and pass to 'scintomo recon --config FILE'.",
     )
-    p.add_argument("output", nargs="?", type=Path, default=Path("scintomo.toml"), help="file to write")
+    p.add_argument(
+        "output", nargs="?", type=Path, default=Path("scintomo.toml"), help="file to write"
+    )
     p.add_argument("--file-name", type=Path, help="scan to put in [input] file")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(func=run)
@@ -27,5 +30,8 @@ def run(args) -> int:
     if args.file_name:
         cfg.input.file = str(args.file_name)
     cfg.write(args.output)
-    print(f"wrote {args.output}; edit it, then: scintomo recon --config {args.output} --reconstruction-type try")
+    print(
+        f"wrote {args.output}; edit it, then: scintomo recon --config {args.output} "
+        "--reconstruction-type try"
+    )
     return 0

@@ -19,23 +19,42 @@ from pathlib import Path
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "recon",
-        help="reconstruct a scan (DXchange, NXtomo, TIFF folder) block by block, optionally on Dask",
-        description=__doc__.split("\n\n", 1)[0] + " Scan formats: DXchange .h5, NeXus NXtomo .nxs, a folder "
+        help="reconstruct a scan (DXchange, NXtomo, TIFF folder) block by block, optionally on "
+        "Dask",
+        description=__doc__.split("\n\n", 1)[0]
+        + " Scan formats: DXchange .h5, NeXus NXtomo .nxs, a folder "
         "of numbered TIFFs with an angles file. Output next to the scan's folder, in <folder>_rec.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     a = p.add_argument
-    a("--file-name", type=Path, help="scan file (or TIFF folder); default: [input] file of --config")
+    a(
+        "--file-name",
+        type=Path,
+        help="scan file (or TIFF folder); default: [input] file of --config",
+    )
     a("--config", type=Path, help="pipeline TOML (scintomo init writes one)")
-    a("--reconstruction-type", choices=("try", "full"), default="try",
-      help="try: one slice per candidate centre; full: the whole volume")
-    a("--rotation-axis", type=float, help="rotation axis, pixels from the first column; absent: found")
+    a(
+        "--reconstruction-type",
+        choices=("try", "full"),
+        default="try",
+        help="try: one slice per candidate centre; full: the whole volume",
+    )
+    a(
+        "--rotation-axis",
+        type=float,
+        help="rotation axis, pixels from the first column; absent: found",
+    )
     a("--rotation-axis-method", help="method used to find the axis (scintomo.recon.find_center)")
     a("--center-search-width", type=float, help="try: half-width of the centre search, pixels")
     a("--center-search-step", type=float, help="try: step of the centre search, pixels")
     a("--nsino", type=float, help="try: detector row as a fraction of the height (0.5: middle)")
     a("--nsino-per-chunk", type=int, help="sinogram rows per block (bounds memory)")
-    a("--memory-budget", type=float, metavar="MB", help="choose the block size to stay under this, MB")
+    a(
+        "--memory-budget",
+        type=float,
+        metavar="MB",
+        help="choose the block size to stay under this, MB",
+    )
     a("--start-row", type=int, help="first detector row (full)")
     a("--end-row", type=int, help="one past the last detector row (full)")
     a("--save-format", choices=("tiff", "h5", "zarr"), help="volume format (full)")
@@ -43,7 +62,12 @@ def add_parser(sub) -> None:
     a("--reconstruction-algorithm", choices=("gridrec", "fbp"))
     a("--filter", dest="filter_name", help="reconstruction filter")
     a("--backend", choices=("auto", "tomopy", "builtin"))
-    a("--zinger-removal", action=argparse.BooleanOptionalAction, default=None, help="remove zingers")
+    a(
+        "--zinger-removal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="remove zingers",
+    )
     a("--zinger-level", type=float, help="zinger threshold above the local median, counts")
     a("--psf", type=Path, help="PSF file of the film: deconvolve the projections")
     a("--deconv-method", choices=("richardson_lucy", "wiener"))
@@ -114,12 +138,19 @@ def run(args) -> int:
     logger.addHandler(handler)
     if logger.getEffectiveLevel() > logging.INFO:
         logger.setLevel(logging.INFO)
-    logger.info("scintomo recon %s, configuration:\n%s", args.reconstruction_type, cfg.to_toml(comments=False))
+    logger.info(
+        "scintomo recon %s, configuration:\n%s",
+        args.reconstruction_type,
+        cfg.to_toml(comments=False),
+    )
     try:
         if args.reconstruction_type == "try":
             res = try_centers(cfg)
-            print(f"try: {len(res.centers)} centres {res.centers[0]:.2f} .. {res.centers[-1]:.2f} px on row "
-                  f"{res.row} -> {res.folder} ({res.seconds:.1f} s)")
+            print(
+                f"try: {len(res.centers)} centres {res.centers[0]:.2f} .. {res.centers[-1]:.2f} "
+                "px on row "
+                f"{res.row} -> {res.folder} ({res.seconds:.1f} s)"
+            )
             return 0
         client = make_client(cfg.run.cluster) if cfg.run.cluster else None
         try:
@@ -131,10 +162,15 @@ def run(args) -> int:
                 if cluster is not None and cfg.run.cluster.startswith("local:"):
                     cluster.close()
         done = res.n_blocks - res.n_skipped
-        print(f"full: {res.shape[0]} slices of {res.shape[1]} x {res.shape[2]}, centre {res.center:.2f} px, "
-              f"{done} blocks of {res.nsino_per_chunk} rows computed ({res.n_skipped} already on disk), "
-              f"{res.n_workers} worker(s), {res.seconds:.1f} s ({res.slices_per_second:.1f} slices/s) "
-              f"-> {res.output}; log {log_path}")
+        print(
+            f"full: {res.shape[0]} slices of {res.shape[1]} x {res.shape[2]}, centre "
+            f"{res.center:.2f} px, "
+            f"{done} blocks of {res.nsino_per_chunk} rows computed ({res.n_skipped} already on "
+            "disk), "
+            f"{res.n_workers} worker(s), {res.seconds:.1f} s ({res.slices_per_second:.1f} "
+            "slices/s) "
+            f"-> {res.output}; log {log_path}"
+        )
         return 0
     finally:
         logger.removeHandler(handler)

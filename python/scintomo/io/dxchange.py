@@ -34,7 +34,9 @@ def read_dxchange(path) -> Scan:
             raise FileFormatError(f"{path}: no /exchange/data dataset (is it a DXchange file?)")
         data = f["exchange/data"]
         if data.ndim != 3:
-            raise FileFormatError(f"{path}: /exchange/data has shape {data.shape}, expected (angle, row, column)")
+            raise FileFormatError(
+                f"{path}: /exchange/data has shape {data.shape}, expected (angle, row, column)"
+            )
         flats = f.get("exchange/data_white")
         darks = f.get("exchange/data_dark")
         for name, d in (("data_white", flats), ("data_dark", darks)):
@@ -46,7 +48,8 @@ def read_dxchange(path) -> Scan:
             theta = np.deg2rad(np.asarray(f["exchange/theta"][()], dtype=np.float64)).ravel()
             if theta.size != data.shape[0]:
                 raise FileFormatError(
-                    f"{path}: {theta.size} angles in /exchange/theta but {data.shape[0]} projections"
+                    f"{path}: {theta.size} angles in /exchange/theta but {data.shape[0]} "
+                    "projections"
                 )
         else:
             raise FileFormatError(f"{path}: no /exchange/theta dataset")
@@ -60,7 +63,9 @@ def read_dxchange(path) -> Scan:
     return Scan(data, flats, darks, theta, str(path), meta, [f], open_kwargs={"format": "dxchange"})
 
 
-def write_dxchange(path, projections, flats=None, darks=None, theta=None, *, compression=None) -> Path:
+def write_dxchange(
+    path, projections, flats=None, darks=None, theta=None, *, compression=None
+) -> Path:
     """Write a DXchange file atomically (``theta`` in radians, stored in degrees)."""
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:

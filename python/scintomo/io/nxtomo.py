@@ -89,19 +89,31 @@ def _find_paths(path: Path, f: h5py.File):
     """(data, image_key, angles or None) dataset paths, found by the rules in the module doc."""
     groups = list(_walk_groups(f))
     for g in groups:
-        if _s(g.attrs.get("NX_class", "")) == "NXentry" and _s(g.attrs.get("definition", "")) == "NXtomo":
+        if (
+            _s(g.attrs.get("NX_class", "")) == "NXentry"
+            and _s(g.attrs.get("definition", "")) == "NXtomo"
+        ):
             base = g.name.rstrip("/")
             ang = f"{base}/sample/rotation_angle"
-            return (f"{base}/instrument/detector/data", f"{base}/instrument/detector/image_key",
-                    ang if ang.lstrip("/") in f else None)
+            return (
+                f"{base}/instrument/detector/data",
+                f"{base}/instrument/detector/image_key",
+                ang if ang.lstrip("/") in f else None,
+            )
     for g in groups:
         if g.name != "/" and "definition" in g and _s(g["definition"][()]) == "NXtomo":
             base = g.name.rstrip("/")
             ang = f"{base}/sample/rotation_angle"
-            return (f"{base}/instrument/detector/data", f"{base}/instrument/detector/image_key",
-                    ang if ang.lstrip("/") in f else None)
-    dets = [g for g in groups
-            if _s(g.attrs.get("NX_class", "")) == "NXdetector" and "data" in g and "image_key" in g]
+            return (
+                f"{base}/instrument/detector/data",
+                f"{base}/instrument/detector/image_key",
+                ang if ang.lstrip("/") in f else None,
+            )
+    dets = [
+        g
+        for g in groups
+        if _s(g.attrs.get("NX_class", "")) == "NXdetector" and "data" in g and "image_key" in g
+    ]
     # a file may name several detectors; the one whose frames can be opened and are images
     for g in dets:
         if _resolvable(f, f"{g.name}/data") and f[f"{g.name}/data"].ndim == 3:
@@ -144,7 +156,11 @@ def _find_angles(f: h5py.File, n_frames: int, n_projections: int) -> str | None:
     for c in cands:
         if _resolvable(f, c):
             d = f[c]
-            if d.ndim == 1 and d.shape[0] in (n_frames, n_projections) and np.issubdtype(d.dtype, np.number):
+            if (
+                d.ndim == 1
+                and d.shape[0] in (n_frames, n_projections)
+                and np.issubdtype(d.dtype, np.number)
+            ):
                 return c
     return None
 
@@ -216,15 +232,20 @@ def read_nxtomo(
             angles_path = angles_path or a_p
         data = _get(path, f, data_path)
         if data.ndim != 3:
-            raise FileFormatError(f"{path}: {data_path} has shape {data.shape}, expected (frame, row, column)")
+            raise FileFormatError(
+                f"{path}: {data_path} has shape {data.shape}, expected (frame, row, column)"
+            )
         keys = np.asarray(_get(path, f, image_key_path)[()]).astype(np.int64).ravel()
         if keys.size != data.shape[0]:
             raise FileFormatError(
-                f"{path}: {image_key_path} has {keys.size} entries but {data_path} has {data.shape[0]} frames"
+                f"{path}: {image_key_path} has {keys.size} entries but {data_path} has "
+                f"{data.shape[0]} frames"
             )
         bad = ~np.isin(keys, [0, 1, 2, 3])
         if bad.any():
-            raise FileFormatError(f"{path}: {image_key_path} has values {np.unique(keys[bad])} (expected 0, 1, 2, 3)")
+            raise FileFormatError(
+                f"{path}: {image_key_path} has values {np.unique(keys[bad])} (expected 0, 1, 2, 3)"
+            )
         proj_idx = np.nonzero(keys == 0)[0]
         flat_idx = np.nonzero(keys == 1)[0]
         dark_idx = np.nonzero(keys == 2)[0]
@@ -234,7 +255,8 @@ def read_nxtomo(
             angles_path = _find_angles(f, data.shape[0], proj_idx.size)
         if angles_path is None:
             raise FileFormatError(
-                f"{path}: no rotation angles found (no sample/rotation_angle, no angle dataset with "
+                f"{path}: no rotation angles found (no sample/rotation_angle, no angle dataset "
+                "with "
                 f"{data.shape[0]} values beside the data); pass angles_path="
             )
         ads = _get(path, f, angles_path)
@@ -243,7 +265,8 @@ def read_nxtomo(
             angles = angles[proj_idx]
         elif angles.size != proj_idx.size:
             raise FileFormatError(
-                f"{path}: {angles_path} has {angles.size} angles but the data has {data.shape[0]} frames "
+                f"{path}: {angles_path} has {angles.size} angles but the data has "
+                f"{data.shape[0]} frames "
                 f"of which {proj_idx.size} projections"
             )
         unit, assumed = _unit(ads, angle_unit)
@@ -284,13 +307,30 @@ def read_nxtomo(
             if _resolvable(f, cand):
                 meta[name] = _s(f[cand][()])
                 break
-    kw = {"format": "nxtomo", "data_path": data_path, "image_key_path": image_key_path,
-          "angles_path": angles_path, "angle_unit": angle_unit}
-    return Scan(projections, flats, darks, theta, str(path), meta, [f], series,
-                None if positions is None else tuple(positions), kw)
+    kw = {
+        "format": "nxtomo",
+        "data_path": data_path,
+        "image_key_path": image_key_path,
+        "angles_path": angles_path,
+        "angle_unit": angle_unit,
+    }
+    return Scan(
+        projections,
+        flats,
+        darks,
+        theta,
+        str(path),
+        meta,
+        [f],
+        series,
+        None if positions is None else tuple(positions),
+        kw,
+    )
 
 
-def write_nxtomo(path, projections, flats=None, darks=None, theta=None, *, flats_after=None) -> Path:
+def write_nxtomo(
+    path, projections, flats=None, darks=None, theta=None, *, flats_after=None
+) -> Path:
     """Write a minimal NXtomo file atomically (angles in degrees): frames
     ordered darks, flats, projections, ``flats_after``. For tests and examples."""
     from .atomic import atomic_path

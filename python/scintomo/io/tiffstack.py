@@ -28,7 +28,16 @@ from .lazy import ConcatFrames, TiffFrames
 from .scan import Scan
 
 _NUMBERED = re.compile(r"^(?P<stem>.*?)[_-]?(?P<num>\d+)\.(?:tif|tiff)$", re.IGNORECASE)
-_FLAT = ("flat", "flats", "white", "bright", "flat_before", "flat_after", "flats_before", "flats_after")
+_FLAT = (
+    "flat",
+    "flats",
+    "white",
+    "bright",
+    "flat_before",
+    "flat_after",
+    "flats_before",
+    "flats_after",
+)
 _DARK = ("dark", "darks")
 _ANGLE_FILES = ("angles.txt", "theta.txt", "angles.csv", "theta.csv", "angles.dat")
 
@@ -77,7 +86,9 @@ def read_angles(path, *, unit: str | None = None) -> np.ndarray:
     return np.deg2rad(a) if unit == "deg" else a
 
 
-def read_tiff_stack(path, *, angles=None, angle_unit: str | None = None, prefix: str | None = None) -> Scan:
+def read_tiff_stack(
+    path, *, angles=None, angle_unit: str | None = None, prefix: str | None = None
+) -> Scan:
     """Open a folder of numbered TIFF frames lazily.
 
     Parameters
@@ -111,7 +122,9 @@ def read_tiff_stack(path, *, angles=None, angle_unit: str | None = None, prefix:
     others = [k for k in groups if k not in flat_keys and k not in dark_keys]
     if prefix is not None:
         if prefix not in groups:
-            raise FileFormatError(f"{folder}: no frames named {prefix}_NNNNN.tif(f) (found {sorted(groups)})")
+            raise FileFormatError(
+                f"{folder}: no frames named {prefix}_NNNNN.tif(f) (found {sorted(groups)})"
+            )
         others = [prefix]
     if not others:
         raise FileFormatError(f"{folder}: no numbered projection TIFFs (name_00000.tiff)")
@@ -123,7 +136,9 @@ def read_tiff_stack(path, *, angles=None, angle_unit: str | None = None, prefix:
     def frames(keys, name):
         if not keys:
             return None, []
-        parts = [TiffFrames(groups[k], name=name) for k in sorted(keys, key=lambda k: ("after" in k, k))]
+        parts = [
+            TiffFrames(groups[k], name=name) for k in sorted(keys, key=lambda k: ("after" in k, k))
+        ]
         for p in parts:
             if p.shape[1:] != hw:
                 raise FileFormatError(
@@ -137,7 +152,9 @@ def read_tiff_stack(path, *, angles=None, angle_unit: str | None = None, prefix:
     if angles is None:
         found = [folder / a for a in _ANGLE_FILES if (folder / a).exists()]
         if not found:
-            raise FileFormatError(f"{folder}: no angles file ({', '.join(_ANGLE_FILES)}); pass angles=")
+            raise FileFormatError(
+                f"{folder}: no angles file ({', '.join(_ANGLE_FILES)}); pass angles="
+            )
         angles_src = str(found[0])
         theta = read_angles(found[0], unit=angle_unit)
     elif isinstance(angles, (str, Path)):
@@ -154,15 +171,25 @@ def read_tiff_stack(path, *, angles=None, angle_unit: str | None = None, prefix:
         positions = (-0.5, n - 0.5)[: len(flat_parts)] if len(flat_parts) == 2 else None
         if positions is None:
             series = None
-    meta = {"format": "tiff", "prefix": others[0], "angles": angles_src,
-            "n_flats": 0 if flats is None else flats.shape[0],
-            "n_darks": 0 if darks is None else darks.shape[0]}
-    kw = {"format": "tiff", "prefix": others[0], "angle_unit": angle_unit,
-          "angles": angles if isinstance(angles, (str, Path)) or angles is None else theta}
+    meta = {
+        "format": "tiff",
+        "prefix": others[0],
+        "angles": angles_src,
+        "n_flats": 0 if flats is None else flats.shape[0],
+        "n_darks": 0 if darks is None else darks.shape[0],
+    }
+    kw = {
+        "format": "tiff",
+        "prefix": others[0],
+        "angle_unit": angle_unit,
+        "angles": angles if isinstance(angles, (str, Path)) or angles is None else theta,
+    }
     return Scan(projections, flats, darks, theta, str(folder), meta, [], series, positions, kw)
 
 
-def write_tiff_frames(folder, frames, *, prefix: str = "proj", start: int = 0, digits: int = 5) -> list[Path]:
+def write_tiff_frames(
+    folder, frames, *, prefix: str = "proj", start: int = 0, digits: int = 5
+) -> list[Path]:
     """Write each 2-D frame of ``frames`` as ``folder/prefix_NNNNN.tiff``, atomically one by one."""
     import tifffile
 
@@ -177,7 +204,9 @@ def write_tiff_frames(folder, frames, *, prefix: str = "proj", start: int = 0, d
     return out
 
 
-def write_tiff_scan(folder, projections, flats=None, darks=None, theta=None, *, flats_after=None) -> Path:
+def write_tiff_scan(
+    folder, projections, flats=None, darks=None, theta=None, *, flats_after=None
+) -> Path:
     """Write a scan as a TIFF-stack folder in the layout :func:`read_tiff_stack` reads."""
     folder = Path(folder)
     write_tiff_frames(folder, projections, prefix="proj")
@@ -190,6 +219,10 @@ def write_tiff_scan(folder, projections, flats=None, darks=None, theta=None, *, 
         write_tiff_frames(folder, darks, prefix="dark")
     if theta is not None:
         with atomic_path(folder / "angles.txt") as tmp:
-            np.savetxt(tmp, np.rad2deg(np.asarray(theta, dtype=np.float64)), fmt="%.10g",
-                       header="unit: deg")
+            np.savetxt(
+                tmp,
+                np.rad2deg(np.asarray(theta, dtype=np.float64)),
+                fmt="%.10g",
+                header="unit: deg",
+            )
     return folder

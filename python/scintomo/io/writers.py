@@ -14,7 +14,9 @@ from .atomic import atomic_path
 
 
 @contextlib.contextmanager
-def hdf5_writer(path, shape, dtype=np.float32, *, dataset: str = "exchange/data", chunks=True, attrs=None):
+def hdf5_writer(
+    path, shape, dtype=np.float32, *, dataset: str = "exchange/data", chunks=True, attrs=None
+):
     """Context manager giving an HDF5 dataset to fill block by block; the file
     appears under ``path`` only when the block exits without error."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
@@ -94,8 +96,10 @@ class VolumeWriter:
         if data.shape != (r1 - r0, *self.shape[1:]):
             from ..exceptions import ShapeError
 
-            raise ShapeError(f"{self.path}: block of rows {r0}:{r1} has shape {data.shape}, "
-                             f"expected {(r1 - r0, *self.shape[1:])}")
+            raise ShapeError(
+                f"{self.path}: block of rows {r0}:{r1} has shape {data.shape}, "
+                f"expected {(r1 - r0, *self.shape[1:])}"
+            )
         return data
 
 
@@ -135,13 +139,19 @@ class ZarrWriter(VolumeWriter):
                 from ..exceptions import FileFormatError
 
                 raise FileFormatError(
-                    f"{self.path}: an existing Zarr array of shape {self.array.shape} {self.array.dtype}, "
+                    f"{self.path}: an existing Zarr array of shape {self.array.shape} "
+                    f"{self.array.dtype}, "
                     f"this run writes {self.shape} {self.dtype}; remove it or choose another folder"
                 )
         elif create:
             self.array = zarr.create_array(
-                str(self.path), shape=self.shape, chunks=(self.chunk_rows, *self.shape[1:]),
-                dtype=self.dtype, zarr_format=3, fill_value=np.nan, overwrite=False,
+                str(self.path),
+                shape=self.shape,
+                chunks=(self.chunk_rows, *self.shape[1:]),
+                dtype=self.dtype,
+                zarr_format=3,
+                fill_value=np.nan,
+                overwrite=False,
             )
         else:
             raise FileNotFoundError(f"{self.path}: no Zarr array")
@@ -161,7 +171,9 @@ class ZarrWriter(VolumeWriter):
 
     def finish(self, attrs=None):
         if attrs:
-            self.array.attrs.update({k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()})
+            self.array.attrs.update(
+                {k: (v.item() if hasattr(v, "item") else v) for k, v in attrs.items()}
+            )
         return self.path
 
 
@@ -196,8 +208,9 @@ class HDF5Writer(VolumeWriter):
                 self.file = None
         if self.file is None:
             self.file = h5py.File(self.partial, "w")
-            self.file.create_dataset(dataset, shape=self.shape, dtype=self.dtype,
-                                     chunks=(1, *self.shape[1:]))
+            self.file.create_dataset(
+                dataset, shape=self.shape, dtype=self.dtype, chunks=(1, *self.shape[1:])
+            )
             self.file.create_dataset("scintomo/rows_done", shape=(self.shape[0],), dtype=bool)
             self.file.flush()
         self.ds = self.file[dataset]
@@ -234,7 +247,9 @@ class HDF5Writer(VolumeWriter):
             self.file = None
 
 
-def volume_writer(fmt: str, path, shape, *, chunk_rows: int = 16, prefix: str = "recon") -> VolumeWriter:
+def volume_writer(
+    fmt: str, path, shape, *, chunk_rows: int = 16, prefix: str = "recon"
+) -> VolumeWriter:
     """The writer for ``fmt`` in {'tiff', 'h5', 'zarr'}."""
     if fmt == "tiff":
         return TiffSliceWriter(path, shape, prefix=prefix)

@@ -53,16 +53,22 @@ class FlatFieldConfig:
 @dataclass
 class ZingerConfig:
     enabled: bool = _f(False, "remove zingers (bright outliers from direct hits) before flat-field")
-    threshold_counts: float = _f(500.0, "a pixel is a zinger when it exceeds its median by this (TomoPy 'dif')")
+    threshold_counts: float = _f(
+        500.0, "a pixel is a zinger when it exceeds its median by this (TomoPy 'dif')"
+    )
     size: int = _f(3, "median filter width, pixels")
 
 
 @dataclass
 class DeconvConfig:
-    psf: str = _f("", "PSF file of the scintillator film (scintomo.psf.load); empty: no deconvolution")
+    psf: str = _f(
+        "", "PSF file of the scintillator film (scintomo.psf.load); empty: no deconvolution"
+    )
     method: str = _f("richardson_lucy", "richardson_lucy | wiener")
     options: dict = _f({}, "keyword arguments of scintomo.deconv.<method>, e.g. {iterations = 10}")
-    halo_rows: int = _f(-1, "detector rows read on each side of a block for 2-D filters; -1: from the PSF")
+    halo_rows: int = _f(
+        -1, "detector rows read on each side of a block for 2-D filters; -1: from the PSF"
+    )
 
 
 @dataclass
@@ -74,18 +80,25 @@ class StripeConfig:
 @dataclass
 class PhaseConfig:
     method: str = _f("", "phase retrieval: paganin, or empty for none (then -log)")
-    options: dict = _f({}, "keyword arguments of scintomo.recon.paganin (distance, energy, pixel size...)")
+    options: dict = _f(
+        {}, "keyword arguments of scintomo.recon.paganin (distance, energy, pixel size...)"
+    )
     halo_rows: int = _f(32, "detector rows read on each side of a block for the phase filter")
 
 
 @dataclass
 class CenterConfig:
-    value: float = _f(math.nan, "rotation axis, pixels from the first column (tomopy-cli --rotation-axis); "
-                      "nan: found with method")
+    value: float = _f(
+        math.nan,
+        "rotation axis, pixels from the first column (tomopy-cli --rotation-axis); "
+        "nan: found with method",
+    )
     method: str = _f("vo", "how the centre is found when not given (scintomo.recon.find_center)")
     search_width: float = _f(10.0, "try: candidates from value - width to value + width, pixels")
     search_step: float = _f(0.5, "try: step between candidates, pixels")
-    row: float = _f(0.5, "try/find: the detector row used, as a fraction of the height (0.5: middle)")
+    row: float = _f(
+        0.5, "try/find: the detector row used, as a fraction of the height (0.5: middle)"
+    )
 
 
 @dataclass
@@ -100,14 +113,18 @@ class OutputConfig:
     folder: str = _f("", "output folder; empty: <scan folder>_rec (tomopy-cli)")
     format: str = _f("tiff", "tiff (one file per slice) | h5 | zarr (v3)")
     nsino_per_chunk: int = _f(64, "sinogram rows per block: bounds memory")
-    memory_budget_mb: float = _f(0.0, "if > 0, choose the block size so one worker stays under this")
+    memory_budget_mb: float = _f(
+        0.0, "if > 0, choose the block size so one worker stays under this"
+    )
     start_row: int = _f(0, "first detector row to reconstruct")
     end_row: int = _f(-1, "one past the last row; -1: all")
 
 
 @dataclass
 class RunConfig:
-    n_threads: int = _f(0, "threads for the kernels; 0: all cores (per Dask worker: cores / workers)")
+    n_threads: int = _f(
+        0, "threads for the kernels; 0: all cores (per Dask worker: cores / workers)"
+    )
     cluster: str = _f("", "Dask: scheduler address tcp://..., or local:N for N worker processes")
     progress: bool = _f(True, "progress bars on a terminal")
 
@@ -136,7 +153,9 @@ class PipelineConfig:
         cfg = cls()
         for sec_name, values in d.items():
             if sec_name not in SECTIONS:
-                raise ParameterError(f"{source}: unknown section [{sec_name}] (known: {', '.join(SECTIONS)})")
+                raise ParameterError(
+                    f"{source}: unknown section [{sec_name}] (known: {', '.join(SECTIONS)})"
+                )
             if not isinstance(values, dict):
                 raise ParameterError(f"{source}: [{sec_name}] must be a table")
             sec = getattr(cfg, sec_name)
@@ -191,9 +210,13 @@ class PipelineConfig:
         if self.output.memory_budget_mb < 0:
             raise ParameterError(f"{source}: output.memory_budget_mb must be >= 0")
         if not self.flatfield.clip_low > 0:
-            raise ParameterError(f"{source}: flatfield.clip_low must be > 0 (it is the floor before -log)")
+            raise ParameterError(
+                f"{source}: flatfield.clip_low must be > 0 (it is the floor before -log)"
+            )
         if self.zinger.size < 1 or self.zinger.threshold_counts <= 0:
-            raise ParameterError(f"{source}: zinger.size must be >= 1 and zinger.threshold_counts > 0")
+            raise ParameterError(
+                f"{source}: zinger.size must be >= 1 and zinger.threshold_counts > 0"
+            )
         if self.center.search_step <= 0 or self.center.search_width < 0:
             raise ParameterError(f"{source}: center.search_step must be > 0 and search_width >= 0")
         if not 0 <= self.center.row <= 1:
@@ -257,8 +280,11 @@ def dumps_toml(cfg: PipelineConfig, *, comments: bool = True) -> str:
     """TOML text of ``cfg`` (read back by :meth:`PipelineConfig.from_toml`)."""
     lines = []
     if comments:
-        lines += ["# scintomo pipeline configuration (scintomo recon --config FILE).",
-                  "# Steps run in the order of the sections. Units are in the comments.", ""]
+        lines += [
+            "# scintomo pipeline configuration (scintomo recon --config FILE).",
+            "# Steps run in the order of the sections. Units are in the comments.",
+            "",
+        ]
     for sec_name in SECTIONS:
         sec = getattr(cfg, sec_name)
         lines.append(f"[{sec_name}]")

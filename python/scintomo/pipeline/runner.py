@@ -96,7 +96,9 @@ def _psf_kernel_shape(psf):
     return None
 
 
-def estimate_block_bytes(n_angles: int, width: int, nsino: int, *, raw_itemsize: int = 2, halo: int = 0) -> int:
+def estimate_block_bytes(
+    n_angles: int, width: int, nsino: int, *, raw_itemsize: int = 2, halo: int = 0
+) -> int:
     """Bytes a block of ``nsino`` rows holds at its peak, counting the blocks in flight
     (one being read, one computed, one written): raw data x3, float32 working copies x4
     (ratio, -log, sinogram, reconstruction padding), the slices x3."""
@@ -107,7 +109,9 @@ def estimate_block_bytes(n_angles: int, width: int, nsino: int, *, raw_itemsize:
     return 3 * raw + 4 * work + 3 * vol
 
 
-def nsino_for_budget(budget_mb: float, n_angles: int, width: int, *, raw_itemsize: int = 2, halo: int = 0) -> int:
+def nsino_for_budget(
+    budget_mb: float, n_angles: int, width: int, *, raw_itemsize: int = 2, halo: int = 0
+) -> int:
     """Largest block size whose :func:`estimate_block_bytes` stays within ``budget_mb``."""
     budget = budget_mb * 1e6
     one = estimate_block_bytes(n_angles, width, 1, raw_itemsize=raw_itemsize, halo=0)
@@ -115,8 +119,10 @@ def nsino_for_budget(budget_mb: float, n_angles: int, width: int, *, raw_itemsiz
     n = int((budget - fixed) // one)
     if n < 1:
         need = (fixed + one) / 1e6
-        raise ParameterError(f"a memory budget of {budget_mb:g} MB cannot hold one sinogram row of this scan "
-                             f"({n_angles} angles x {width} columns needs about {need:.0f} MB)")
+        raise ParameterError(
+            f"a memory budget of {budget_mb:g} MB cannot hold one sinogram row of this scan "
+            f"({n_angles} angles x {width} columns needs about {need:.0f} MB)"
+        )
     return n
 
 
@@ -160,7 +166,8 @@ def _n_threads(cfg: PipelineConfig):
 
 @dataclass
 class RawBlock:
-    """What :func:`read_block` read for rows ``r0:r1`` (with ``a0:a1`` the rows read, halo included)."""
+    """What :func:`read_block` read for rows ``r0:r1`` (with ``a0:a1`` the rows read, halo
+    included)."""
 
     r0: int
     r1: int
@@ -174,39 +181,58 @@ class RawBlock:
     @property
     def nbytes(self) -> int:
         fl = self.flats if isinstance(self.flats, list) else [self.flats]
-        return int(self.projections.nbytes + sum(np.asarray(f).nbytes for f in fl if f is not None)
-                   + (0 if self.darks is None else self.darks.nbytes))
+        return int(
+            self.projections.nbytes
+            + sum(np.asarray(f).nbytes for f in fl if f is not None)
+            + (0 if self.darks is None else self.darks.nbytes)
+        )
 
 
 def read_block(scan: Scan, r0: int, r1: int, *, halo: int = 0) -> RawBlock:
-    """Read rows ``r0 - halo : r1 + halo`` (clipped to the detector) of projections, flats, darks."""
+    """Read rows ``r0 - halo : r1 + halo`` (clipped to the detector) of projections, flats,
+    darks."""
     h = scan.shape[1]
     a0, a1 = max(0, r0 - halo), min(h, r1 + halo)
     rows = slice(a0, a1)
     proj = np.asarray(scan.projections[:, rows, :])
     flats, positions = scan.flats_for_rows(rows)
     if flats is None:
-        raise ParameterError(f"{scan.path}: the scan has no flats; flat-field correction needs them")
+        raise ParameterError(
+            f"{scan.path}: the scan has no flats; flat-field correction needs them"
+        )
     darks = None if scan.darks is None else np.asarray(scan.darks[:, rows, :])
     return RawBlock(r0, r1, a0, a1, proj, flats, positions, darks)
 
 
 def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndarray:
-    """Raw rows -> -log (or phase-retrieved) projections of rows ``r0:r1``, (angle, row, column) float32."""
+    """Raw rows -> -log (or phase-retrieved) projections of rows ``r0:r1``, (angle, row, column)
+    float32."""
     import warnings
 
     proj, flats = raw.projections, raw.flats
     if cfg.zinger.enabled:
         z = {"threshold_counts": cfg.zinger.threshold_counts, "size": cfg.zinger.size}
         proj = remove_zingers(proj, **z)
-        flats = [remove_zingers(f, **z) for f in flats] if isinstance(flats, list) else remove_zingers(flats, **z)
+        flats = (
+            [remove_zingers(f, **z) for f in flats]
+            if isinstance(flats, list)
+            else remove_zingers(flats, **z)
+        )
     need_ratio = bool(cfg.deconv.psf or cfg.phase.method)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # bad-pixel counts are per block; the run logs none of them twice
+        warnings.simplefilter(
+            "ignore"
+        )  # bad-pixel counts are per block; the run logs none of them twice
         data = flatfield.correct(
-            proj, flats, raw.darks, flat_positions=raw.flat_positions, reduce=cfg.flatfield.reduce,
-            bad_flat=cfg.flatfield.bad_flat, clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
-            log=not need_ratio, n_threads=n_threads,
+            proj,
+            flats,
+            raw.darks,
+            flat_positions=raw.flat_positions,
+            reduce=cfg.flatfield.reduce,
+            bad_flat=cfg.flatfield.bad_flat,
+            clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
+            log=not need_ratio,
+            n_threads=n_threads,
         )
     if cfg.deconv.psf:
         from .. import deconv  # issue 4
@@ -235,14 +261,25 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads):
             raise ParameterError(
                 "reconstruction needs scintomo.recon (not in this build of scintomo): " + str(e)
             ) from None
-    vol = recon_fn(data, theta, center=center, algorithm=cfg.recon.algorithm, filter=cfg.recon.filter,
-                   backend=cfg.recon.backend, n_threads=n_threads)
+    vol = recon_fn(
+        data,
+        theta,
+        center=center,
+        algorithm=cfg.recon.algorithm,
+        filter=cfg.recon.filter,
+        backend=cfg.recon.backend,
+        n_threads=n_threads,
+    )
     return np.asarray(vol, dtype=np.float32)
 
 
-def compute_block(raw: RawBlock, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None):
+def compute_block(
+    raw: RawBlock, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None
+):
     """Raw rows -> reconstructed slices (rows, y, x) float32."""
-    return _reconstruct(preprocess(raw, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads)
+    return _reconstruct(
+        preprocess(raw, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
+    )
 
 
 # ------------------------------------------------------------ output naming
@@ -255,8 +292,13 @@ def output_paths(cfg: PipelineConfig, scan_path) -> dict:
     name = p.stem if p.is_file() else p.name
     base = Path(cfg.output.folder) if cfg.output.folder else Path(str(p.parent) + "_rec")
     suffix = {"tiff": "", "h5": ".h5", "zarr": ".zarr"}[cfg.output.format]
-    return {"folder": base, "full": base / f"{name}_rec{suffix}", "try": base / "try_center" / name,
-            "name": name, "log": base / f"{name}_rec.log"}
+    return {
+        "folder": base,
+        "full": base / f"{name}_rec{suffix}",
+        "try": base / "try_center" / name,
+        "name": name,
+        "log": base / f"{name}_rec.log",
+    }
 
 
 def open_scan(cfg: PipelineConfig, path=None) -> Scan:
@@ -319,8 +361,10 @@ def _find_center(scan: Scan, cfg: PipelineConfig, halo: int, n_threads) -> float
     try:
         from ..recon import find_center
     except ImportError as e:
-        raise ParameterError("no rotation axis given and scintomo.recon (to find it) is not in this build: "
-                             f"{e}; pass --rotation-axis") from None
+        raise ParameterError(
+            "no rotation axis given and scintomo.recon (to find it) is not in this build: "
+            f"{e}; pass --rotation-axis"
+        ) from None
     c = float(find_center(data, scan.theta, method=cfg.center.method))
     log.info("centre found by %s on rows %d:%d: %.2f px", cfg.center.method, r0, r1, c)
     return c
@@ -358,13 +402,21 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
         from .._progress import progress
 
         files = []
-        for c in progress(centers, desc="try centre", unit="slice", enabled=None if cfg.run.progress else False):
+        for c in progress(
+            centers, desc="try centre", unit="slice", enabled=None if cfg.run.progress else False
+        ):
             sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt)[0]
             p = folder / f"recon_{c:08.2f}.tiff"
             with atomic_path(p) as tmp:
                 tifffile.imwrite(tmp, sl, photometric="minisblack", description=f"center={c:.3f}")
             files.append(str(p))
-        return TryResult(str(folder), row, tuple(float(c) for c in centers), tuple(files), time.perf_counter() - t0)
+        return TryResult(
+            str(folder),
+            row,
+            tuple(float(c) for c in centers),
+            tuple(files),
+            time.perf_counter() - t0,
+        )
     finally:
         if own:
             scan.close()
@@ -380,8 +432,13 @@ class _Stop(Exception):
 def _choose_nsino(cfg, scan, halo) -> int:
     n, _, w = scan.shape
     if cfg.output.memory_budget_mb > 0:
-        return nsino_for_budget(cfg.output.memory_budget_mb, n, w,
-                                raw_itemsize=np.dtype(scan.projections.dtype).itemsize, halo=halo)
+        return nsino_for_budget(
+            cfg.output.memory_budget_mb,
+            n,
+            w,
+            raw_itemsize=np.dtype(scan.projections.dtype).itemsize,
+            halo=halo,
+        )
     return cfg.output.nsino_per_chunk
 
 
@@ -411,7 +468,9 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         start = cfg.output.start_row
         stop = h if cfg.output.end_row < 0 else min(cfg.output.end_row, h)
         if not 0 <= start < stop:
-            raise ParameterError(f"rows {start}:{stop} are empty or outside the detector (height {h})")
+            raise ParameterError(
+                f"rows {start}:{stop} are empty or outside the detector (height {h})"
+            )
         nsino = _choose_nsino(cfg, scan, halo)
         nt = _n_threads(cfg)
         center = _center(scan, cfg, halo, nt)
@@ -422,23 +481,67 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         todo = [(a, b) for a, b in ranges if not writer.done(a - start, b - start)]
         skipped = len(ranges) - len(todo)
         if skipped:
-            log.info("resuming: %d of %d blocks already written to %s", skipped, len(ranges), paths["full"])
-        log.info("scan %s: %d angles x %d rows x %d columns; rows %d:%d in %d blocks of %d (halo %d); "
-                 "centre %.2f px", scan.path, n, h, w, start, stop, len(ranges), nsino, halo, center)
+            log.info(
+                "resuming: %d of %d blocks already written to %s",
+                skipped,
+                len(ranges),
+                paths["full"],
+            )
+        log.info(
+            "scan %s: %d angles x %d rows x %d columns; rows %d:%d in %d blocks of %d (halo %d); "
+            "centre %.2f px",
+            scan.path,
+            n,
+            h,
+            w,
+            start,
+            stop,
+            len(ranges),
+            nsino,
+            halo,
+            center,
+        )
         if client is not None:
-            times = _run_dask(client, cfg, scan, todo, start, center, halo, writer, paths["full"], shape,
-                              nsino, recon_fn)
+            times = _run_dask(
+                client,
+                cfg,
+                scan,
+                todo,
+                start,
+                center,
+                halo,
+                writer,
+                paths["full"],
+                shape,
+                nsino,
+                recon_fn,
+            )
             n_workers = len(client.scheduler_info()["workers"])
         else:
             times = _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt)
             n_workers = 1
-        attrs = {"center": center, "algorithm": cfg.recon.algorithm, "filter": cfg.recon.filter,
-                 "start_row": start, "scan": str(scan.path)}
+        attrs = {
+            "center": center,
+            "algorithm": cfg.recon.algorithm,
+            "filter": cfg.recon.filter,
+            "start_row": start,
+            "scan": str(scan.path),
+        }
         out = writer.finish(attrs)
         if hasattr(writer, "close"):
             writer.close()
-        return RunResult(str(out), center, shape, len(ranges), skipped, nsino, time.perf_counter() - t_start,
-                         *times, n_workers=n_workers, extra={"halo_rows": halo})
+        return RunResult(
+            str(out),
+            center,
+            shape,
+            len(ranges),
+            skipped,
+            nsino,
+            time.perf_counter() - t_start,
+            *times,
+            n_workers=n_workers,
+            extra={"halo_rows": halo},
+        )
     finally:
         scan.close()
 
@@ -465,7 +568,9 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
 
     def reader():
         try:
-            with progress(total=len(todo), desc="read", unit="block", enabled=show, position=0) as bar:
+            with progress(
+                total=len(todo), desc="read", unit="block", enabled=show, position=0
+            ) as bar:
                 for a, b in todo:
                     t0 = time.perf_counter()
                     raw = read_block(scan, a, b, halo=halo)
@@ -481,7 +586,9 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
 
     def writer_loop():
         try:
-            with progress(total=len(todo), desc="write", unit="block", enabled=show, position=2) as bar:
+            with progress(
+                total=len(todo), desc="write", unit="block", enabled=show, position=2
+            ) as bar:
                 while True:
                     try:
                         item = write_q.get(timeout=0.1)
@@ -500,12 +607,16 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
             errors.append(e)
             stop.set()
 
-    threads = [threading.Thread(target=reader, name="scintomo-read", daemon=True),
-               threading.Thread(target=writer_loop, name="scintomo-write", daemon=True)]
+    threads = [
+        threading.Thread(target=reader, name="scintomo-read", daemon=True),
+        threading.Thread(target=writer_loop, name="scintomo-write", daemon=True),
+    ]
     for th in threads:
         th.start()
     try:
-        with progress(total=len(todo), desc="reconstruct", unit="block", enabled=show, position=1) as bar:
+        with progress(
+            total=len(todo), desc="reconstruct", unit="block", enabled=show, position=1
+        ) as bar:
             while True:
                 try:
                     raw = read_q.get(timeout=0.1)
@@ -545,8 +656,22 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
 _WORKER_SCANS: dict = {}
 
 
-def _worker_block(scan_path, open_kwargs, cfg_dict, a, b, start, center, halo, out, shape, nsino,
-                  write, recon_fn, n_threads):
+def _worker_block(
+    scan_path,
+    open_kwargs,
+    cfg_dict,
+    a,
+    b,
+    start,
+    center,
+    halo,
+    out,
+    shape,
+    nsino,
+    write,
+    recon_fn,
+    n_threads,
+):
     """Run on a Dask worker: open the scan (once per worker process), compute a block, write it
     (TIFF, Zarr) or return it (HDF5: the client writes)."""
     cfg = PipelineConfig.from_dict(cfg_dict)
@@ -560,7 +685,9 @@ def _worker_block(scan_path, open_kwargs, cfg_dict, a, b, start, center, halo, o
     vol = compute_block(raw, scan.theta, center, cfg, recon_fn=recon_fn, n_threads=n_threads)
     t2 = time.perf_counter()
     if write:
-        volume_writer(cfg.output.format, out, shape, chunk_rows=nsino).write(a - start, b - start, vol)
+        volume_writer(cfg.output.format, out, shape, chunk_rows=nsino).write(
+            a - start, b - start, vol
+        )
         vol = None
     return a, b, vol, (t1 - t0, t2 - t1, time.perf_counter() - t2)
 
@@ -579,12 +706,32 @@ def _run_dask(client, cfg, scan, todo, start, center, halo, writer, out, shape, 
     in_flight = 2 * n_workers  # bounds what waits in worker (and, for HDF5, client) memory
 
     def submit(a, b):
-        return client.submit(_worker_block, scan.path, scan.open_kwargs, cfg_dict, a, b, start, center, halo,
-                             str(out), shape, nsino, not write_here, recon_fn, nt, pure=False)
+        return client.submit(
+            _worker_block,
+            scan.path,
+            scan.open_kwargs,
+            cfg_dict,
+            a,
+            b,
+            start,
+            center,
+            halo,
+            str(out),
+            shape,
+            nsino,
+            not write_here,
+            recon_fn,
+            nt,
+            pure=False,
+        )
 
     futures = as_completed([submit(*pending.pop(0)) for _ in range(min(in_flight, len(pending)))])
-    with progress(total=len(todo), desc=f"reconstruct ({n_workers} workers)", unit="block",
-                  enabled=None if cfg.run.progress else False) as bar:
+    with progress(
+        total=len(todo),
+        desc=f"reconstruct ({n_workers} workers)",
+        unit="block",
+        enabled=None if cfg.run.progress else False,
+    ) as bar:
         for fut in futures:
             a, b, vol, dt = fut.result()
             fut.release()
@@ -601,16 +748,21 @@ def _run_dask(client, cfg, scan, todo, start, center, halo, writer, out, shape, 
 
 
 def make_client(address: str):
-    """``local:N`` -> a LocalCluster of N single-threaded worker processes; else a scheduler address."""
+    """``local:N`` -> a LocalCluster of N single-threaded worker processes; else a scheduler
+    address."""
     from distributed import Client, LocalCluster
 
     if address.startswith("local:"):
         try:
             n = int(address.split(":", 1)[1])
         except ValueError:
-            raise ParameterError(f"--cluster local:N needs a number of workers, got {address!r}") from None
+            raise ParameterError(
+                f"--cluster local:N needs a number of workers, got {address!r}"
+            ) from None
         if n < 1:
             raise ParameterError("--cluster local:N needs N >= 1")
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+        )
         return Client(cluster)
     return Client(address)
