@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 __version__: str
 
-def simd_level() -> Literal["avx2", "sse2", "generic"]: ...
+def simd_level() -> Literal["avx512", "avx2", "sse2", "generic"]: ...
 
 # --- flatfield ------------------------------------------------------------
 

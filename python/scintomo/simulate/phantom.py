@@ -35,7 +35,14 @@ def shepp_logan_ellipses(size: int, *, scale: float = 1.0, fill: float = 0.9) ->
     e = np.array(_SHEPP_LOGAN, dtype=np.float64)
     # y in the table points up; our rows point down.
     return np.column_stack(
-        [e[:, 0] * scale, e[:, 1] * half, e[:, 2] * half, e[:, 3] * half, -e[:, 4] * half, np.deg2rad(-e[:, 5])]
+        [
+            e[:, 0] * scale,
+            e[:, 1] * half,
+            e[:, 2] * half,
+            e[:, 3] * half,
+            -e[:, 4] * half,
+            np.deg2rad(-e[:, 5]),
+        ]
     )
 
 
@@ -54,7 +61,9 @@ def ellipses_image(ellipses: np.ndarray, size: int, *, supersample: int = 4) -> 
     return img.reshape(size, ss, size, ss).mean(axis=(1, 3)).astype(np.float32)
 
 
-def ellipse_projections(ellipses: np.ndarray, theta, n_det: int, *, supersample: int = 4) -> np.ndarray:
+def ellipse_projections(
+    ellipses: np.ndarray, theta, n_det: int, *, supersample: int = 4
+) -> np.ndarray:
     """Exact line integrals of the ellipses, (len(theta), n_det) float64,
     averaged over each detector pixel's width (``supersample`` points)."""
     theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
