@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import write_dxchange
+from . import flatfield
+from .io import write_dxchange, write_hdf5
 
 #: the film of the demo: ~10 um CsPbBr3 on glass behind a 20x objective
 FILM = {"material": "CsPbBr3 perovskite film", "thickness_um": 10.0, "psf_sigma_px": 1.2}
@@ -126,6 +127,40 @@ def run_demo(
     kernel = _gaussian_psf(det.psf_sigma_px)
     psf_path = _write_psf(raw_dir / "film_psf.h5", kernel, sim.pixel_size_um)
 
+    # 2b. flat-field check against the noise-free line integrals (blurred like the detector)
+    t0 = time.perf_counter()
+    corrected = flatfield.correct(
+        sim.projections,
+        [sim.flats_before, sim.flats_after],
+        sim.darks,
+        flat_positions=sim.flat_positions,
+        log=True,
+    )
+    t_ff = time.perf_counter() - t0
+    err_ff = corrected.astype(np.float64) - sim.line_integrals
+    ff_rms, ff_bias = float(np.sqrt(np.mean(err_ff**2))), float(np.mean(err_ff))
+    ff_path = write_hdf5(
+        out_dir / "corrected.h5", corrected, extra={"exchange/theta": np.rad2deg(sim.theta)}
+    )
+    del corrected, err_ff
+    times["flat-field check (whole scan in memory)"] = t_ff
+    say(
+        f"flat-field + -log (two flat series, interpolated): {t_ff * 1e3:.1f} ms; vs. true line "
+        f"integrals: bias {ff_bias:+.4f}, rms {ff_rms:.4f} -> {ff_path}"
+    )
+    try:
+        from . import recon  # noqa: F401
+    except ImportError:
+        say("reconstruction skipped: scintomo.recon is not in this build of scintomo")
+        summary = {
+            "flatfield_bias": ff_bias,
+            "flatfield_rms": ff_rms,
+            "seconds": times,
+            "outputs": {"raw": str(raw), "corrected": str(ff_path)},
+        }
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+
     # 3. the pipeline
     cfg = pipeline.PipelineConfig()
     cfg.input.file = str(raw)
@@ -195,6 +230,8 @@ def run_demo(
         },
         "film": FILM,
         "deconvolution": psf_path is not None,
+        "flatfield_bias": ff_bias,
+        "flatfield_rms": ff_rms,
         "center_px": res.center,
         "true_center_px": true_center,
         "central_slice_rms_per_px": rms,
@@ -204,7 +241,12 @@ def run_demo(
         "mtf50_cycles_per_px": mtf50_cy,
         "slices_per_second": res.slices_per_second,
         "seconds": times,
-        "outputs": {"raw": str(raw), "volume": res.output, "report": str(out_dir / "report.html")},
+        "outputs": {
+            "raw": str(raw),
+            "corrected": str(ff_path),
+            "volume": res.output,
+            "report": str(out_dir / "report.html"),
+        },
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write_report(out_dir / "report.html", summary, figs)
