@@ -14,6 +14,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+
 from scintomo import io, pipeline
 from scintomo.exceptions import ParameterError
 from scintomo.pipeline import PipelineConfig
@@ -290,3 +291,39 @@ def test_run_without_recon_module_or_flats_is_a_clear_error(tmp_path, sim):
         pipeline.run(cfg_for(p), recon_fn=fbp_numpy)
     with pytest.raises(ParameterError, match="rows 20:10"):
         pipeline.run(cfg_for(p, output__start_row=20, output__end_row=10), recon_fn=fbp_numpy)
+
+
+def test_preprocess_real_nxtomo_k11_blocks_match_numpy():
+    """Real NXtomo (Diamond K11): image_key selection, flats and darks before and after."""
+    from pathlib import Path
+
+    k11 = (
+        Path(__file__).resolve().parents[1]
+        / ".."
+        / "shared"
+        / "data"
+        / "k11_diad"
+        / "k11-18014.nxs"
+    )
+    if not k11.exists():
+        pytest.skip("real data ../shared/data/k11_diad absent")
+    with h5py.File(k11) as f:
+        keys = f["entry/instrument/imaging/image_key"][()]
+        frames = f["entry/imaging/data"][:, 4:9, :].astype(np.float64)
+    proj, flat, dark = frames[keys == 0], frames[keys == 1], frames[keys == 2]
+    d = dark.mean(0)
+    f0, f1 = flat[:50].mean(0), flat[50:].mean(0)  # 50 flats before, 50 after the projections
+    n = proj.shape[0]
+    wgt = (np.arange(n)[:, None, None] + 0.5) / n
+    ratio = (proj - d) / ((1 - wgt) * f0 + wgt * f1 - d)
+    ref = -np.log(np.clip(ratio, 1e-6, None))
+    cfg = PipelineConfig()
+    with io.read(k11) as scan:
+        got = np.concatenate(
+            [
+                pipeline.preprocess(pipeline.read_block(scan, a, b, halo=1), cfg)
+                for a, b in ((4, 6), (6, 9))
+            ],
+            axis=1,
+        )
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
