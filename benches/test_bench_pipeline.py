@@ -26,6 +26,7 @@ import h5py
 import numpy as np
 import psutil
 import pytest
+
 from scintomo import flatfield, io, pipeline
 
 recon = pytest.importorskip(

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import tifffile
+
 from scintomo import io
 from scintomo.exceptions import FileFormatError, ShapeError
 

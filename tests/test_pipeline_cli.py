@@ -13,10 +13,11 @@ import types
 
 import pytest
 import tifffile
+from test_pipeline import fbp_numpy  # noqa: E402  (tests/ is on sys.path under pytest)
+
 from scintomo import io
 from scintomo.cli import main
 from scintomo.simulate import simulate_scan
-from test_pipeline import fbp_numpy  # noqa: E402  (tests/ is on sys.path under pytest)
 
 
 @pytest.fixture

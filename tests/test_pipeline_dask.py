@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+
 from scintomo import io, pipeline
 from scintomo.simulate import simulate_scan
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from scintomo.cli import main
 
 recon = pytest.importorskip(
