@@ -153,6 +153,10 @@ def test_nxtomo_bad_files(tmp_path):
         f["entry/sample/rotation_angle"] = np.zeros(7)
     with pytest.raises(FileFormatError, match=r"angles\.nxs.*7 angles.*17 frames.*12 projections"):
         io.read(r)
+    raw = p.read_bytes()
+    (tmp_path / "trunc.nxs").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FileFormatError, match=r"trunc\.nxs"):
+        io.read(tmp_path / "trunc.nxs", format="nxtomo")
     s = tmp_path / "nodata.nxs"
     with h5py.File(s, "w") as f:
         f["entry/x"] = 1

@@ -16,7 +16,7 @@ import pytest
 import tifffile
 
 from scintomo import io, pipeline
-from scintomo.exceptions import ParameterError
+from scintomo.exceptions import FileFormatError, ParameterError
 from scintomo.pipeline import PipelineConfig
 from scintomo.simulate import simulate_scan
 
@@ -275,8 +275,8 @@ def test_try_centers_writes_one_slice_per_candidate(dx_file, sim):
     folder = dx_file.parent.parent / "raw_rec" / "try_center" / "scan"
     assert res.folder == str(folder) and res.centers == (13.5, 14.5, 15.5, 16.5, 17.5)
     names = sorted(p.name for p in folder.iterdir())
-    assert names == [f"recon_{c:08.2f}.tiff" for c in res.centers]
-    sl = tifffile.imread(folder / "recon_00015.50.tiff")
+    assert names == [f"recon_slice{res.row:04d}_center{c:05.2f}.tiff" for c in res.centers]
+    sl = tifffile.imread(folder / f"recon_slice{res.row:04d}_center15.50.tiff")
     ref = fbp_numpy(
         reference_minus_log(sim)[:, res.row : res.row + 1].astype(np.float32),
         sim.theta,
@@ -327,3 +327,20 @@ def test_preprocess_real_nxtomo_k11_blocks_match_numpy():
             axis=1,
         )
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_damaged_data_is_named_when_read(tmp_path, sim):
+    """A file whose compressed chunk is damaged opens, and fails when its rows are read."""
+    p = tmp_path / "raw" / "bad.h5"
+    p.parent.mkdir()
+    io.write_dxchange(p, sim.projections, sim.flats, sim.darks, sim.theta, compression="gzip")
+    with h5py.File(p) as f:
+        info = f["exchange/data"].id.get_chunk_info(0)
+    with open(p, "r+b") as fh:
+        fh.seek(info.byte_offset)
+        fh.write(b"\xff" * info.size)
+    with (
+        io.read(p) as scan,
+        pytest.raises(FileFormatError, match=r"bad\.h5: cannot read detector rows"),
+    ):
+        pipeline.read_block(scan, 0, 10)

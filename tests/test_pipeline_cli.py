@@ -68,11 +68,11 @@ def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, caps
     assert rc == 0
     names = sorted(p.name for p in (base / "try_center" / "sample").iterdir())
     assert names == [
-        "recon_00014.50.tiff",
-        "recon_00015.00.tiff",
-        "recon_00015.50.tiff",
-        "recon_00016.00.tiff",
-        "recon_00016.50.tiff",
+        "recon_slice0002_center14.50.tiff",
+        "recon_slice0002_center15.00.tiff",
+        "recon_slice0002_center15.50.tiff",
+        "recon_slice0002_center16.00.tiff",
+        "recon_slice0002_center16.50.tiff",
     ]
     rc = main(
         [

@@ -94,7 +94,13 @@ class FrameSelection(_FrameStack):
         sidx = idx[order]
         parts = []
         for a, b, _ in _runs(sidx):
-            parts.append(self.dataset[a:b, rows, cols])
+            try:
+                parts.append(self.dataset[a:b, rows, cols])
+            except OSError as e:  # a truncated or damaged file shows up only when read
+                raise FileFormatError(
+                    f"{self.dataset.file.filename}: cannot read {self.name} (frames {a}:{b} of "
+                    f"{self.dataset.name}); truncated or damaged file? ({e})"
+                ) from None
         if not parts:
             probe = np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
             return probe

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import flatfield
-from ..exceptions import ParameterError
+from ..exceptions import FileFormatError, ParameterError
 from ..io import Scan, read, volume_writer
 from .config import PipelineConfig
 
@@ -194,13 +194,18 @@ def read_block(scan: Scan, r0: int, r1: int, *, halo: int = 0) -> RawBlock:
     h = scan.shape[1]
     a0, a1 = max(0, r0 - halo), min(h, r1 + halo)
     rows = slice(a0, a1)
-    proj = np.asarray(scan.projections[:, rows, :])
-    flats, positions = scan.flats_for_rows(rows)
+    try:
+        proj = np.asarray(scan.projections[:, rows, :])
+        flats, positions = scan.flats_for_rows(rows)
+        darks = None if scan.darks is None else np.asarray(scan.darks[:, rows, :])
+    except OSError as e:  # h5py reports a truncated file only when the data is read
+        raise FileFormatError(
+            f"{scan.path}: cannot read detector rows {a0}:{a1}; truncated or damaged file? ({e})"
+        ) from None
     if flats is None:
         raise ParameterError(
             f"{scan.path}: the scan has no flats; flat-field correction needs them"
         )
-    darks = None if scan.darks is None else np.asarray(scan.darks[:, rows, :])
     return RawBlock(r0, r1, a0, a1, proj, flats, positions, darks)
 
 
@@ -406,7 +411,7 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
             centers, desc="try centre", unit="slice", enabled=None if cfg.run.progress else False
         ):
             sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt)[0]
-            p = folder / f"recon_{c:08.2f}.tiff"
+            p = folder / f"recon_slice{row:04d}_center{c:05.2f}.tiff"  # tomocupy's names
             with atomic_path(p) as tmp:
                 tifffile.imwrite(tmp, sl, photometric="minisblack", description=f"center={c:.3f}")
             files.append(str(p))
