@@ -253,9 +253,10 @@ def test_run_resumes_after_a_crash(dx_file):
     np.testing.assert_array_equal(
         vol, read_volume(pipeline.output_paths(cfg2, dx_file)["full"], "tiff")
     )
-    # a third run has nothing left to do
+    # a third run has nothing left to do, even asked for other blocks (they follow the chunks)
+    cfg.output.nsino_per_chunk = 5
     again = pipeline.run(cfg, recon_fn=crashing)
-    assert again.n_skipped == again.n_blocks == 4
+    assert again.n_skipped == again.n_blocks == 4 and again.nsino_per_chunk == 3
 
 
 def test_run_h5_crash_leaves_no_final_file(dx_file):

@@ -143,6 +143,8 @@ class ZarrWriter(VolumeWriter):
                     f"{self.array.dtype}, "
                     f"this run writes {self.shape} {self.dtype}; remove it or choose another folder"
                 )
+            # blocks must stay aligned on the chunks already on disk (one writer per chunk)
+            self.chunk_rows = int(self.array.chunks[0])
         elif create:
             self.array = zarr.create_array(
                 str(self.path),

@@ -482,6 +482,13 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         paths = output_paths(cfg, scan.path)
         shape = (stop - start, w, w)
         writer = volume_writer(cfg.output.format, paths["full"], shape, chunk_rows=nsino)
+        if getattr(writer, "chunk_rows", nsino) != nsino:
+            log.info(
+                "resuming into %s: blocks of %d rows, as its chunks",
+                paths["full"],
+                writer.chunk_rows,
+            )
+            nsino = writer.chunk_rows
         ranges = block_ranges(start, stop, nsino)
         todo = [(a, b) for a, b in ranges if not writer.done(a - start, b - start)]
         skipped = len(ranges) - len(todo)
@@ -767,7 +774,7 @@ def make_client(address: str):
         if n < 1:
             raise ParameterError("--cluster local:N needs N >= 1")
         cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0"
         )
         return Client(cluster)
     return Client(address)
