@@ -136,8 +136,10 @@ def run(args) -> int:
     handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s: %(message)s"))
     logger = logging.getLogger("scintomo")
     logger.addHandler(handler)
+    old_level, old_propagate = logger.level, logger.propagate
     if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
+        logger.setLevel(logging.INFO)  # the log file gets INFO; the terminal only with -v
+        logger.propagate = bool(getattr(args, "verbose", False))
     logger.info(
         "scintomo recon %s, configuration:\n%s",
         args.reconstruction_type,
@@ -174,4 +176,6 @@ def run(args) -> int:
         return 0
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
         handler.close()
