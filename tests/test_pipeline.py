@@ -135,15 +135,17 @@ def test_config_errors_name_file_and_key(tmp_path):
 def test_block_planning_and_memory_budget():
     assert pipeline.block_ranges(0, 10, 4) == [(0, 4), (4, 8), (8, 10)]
     assert pipeline.block_ranges(3, 5, 64) == [(3, 5)]
-    n = pipeline.nsino_for_budget(500, 1500, 2048, halo=0)
-    assert (
-        pipeline.estimate_block_bytes(1500, 2048, n)
-        <= 500e6
-        < pipeline.estimate_block_bytes(1500, 2048, n + 1)
-    )
-    assert pipeline.nsino_for_budget(1000, 1500, 2048) >= 2 * n - 1
+    for nt in (1, 2, 8):
+        n = pipeline.nsino_for_budget(2000, 1500, 2048, n_threads=nt)
+        est = [pipeline.estimate_block_bytes(1500, 2048, k, n_threads=nt) for k in (n, n + 1)]
+        assert est[0] <= 2000e6 < est[1]
+    n2 = pipeline.nsino_for_budget(2000, 1500, 2048, n_threads=2)
+    assert pipeline.nsino_for_budget(4000, 1500, 2048, n_threads=2) > 2 * n2
+    # the reconstruction's work space grows with the threads that run at once, up to nsino
+    e1 = pipeline.estimate_block_bytes(1500, 2048, 4, n_threads=1)
+    assert pipeline.estimate_block_bytes(1500, 2048, 4, n_threads=4) - e1 == 3 * 16 * 4096**2
     with pytest.raises(ParameterError, match="cannot hold one sinogram row"):
-        pipeline.nsino_for_budget(1, 1500, 2048)
+        pipeline.nsino_for_budget(100, 1500, 2048, n_threads=1)
 
 
 # ------------------------------------------------------------------- steps

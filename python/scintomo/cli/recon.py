@@ -154,6 +154,8 @@ def run(args) -> int:
                 f"{res.row} -> {res.folder} ({res.seconds:.1f} s)"
             )
             return 0
+        if not getattr(args, "verbose", False):
+            logging.getLogger("distributed").setLevel(logging.WARNING)
         client = make_client(cfg.run.cluster) if cfg.run.cluster else None
         try:
             res = run_full(cfg, client=client)

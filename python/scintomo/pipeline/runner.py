@@ -97,33 +97,59 @@ def _psf_kernel_shape(psf):
 
 
 def estimate_block_bytes(
-    n_angles: int, width: int, nsino: int, *, raw_itemsize: int = 2, halo: int = 0
+    n_angles: int,
+    width: int,
+    nsino: int,
+    *,
+    raw_itemsize: int = 2,
+    halo: int = 0,
+    n_threads: int | None = None,
 ) -> int:
-    """Bytes a block of ``nsino`` rows holds at its peak, counting the blocks in flight
-    (one being read, one computed, one written): raw data x3, float32 working copies x4
-    (ratio, -log, sinogram, reconstruction padding), the slices x3."""
+    """Bytes one process holds at its peak with blocks of ``nsino`` rows.
+
+    Counts the blocks in flight (one being read, one computed, one written):
+    raw data x3, float32 working copies x4 (ratio, -log, sinogram, padded
+    sinogram), the slices x3; and the reconstruction's own work space, one
+    slice per thread at once: a (2W)^2 complex64 Fourier grid and as much
+    scratch (gridrec; measured 150-220 MB per 2048^2 slice).
+    """
     rows_in = nsino + 2 * halo
     raw = n_angles * width * rows_in * raw_itemsize
     work = n_angles * width * rows_in * 4
     vol = width * width * nsino * 4
-    return 3 * raw + 4 * work + 3 * vol
+    threads = n_threads or os.cpu_count() or 1
+    grid = min(nsino, threads) * 2 * 8 * (2 * width) ** 2
+    return 3 * raw + 4 * work + 3 * vol + grid
 
 
 def nsino_for_budget(
-    budget_mb: float, n_angles: int, width: int, *, raw_itemsize: int = 2, halo: int = 0
+    budget_mb: float,
+    n_angles: int,
+    width: int,
+    *,
+    raw_itemsize: int = 2,
+    halo: int = 0,
+    n_threads: int | None = None,
 ) -> int:
     """Largest block size whose :func:`estimate_block_bytes` stays within ``budget_mb``."""
     budget = budget_mb * 1e6
-    one = estimate_block_bytes(n_angles, width, 1, raw_itemsize=raw_itemsize, halo=0)
-    fixed = estimate_block_bytes(n_angles, width, 0, raw_itemsize=raw_itemsize, halo=halo)
-    n = int((budget - fixed) // one)
-    if n < 1:
-        need = (fixed + one) / 1e6
+    kw = {"raw_itemsize": raw_itemsize, "halo": halo, "n_threads": n_threads}
+    if estimate_block_bytes(n_angles, width, 1, **kw) > budget:
+        need = estimate_block_bytes(n_angles, width, 1, **kw) / 1e6
         raise ParameterError(
             f"a memory budget of {budget_mb:g} MB cannot hold one sinogram row of this scan "
             f"({n_angles} angles x {width} columns needs about {need:.0f} MB)"
         )
-    return n
+    lo, hi = 1, 2
+    while estimate_block_bytes(n_angles, width, hi, **kw) <= budget:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:  # the estimate grows with nsino: bisect
+        mid = (lo + hi) // 2
+        if estimate_block_bytes(n_angles, width, mid, **kw) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 # ------------------------------------------------------------------ steps
@@ -158,6 +184,10 @@ def _load_psf(path: str):
 
         _PSF_CACHE[path] = psf_mod.load(path)
     return _PSF_CACHE[path]
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
 
 
 def _n_threads(cfg: PipelineConfig):
@@ -434,7 +464,7 @@ class _Stop(Exception):
     pass
 
 
-def _choose_nsino(cfg, scan, halo) -> int:
+def _choose_nsino(cfg, scan, halo, n_threads=None) -> int:
     n, _, w = scan.shape
     if cfg.output.memory_budget_mb > 0:
         return nsino_for_budget(
@@ -443,6 +473,7 @@ def _choose_nsino(cfg, scan, halo) -> int:
             w,
             raw_itemsize=np.dtype(scan.projections.dtype).itemsize,
             halo=halo,
+            n_threads=n_threads,
         )
     return cfg.output.nsino_per_chunk
 
@@ -476,7 +507,9 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             raise ParameterError(
                 f"rows {start}:{stop} are empty or outside the detector (height {h})"
             )
-        nsino = _choose_nsino(cfg, scan, halo)
+        # a budget is per process: per Dask worker, whose kernels use cores / workers threads
+        n_procs = max(1, len(client.scheduler_info()["workers"])) if client is not None else 1
+        nsino = _choose_nsino(cfg, scan, halo, cfg.run.n_threads or max(1, _cpus() // n_procs))
         nt = _n_threads(cfg)
         center = _center(scan, cfg, halo, nt)
         paths = output_paths(cfg, scan.path)
