@@ -97,6 +97,10 @@ def test_read_nxtomo_k11_external_links_and_flat_series():
         angles = f["entry/imaging_sum/gts_theta_value"][()][sel]
         np.testing.assert_allclose(scan.theta, np.deg2rad(angles))
         assert 89 < np.rad2deg(scan.theta[0]) < 91 and 269 < np.rad2deg(scan.theta[-1]) < 271
+        # the angles of the NXdata group that shows the detector's frames; the file's metadata
+        assert scan.metadata["angles_path"] == "/entry/imaging/gts_theta_value"
+        assert scan.metadata["/entry/instrument/source/energy"].endswith("GeV")
+        assert scan.metadata["start_time"].startswith("2022-10-15")
 
 
 @needs_k11

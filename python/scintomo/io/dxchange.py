@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import FileFormatError
+from ._meta import scalars
 from .atomic import atomic_path
 from .scan import Scan
 
@@ -60,6 +61,8 @@ def read_dxchange(path) -> Scan:
         f.close()
         raise FileFormatError(f"{path}: damaged or truncated HDF5 file ({e})") from None
     meta = {"format": "dxchange"}
+    if "measurement" in f:
+        meta.update(scalars(f["measurement"]))
     return Scan(data, flats, darks, theta, str(path), meta, [f], open_kwargs={"format": "dxchange"})
 
 

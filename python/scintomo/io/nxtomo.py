@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import FileFormatError
+from ._meta import scalars
 from .lazy import FrameSelection, _runs
 from .scan import Scan
 
@@ -135,7 +136,20 @@ def _find_paths(path: Path, f: h5py.File):
     )
 
 
-def _find_angles(f: h5py.File, n_frames: int, n_projections: int) -> str | None:
+def _link_target(f: h5py.File, dpath: str):
+    parent, _, name = dpath.strip("/").rpartition("/")
+    link = (f[parent] if parent else f).get(name, getlink=True)
+    if isinstance(link, h5py.ExternalLink):
+        return ("external", link.filename, link.path)
+    try:
+        return ("object", h5py.h5o.get_info(f[dpath].id).addr)
+    except (KeyError, OSError):
+        return ("missing", dpath)
+
+
+def _find_angles(
+    f: h5py.File, n_frames: int, n_projections: int, data_path: str | None = None
+) -> str | None:
     """Angle dataset with one value per frame (or per projection), in the
     places NeXus files keep it."""
     cands: list[str] = []
@@ -143,9 +157,11 @@ def _find_angles(f: h5py.File, n_frames: int, n_projections: int) -> str | None:
     for g in groups:
         if "rotation_angle" in g:
             cands.append(f"{g.name}/rotation_angle")
-    for g in groups:
-        if _s(g.attrs.get("NX_class", "")) != "NXdata" or "data" not in g:
-            continue
+    nxdata = [g for g in groups if _s(g.attrs.get("NX_class", "")) == "NXdata" and "data" in g]
+    # the NXdata group showing the detector's own frames first (a file may have several)
+    want = _link_target(f, data_path) if data_path else None
+    nxdata.sort(key=lambda g: _link_target(f, f"{g.name}/data") != want)
+    for g in nxdata:
         for a in np.atleast_1d(g.attrs.get("axes", [])):
             a = _s(a)
             if a and a != ".":
@@ -163,6 +179,13 @@ def _find_angles(f: h5py.File, n_frames: int, n_projections: int) -> str | None:
             ):
                 return c
     return None
+
+
+def _resolvable_group(f: h5py.File, gpath: str) -> bool:
+    try:
+        return isinstance(f[gpath], h5py.Group)
+    except (KeyError, OSError, ValueError):
+        return False
 
 
 def _unit(ds: h5py.Dataset, given: str | None) -> tuple[str, bool]:
@@ -252,7 +275,7 @@ def read_nxtomo(
         if proj_idx.size == 0:
             raise FileFormatError(f"{path}: no projections (image_key 0) in {image_key_path}")
         if angles_path is None:
-            angles_path = _find_angles(f, data.shape[0], proj_idx.size)
+            angles_path = _find_angles(f, data.shape[0], proj_idx.size, data_path)
         if angles_path is None:
             raise FileFormatError(
                 f"{path}: no rotation angles found (no sample/rotation_angle, no angle dataset "
@@ -302,6 +325,10 @@ def read_nxtomo(
         "n_invalid": int(np.sum(keys == 3)),
         "flat_positions": positions,
     }
+    entry = "/" + data_path.strip("/").split("/")[0]
+    for sub in ("sample", "instrument/source", "instrument/detector"):
+        if _resolvable_group(f, f"{entry}/{sub}"):
+            meta.update(scalars(f[f"{entry}/{sub}"], limit=50))
     for name in ("start_time", "end_time", "title"):
         for cand in (f"entry/{name}", f"entry1/{name}"):
             if _resolvable(f, cand):
