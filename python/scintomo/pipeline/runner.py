@@ -87,7 +87,7 @@ def halo_rows(cfg: PipelineConfig, psf=None) -> int:
 
 
 def _psf_kernel_shape(psf):
-    for name in ("kernel", "image", "data", "values"):
+    for name in ("array", "kernel", "image", "data", "values"):
         a = getattr(psf, name, None)
         if a is not None and np.ndim(a) == 2:
             return np.shape(a)
@@ -239,6 +239,33 @@ def read_block(scan: Scan, r0: int, r1: int, *, halo: int = 0) -> RawBlock:
     return RawBlock(r0, r1, a0, a1, proj, flats, positions, darks)
 
 
+def _deconvolve_intensities(proj, flats, darks, cfg: PipelineConfig, n_threads):
+    """(P - D, [F_i - D]) deconvolved by the film's PSF, float32; flats reduced per series."""
+    from .. import deconv  # issue 4
+
+    psf = _load_psf(cfg.deconv.psf)
+    method = getattr(deconv, cfg.deconv.method)
+    nt = n_threads
+    dark = None
+    if darks is not None:
+        dark = flatfield.reduce_frames(
+            darks, method=cfg.flatfield.reduce, n_threads=nt, what="darks"
+        )
+    series = flats if isinstance(flats, list) else [flats]
+    reduced = [
+        flatfield.reduce_frames(f, method=cfg.flatfield.reduce, n_threads=nt, what="flats")
+        for f in series
+    ]
+    p = np.asarray(proj, dtype=np.float32)
+    if dark is not None:
+        p = p - dark
+        reduced = [f - dark for f in reduced]
+    opts = dict(cfg.deconv.options)
+    p = method(p, psf, n_threads=nt, **opts)
+    fl = [method(f, psf, n_threads=nt, **opts) for f in reduced]
+    return p, (fl if isinstance(flats, list) else fl[0])
+
+
 def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndarray:
     """Raw rows -> -log (or phase-retrieved) projections of rows ``r0:r1``, (angle, row, column)
     float32."""
@@ -253,33 +280,32 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
             if isinstance(flats, list)
             else remove_zingers(flats, **z)
         )
-    need_ratio = bool(cfg.deconv.psf or cfg.phase.method)
+    darks = raw.darks
+    positions = raw.flat_positions
+    if cfg.deconv.psf:
+        # The film blurs the light reaching the camera, i.e. P - D and F - D, not their
+        # ratio: deconvolve those, then divide (scintomo.deconv's module notes).
+        proj, flats = _deconvolve_intensities(proj, flats, darks, cfg, n_threads)
+        darks = None
+    need_ratio = bool(cfg.phase.method)
     with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore"
-        )  # bad-pixel counts are per block; the run logs none of them twice
+        # bad-pixel counts are per block; the run does not repeat them block after block
+        warnings.simplefilter("ignore")
         data = flatfield.correct(
             proj,
             flats,
-            raw.darks,
-            flat_positions=raw.flat_positions,
+            darks,
+            flat_positions=positions,
             reduce=cfg.flatfield.reduce,
             bad_flat=cfg.flatfield.bad_flat,
             clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
             log=not need_ratio,
             n_threads=n_threads,
         )
-    if cfg.deconv.psf:
-        from .. import deconv  # issue 4
-
-        psf = _load_psf(cfg.deconv.psf)
-        data = getattr(deconv, cfg.deconv.method)(data, psf, **cfg.deconv.options)
     if cfg.phase.method == "paganin":
         from .. import recon  # issue 5
 
         data = recon.paganin(data, **cfg.phase.options)
-    elif need_ratio:
-        data = flatfield.minus_log(data, clip=(cfg.flatfield.clip_low, None), n_threads=n_threads)
     data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
     if cfg.stripes.method:
         from .. import recon  # issue 5
