@@ -384,3 +384,29 @@ def test_deconvolution_acts_on_intensities_block_by_block(tmp_path):
     # rows whose halo reaches neither block edge are the same as the whole image's
     np.testing.assert_allclose(got[:, 8:16], ref[:, 8:16], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, ref, atol=1e-2 * np.abs(ref).max())
+
+
+def test_stripe_removal_and_paganin_are_called_in_order(dx_file, sim):
+    """Stripes: per sinogram, so blocks equal the whole scan. Paganin: on the transmission."""
+    recon = pytest.importorskip(
+        "scintomo.recon", reason="scintomo.recon (issue 5) not in this build"
+    )
+    if not hasattr(recon, "remove_stripes") or not hasattr(recon, "paganin"):
+        pytest.skip("this scintomo.recon has no remove_stripes / paganin")
+    cfg = cfg_for(dx_file, stripes__method="sort")
+    with io.read(dx_file) as scan:
+        got = np.concatenate(
+            [
+                pipeline.preprocess(pipeline.read_block(scan, a, b), cfg)
+                for a, b in ((0, 4), (4, 10))
+            ],
+            axis=1,
+        )
+    ref = recon.remove_stripes(reference_minus_log(sim).astype(np.float32), method="sort")
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4)
+    opts = {"pixel_size": 0.65, "distance": 20.0, "energy": 20.0, "delta_beta": 50.0}
+    cfg = cfg_for(dx_file, phase__method="paganin", phase__options=opts)
+    with io.read(dx_file) as scan:
+        got = pipeline.preprocess(pipeline.read_block(scan, 0, 10, halo=0), cfg)
+    ratio = np.exp(-reference_minus_log(sim)).astype(np.float32)
+    np.testing.assert_allclose(got, recon.paganin(ratio, **opts), rtol=1e-4, atol=1e-4)

@@ -73,6 +73,11 @@ def add_parser(sub) -> None:
     a("--deconv-method", choices=("richardson_lucy", "wiener"))
     a("--stripe-method", help="ring removal method (scintomo.recon.remove_stripes)")
     a("--flat-reduce", choices=("mean", "median"))
+    a("--retrieve-phase-method", choices=("none", "paganin"), help="phase retrieval before recon")
+    a("--energy", type=float, help="paganin: photon energy, keV")
+    a("--propagation-distance", type=float, help="paganin: sample-detector distance, mm")
+    a("--pixel-size", type=float, help="paganin: pixel size at the sample, micrometres")
+    a("--delta-beta", type=float, help="paganin: delta / beta of the material")
     a("--cluster", help="Dask scheduler address, or local:N for N worker processes")
     a("--threads", type=int, help="kernel threads (default: all cores / workers)")
     a("--log-file", type=Path, help="default: <output folder>/<name>_rec.log")
@@ -114,6 +119,16 @@ def _config(args):
     for sec, key, v in set_:
         if v is not None:
             setattr(getattr(cfg, sec), key, v)
+    if args.retrieve_phase_method is not None:
+        cfg.phase.method = "" if args.retrieve_phase_method == "none" else "paganin"
+    for key, v in (
+        ("energy", args.energy),
+        ("distance", args.propagation_distance),
+        ("pixel_size", args.pixel_size),
+        ("delta_beta", args.delta_beta),
+    ):
+        if v is not None:
+            cfg.phase.options[key] = v
     if not cfg.input.file:
         raise ParameterError("no scan: give --file-name (or [input] file in --config)")
     cfg.validate("command line")

@@ -81,7 +81,9 @@ class StripeConfig:
 class PhaseConfig:
     method: str = _f("", "phase retrieval: paganin, or empty for none (then -log)")
     options: dict = _f(
-        {}, "keyword arguments of scintomo.recon.paganin (distance, energy, pixel size...)"
+        {},
+        "keyword arguments of scintomo.recon.paganin: pixel_size (um), distance (mm), "
+        "energy (keV), delta_beta",
     )
     halo_rows: int = _f(32, "detector rows read on each side of a block for the phase filter")
 

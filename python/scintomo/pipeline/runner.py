@@ -310,7 +310,8 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
     if cfg.stripes.method:
         from .. import recon  # issue 5
 
-        data = recon.remove_stripes(data, method=cfg.stripes.method, **cfg.stripes.options)
+        opts = {"n_threads": n_threads, **cfg.stripes.options}
+        data = recon.remove_stripes(data, method=cfg.stripes.method, **opts)
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
