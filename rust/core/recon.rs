@@ -90,8 +90,13 @@ impl Geometry {
 }
 
 /// Copy one projection row into `buf` (length pad_len), the data at offset
-/// `left` and the edge values replicated into the padding (less truncation
-/// artefact than zeros when the object overfills the detector).
+/// `left`, the padding filled with the edge values rolled off to zero by a
+/// half cosine over each side's width. Zeros alone would put a step at the
+/// edges of a projection the object overfills; flat edge values add mass
+/// that the ramp's negative tails turn into a low bias (measured scale in
+/// the middle of a Shepp-Logan 1.5x the detector: 0.84 flat, 0.91 rolled
+/// off, 1.01 unpadded; 2x the detector: 0.98 rolled off, 1.18 unpadded).
+/// The roll-off is continuous and periodic: the circular filter sees no step.
 #[inline]
 pub(crate) fn pad_edge<'a>(row: impl Iterator<Item = &'a f32> + Clone, nd: usize, left: usize, buf: &mut [f32]) {
     let mut first = 0.0;
@@ -103,8 +108,15 @@ pub(crate) fn pad_edge<'a>(row: impl Iterator<Item = &'a f32> + Clone, nd: usize
         last = v;
         buf[left + i] = v;
     }
-    buf[..left].fill(first);
-    buf[left + nd..].fill(last);
+    let right = buf.len() - left - nd;
+    for (i, b) in buf[..left].iter_mut().enumerate() {
+        let d = (left - i) as f32 / (left + 1) as f32;
+        *b = first * 0.5 * (1.0 + (std::f32::consts::PI * d).cos());
+    }
+    for (i, b) in buf[left + nd..].iter_mut().enumerate() {
+        let d = (i + 1) as f32 / (right + 1) as f32;
+        *b = last * 0.5 * (1.0 + (std::f32::consts::PI * d).cos());
+    }
 }
 
 /// Column range [c0, c1) of output row `r` inside the mask (all columns without one).

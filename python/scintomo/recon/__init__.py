@@ -33,11 +33,13 @@ attenuation per pixel (divide by the pixel size for per-length units).
 
 from __future__ import annotations
 
+from ._center import find_center
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 
 __all__ = [
     "Reconstruction",
     "angle_weights",
+    "find_center",
     "padded_length",
     "reconstruct",
     "tomopy_available",
