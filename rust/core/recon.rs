@@ -17,6 +17,7 @@
 mod filter;
 mod fbp;
 mod gridrec;
+pub mod stripe;
 
 pub use fbp::fbp;
 pub use filter::{filter_response, Filter};

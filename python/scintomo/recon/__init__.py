@@ -34,13 +34,17 @@ attenuation per pixel (divide by the pixel size for per-length units).
 from __future__ import annotations
 
 from ._center import find_center
+from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
+from ._stripes import remove_stripes
 
 __all__ = [
     "Reconstruction",
     "angle_weights",
     "find_center",
     "padded_length",
+    "paganin",
     "reconstruct",
+    "remove_stripes",
     "tomopy_available",
 ]

@@ -1,6 +1,6 @@
 //! Bindings of the recon kernels.
 
-use numpy::{IntoPyArray, PyArray3, PyReadonlyArray3};
+use numpy::{IntoPyArray, PyArray2, PyArray3, PyReadonlyArray2, PyReadonlyArray3};
 use pyo3::prelude::*;
 use scintomo_core::recon::{self, Filter, Geometry};
 use scintomo_core::CoreError;
@@ -39,7 +39,38 @@ fn recon_builtin<'py>(
     Ok(out.into_pyarray(py))
 }
 
+/// Median over `size` columns along each row, edges mirrored.
+#[pyfunction]
+#[pyo3(signature = (a, size, *, n_threads = None))]
+fn median_rows<'py>(
+    py: Python<'py>,
+    a: PyReadonlyArray2<'py, f32>,
+    size: usize,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let v = a.as_array();
+    Ok(run(py, n_threads, || recon::stripe::median_rows(v, size))?.into_pyarray(py))
+}
+
+type Three<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+
+/// (sorted, median-smoothed sorted, smoothed back in the original order).
+#[pyfunction]
+#[pyo3(signature = (sino, size, *, n_threads = None))]
+fn sort_median<'py>(
+    py: Python<'py>,
+    sino: PyReadonlyArray2<'py, f32>,
+    size: usize,
+    n_threads: Option<usize>,
+) -> PyResult<Three<'py>> {
+    let v = sino.as_array();
+    let (a, b, c) = run(py, n_threads, || recon::stripe::sort_median(v, size))?;
+    Ok((a.into_pyarray(py), b.into_pyarray(py), c.into_pyarray(py)))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(recon_builtin, m)?)?;
+    m.add_function(wrap_pyfunction!(median_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(sort_median, m)?)?;
     Ok(())
 }
