@@ -6,11 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
-
 from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
 from scintomo.recon import angle_weights, find_center, reconstruct, tomopy_available
 from scintomo.simulate import ellipse_projections, ellipses_image, shepp_logan_ellipses
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 ALGORITHMS = ("fbp", "gridrec")
@@ -34,7 +33,9 @@ def smooth_shepp(n, theta, sigma=1.25, noise=0.002, seed=0, center=None):
     band-limited enough to be recoverable to < 0.1 % error."""
     e = shepp_logan_ellipses(n)
     img = gaussian_filter(ellipses_image(e, n).astype(np.float64), sigma, mode="constant")
-    p = gaussian_filter1d(ellipse_projections(e, theta, n, center=center), sigma, axis=1, mode="constant")
+    p = gaussian_filter1d(
+        ellipse_projections(e, theta, n, center=center), sigma, axis=1, mode="constant"
+    )
     p += np.random.default_rng(seed).normal(0, noise * p.max(), p.shape)
     return img, p.astype(np.float32)
 
@@ -65,7 +66,9 @@ def test_sharp_shepp_logan_from_skimage_radon(algorithm):
     img = ellipses_image(shepp_logan_ellipses(n), n)
     deg = np.linspace(0, 180, 360, endpoint=False)
     sino = radon(img.astype(np.float64), deg, circle=True)  # (column, angle)
-    ours = reconstruct(sino.T.astype(np.float32), np.deg2rad(deg), algorithm=algorithm, filter="ramp")
+    ours = reconstruct(
+        sino.T.astype(np.float32), np.deg2rad(deg), algorithm=algorithm, filter="ramp"
+    )
     ref = iradon(sino, deg, filter_name="ramp", circle=True)
     m = fov(n)
     c_ours, s_ours = corr_scale(ours, img, m)
@@ -236,7 +239,9 @@ def test_find_center_rows_and_registration():
     n = 256
     theta = np.linspace(0, np.pi, 361)
     c = (n - 1) / 2 + 5.2
-    p = ellipse_projections(shepp_logan_ellipses(n, fill=0.8), theta, n, center=c).astype(np.float32)
+    p = ellipse_projections(shepp_logan_ellipses(n, fill=0.8), theta, n, center=c).astype(
+        np.float32
+    )
     stack = np.stack([p, p], axis=1)
     cs = find_center(stack, theta, rows=[0, 1])
     assert cs.shape == (2,) and np.all(np.abs(cs - c) <= 0.25)

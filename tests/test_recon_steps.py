@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.ndimage import gaussian_filter1d, median_filter
-
 from scintomo import _core
 from scintomo.exceptions import NonFiniteError, NumericalError, ParameterError, ShapeError
 from scintomo.recon import paganin, remove_stripes
 from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
+from scipy.ndimage import gaussian_filter1d, median_filter
 
 
 def test_kernels_match_numpy_scipy():
@@ -36,7 +35,9 @@ def striped():
     n = 384
     theta = np.linspace(0, np.pi, 540, endpoint=False)
     rng = np.random.default_rng(0)
-    p = gaussian_filter1d(ellipse_projections(shepp_logan_ellipses(n, fill=0.7), theta, n), 6, axis=1)
+    p = gaussian_filter1d(
+        ellipse_projections(shepp_logan_ellipses(n, fill=0.7), theta, n), 6, axis=1
+    )
     p = (p + rng.normal(0, 0.002 * p.max(), p.shape)).astype(np.float32)  # real data are noisy
     off = np.zeros(n, np.float32)
     idx = np.sort(rng.choice(np.arange(20, n - 20), 16, replace=False))
@@ -72,7 +73,10 @@ def test_dead_column_is_interpolated(striped):
     data = clean.copy()
     data[:, 150] = data[:, 150].mean()  # an unresponsive pixel: constant
     out = remove_stripes(data, method="dead")
-    assert np.abs(out[:, 150] - clean[:, 150]).mean() < 0.2 * np.abs(data[:, 150] - clean[:, 150]).mean()
+    assert (
+        np.abs(out[:, 150] - clean[:, 150]).mean()
+        < 0.2 * np.abs(data[:, 150] - clean[:, 150]).mean()
+    )
 
 
 def test_fw_removes_isolated_stripes():
@@ -101,7 +105,9 @@ def test_paganin_filter_response_is_exact():
     k = 5
     x = np.arange(n)
     img = 1.0 + 0.01 * np.cos(2 * np.pi * k * x / n)[None, :] * np.ones((n, 1))
-    out = paganin(img, pixel_size=ps_um, distance=z_mm, energy=e_kev, delta_beta=db, pad=False, log=False)
+    out = paganin(
+        img, pixel_size=ps_um, distance=z_mm, energy=e_kev, delta_beta=db, pad=False, log=False
+    )
     lam = 1.239841984e-9 / e_kev
     f = k / (n * ps_um * 1e-6)
     want = 0.01 / (1 + np.pi * lam * z_mm * 1e-3 * db * f**2)

@@ -14,8 +14,8 @@
 //! share of the half turn, so the weights of a uniform 180-degree scan are
 //! pi / n_angles) computed by the caller.
 
-mod filter;
 mod fbp;
+mod filter;
 mod gridrec;
 pub mod stripe;
 
@@ -63,13 +63,27 @@ impl Geometry {
             )));
         }
         if self.centers.len() != nr {
-            return Err(CoreError::shape(format!("{} centres for {} rows", self.centers.len(), nr)));
+            return Err(CoreError::shape(format!(
+                "{} centres for {} rows",
+                self.centers.len(),
+                nr
+            )));
         }
-        if self.theta.iter().chain(&self.weights).chain(&self.centers).any(|v| !v.is_finite()) {
-            return Err(CoreError::parameter("theta, weights and centres must be finite"));
+        if self
+            .theta
+            .iter()
+            .chain(&self.weights)
+            .chain(&self.centers)
+            .any(|v| !v.is_finite())
+        {
+            return Err(CoreError::parameter(
+                "theta, weights and centres must be finite",
+            ));
         }
         if self.n_out == 0 {
-            return Err(CoreError::parameter("the output size must be at least 1 pixel"));
+            return Err(CoreError::parameter(
+                "the output size must be at least 1 pixel",
+            ));
         }
         if self.pad_len < nd || self.pad_len > (1 << 20) {
             return Err(CoreError::parameter(format!(
@@ -84,7 +98,10 @@ impl Geometry {
         }
         let bad = proj.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
-            return Err(CoreError::NonFinite { what: "projections".into(), count: bad });
+            return Err(CoreError::NonFinite {
+                what: "projections".into(),
+                count: bad,
+            });
         }
         Ok(())
     }
@@ -99,7 +116,12 @@ impl Geometry {
 /// off, 1.01 unpadded; 2x the detector: 0.98 rolled off, 1.18 unpadded).
 /// The roll-off is continuous and periodic: the circular filter sees no step.
 #[inline]
-pub(crate) fn pad_edge<'a>(row: impl Iterator<Item = &'a f32> + Clone, nd: usize, left: usize, buf: &mut [f32]) {
+pub(crate) fn pad_edge<'a>(
+    row: impl Iterator<Item = &'a f32> + Clone,
+    nd: usize,
+    left: usize,
+    buf: &mut [f32],
+) {
     let mut first = 0.0;
     let mut last = 0.0;
     for (i, &v) in row.enumerate() {

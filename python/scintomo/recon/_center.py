@@ -69,11 +69,12 @@ def _parabola_min(x: np.ndarray, y: np.ndarray) -> float:
     return float(x[i])
 
 
-def _vo(sino: np.ndarray, theta: np.ndarray, search: tuple[float, float], ratio: float, drop: int) -> float:
+def _vo(
+    sino: np.ndarray, theta: np.ndarray, search: tuple[float, float], ratio: float, drop: int
+) -> float:
     keep = _half_turn(theta)
     sino = sino[keep]
     na, n = sino.shape
-    mid = (n - 1) / 2.0
     # Coarse to fine: columns binned by f (about 128 binned columns first,
     # then f / 4, ... 1), each level searching around the previous estimate;
     # angles cut to <= 4 per binned column pair; the last level steps 0.25 px
@@ -181,7 +182,9 @@ def find_center(
     if arr.ndim == 2:
         arr = arr[:, np.newaxis, :]
     if arr.ndim != 3:
-        raise ShapeError(f"projections must be (angle, row, column) or (angle, column), got {arr.shape}")
+        raise ShapeError(
+            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
+        )
     check_nonempty(arr, "projections")
     th = np.asarray(theta, dtype=np.float64).ravel()
     if th.size != arr.shape[0]:

@@ -73,10 +73,12 @@ def paganin(
     out = np.empty(arr.shape, np.float32)
     for i, img in enumerate(arr):
         a = np.pad(img.astype(np.float64), ((pr, pr), (pc, pc)), mode="edge") if pad else img
-        f = np.fft.irfft2(np.fft.rfft2(a) * filt, s=a.shape)[pr:pr + nr, pc:pc + nc]
+        f = np.fft.irfft2(np.fft.rfft2(a) * filt, s=a.shape)[pr : pr + nr, pc : pc + nc]
         if log:
             if np.any(f <= 0):
-                raise NumericalError("filtered transmission <= 0: is the input I / I0 rather than -log?")
+                raise NumericalError(
+                    "filtered transmission <= 0: is the input I / I0 rather than -log?"
+                )
             f = -np.log(f)
         out[i] = f
     return out[0] if single else out

@@ -165,7 +165,9 @@ def reconstruct(
     if single:
         arr = arr[:, np.newaxis, :]
     if arr.ndim != 3:
-        raise ShapeError(f"projections must be (angle, row, column) or (angle, column), got {arr.shape}")
+        raise ShapeError(
+            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
+        )
     check_nonempty(arr, "projections")
     check_finite(arr, "projections")
     n_ang, n_rows, n_det = arr.shape
@@ -199,7 +201,9 @@ def reconstruct(
     if use == "builtin":
         choice(algorithm, "algorithm (built-in backend)", BUILTIN_ALGORITHMS)
         if tomopy_kwargs:
-            raise ParameterError(f"unknown options for the built-in backend: {sorted(tomopy_kwargs)}")
+            raise ParameterError(
+                f"unknown options for the built-in backend: {sorted(tomopy_kwargs)}"
+            )
         if algorithm == "gridrec":
             pad_len = max(pad_len, n_out + kernel_width)
         out = _core.recon_builtin(
@@ -219,8 +223,15 @@ def reconstruct(
         from ._tomopy import recon_tomopy
 
         out = recon_tomopy(
-            arr, th, centers, algorithm=algorithm, filter=_TOMOPY_FILTER.get(filter, filter),
-            pad_len=pad_len, mask_ratio=ratio, n_threads=n_threads, **tomopy_kwargs,
+            arr,
+            th,
+            centers,
+            algorithm=algorithm,
+            filter=_TOMOPY_FILTER.get(filter, filter),
+            pad_len=pad_len,
+            mask_ratio=ratio,
+            n_threads=n_threads,
+            **tomopy_kwargs,
         )
     log.info("reconstructed %d slice(s) with %s %s", n_rows, use, algorithm)
     meta = {

@@ -36,7 +36,7 @@ def _detect_stripe(fact: np.ndarray, snr: float) -> np.ndarray:
     nd = int(0.25 * n)
     if n - 2 * nd < 3:
         return np.zeros(n, dtype=bool)
-    slope, icpt = np.polyfit(x[nd:n - nd], srt[nd:n - nd], 1)
+    slope, icpt = np.polyfit(x[nd : n - nd], srt[nd : n - nd], 1)
     end = icpt + slope * x[-1]
     noise = max(abs(end - icpt), 1e-6)
     mask = np.zeros(n, dtype=bool)
@@ -60,7 +60,9 @@ def _rs_filter(sino, sigma, size, nt):
     p = np.pad(sino, ((pad, pad), (0, 0)), mode="reflect")
     k = np.fft.fftfreq(p.shape[0], 1.0 / p.shape[0])
     win = np.exp(-0.5 * (k / sigma) ** 2)[:, None]
-    smooth = np.fft.ifft(np.fft.fft(p, axis=0) * win, axis=0).real[pad:pad + na].astype(np.float32)
+    smooth = (
+        np.fft.ifft(np.fft.fft(p, axis=0) * win, axis=0).real[pad : pad + na].astype(np.float32)
+    )
     sharp = sino - smooth
     return _core.median_rows(np.ascontiguousarray(smooth), _odd(size, "size"), n_threads=nt) + sharp
 
@@ -72,8 +74,8 @@ def _rs_large(sino, snr, size, drop_ratio, nt):
     na = sino.shape[0]
     nd = int(0.5 * float(np.clip(drop_ratio, 0.0, 0.8)) * na)
     srt, smooth, back = _core.sort_median(sino, _odd(size, "la_size"), n_threads=nt)
-    m1 = srt[nd:na - nd].mean(axis=0, dtype=np.float64)
-    m2 = smooth[nd:na - nd].mean(axis=0, dtype=np.float64)
+    m1 = srt[nd : na - nd].mean(axis=0, dtype=np.float64)
+    m2 = smooth[nd : na - nd].mean(axis=0, dtype=np.float64)
     # Columns of (near) zero signal, e.g. air in -log data, keep factor 1.
     ok = (np.abs(m2) > 0.02 * np.abs(m2).max()) & (m1 * m2 > 0)
     fact = np.divide(m1, m2, out=np.ones_like(m1), where=ok)
@@ -194,7 +196,9 @@ def remove_stripes(
     if single:
         arr = arr[:, np.newaxis, :]
     if arr.ndim != 3:
-        raise ShapeError(f"projections must be (angle, row, column) or (angle, column), got {arr.shape}")
+        raise ShapeError(
+            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
+        )
     check_nonempty(arr, "projections")
     check_finite(arr, "projections")
     if not (np.isfinite(snr) and snr > 0):

@@ -14,12 +14,24 @@ import numpy as np
 from ..exceptions import ParameterError
 
 
-def recon_tomopy(proj, theta, centers, *, algorithm, filter, pad_len,  # noqa: A002
-                 mask_ratio, n_threads, **kwargs) -> np.ndarray:
+def recon_tomopy(
+    proj,
+    theta,
+    centers,
+    *,
+    algorithm,
+    filter,
+    pad_len,  # noqa: A002
+    mask_ratio,
+    n_threads,
+    **kwargs,
+) -> np.ndarray:
     try:
         import tomopy
     except ImportError as e:  # pragma: no cover - depends on the machine
-        raise ParameterError("backend='tomopy' but TomoPy is not installed (conda install tomopy)") from e
+        raise ParameterError(
+            "backend='tomopy' but TomoPy is not installed (conda install tomopy)"
+        ) from e
     n_det = proj.shape[2]
     npad = max(0, (pad_len - n_det) // 2)
     if npad:
@@ -36,7 +48,7 @@ def recon_tomopy(proj, theta, centers, *, algorithm, filter, pad_len,  # noqa: A
         **opts,
     )
     if npad:
-        rec = rec[:, npad:npad + n_det, npad:npad + n_det]
+        rec = rec[:, npad : npad + n_det, npad : npad + n_det]
     if mask_ratio is not None:
         rec = tomopy.circ_mask(rec, axis=0, ratio=mask_ratio)
     return np.ascontiguousarray(rec, dtype=np.float32)

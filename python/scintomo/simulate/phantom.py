@@ -37,7 +37,14 @@ def shepp_logan_ellipses(size: int, *, scale: float = 1.0, fill: float = 0.9) ->
     e = np.array(_SHEPP_LOGAN, dtype=np.float64)
     # y in the table points up, as ours does.
     return np.column_stack(
-        [e[:, 0] * scale, e[:, 1] * half, e[:, 2] * half, e[:, 3] * half, e[:, 4] * half, np.deg2rad(e[:, 5])]
+        [
+            e[:, 0] * scale,
+            e[:, 1] * half,
+            e[:, 2] * half,
+            e[:, 3] * half,
+            e[:, 4] * half,
+            np.deg2rad(e[:, 5]),
+        ]
     )
 
 

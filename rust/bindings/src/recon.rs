@@ -29,12 +29,24 @@ fn recon_builtin<'py>(
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let filter = Filter::parse(filter).map_err(PyCoreError)?;
-    let geo = Geometry { theta, weights, centers, n_out, pad_len, mask_radius, filter };
+    let geo = Geometry {
+        theta,
+        weights,
+        centers,
+        n_out,
+        pad_len,
+        mask_radius,
+        filter,
+    };
     let v = projections.as_array();
     let out = match algorithm {
         "fbp" => run(py, n_threads, || recon::fbp(v, &geo))?,
         "gridrec" => run(py, n_threads, || recon::gridrec(v, &geo, kernel_width))?,
-        o => return Err(PyCoreError(CoreError::parameter(format!("unknown algorithm {o:?}"))).into()),
+        o => {
+            return Err(
+                PyCoreError(CoreError::parameter(format!("unknown algorithm {o:?}"))).into(),
+            )
+        }
     };
     Ok(out.into_pyarray(py))
 }
@@ -52,7 +64,11 @@ fn median_rows<'py>(
     Ok(run(py, n_threads, || recon::stripe::median_rows(v, size))?.into_pyarray(py))
 }
 
-type Three<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
+type Three<'py> = (
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<f32>>,
+    Bound<'py, PyArray2<f32>>,
+);
 
 /// (sorted, median-smoothed sorted, smoothed back in the original order).
 #[pyfunction]

@@ -29,7 +29,11 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
     let mut planner = RealFftPlanner::<f32>::new();
     let r2c = planner.plan_fft_forward(np);
     let c2r = planner.plan_fft_inverse(np);
-    let trig: Vec<(f32, f32)> = geo.theta.iter().map(|t| (t.cos() as f32, t.sin() as f32)).collect();
+    let trig: Vec<(f32, f32)> = geo
+        .theta
+        .iter()
+        .map(|t| (t.cos() as f32, t.sin() as f32))
+        .collect();
     // Index range of the padded, filtered projection that any output pixel can reach.
     let reach = (n as f64) * std::f64::consts::FRAC_1_SQRT_2 + 2.0;
 
@@ -44,69 +48,89 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
         // (value, slope to the next sample) per angle, weights folded in.
         let mut pv = vec![0f32; na * len];
         let mut dv = vec![0f32; na * len];
-        pv.par_chunks_mut(len).zip(dv.par_chunks_mut(len)).enumerate().for_each_init(
-            || (vec![0f32; np], r2c.make_output_vec(), r2c.make_scratch_vec(), c2r.make_scratch_vec()),
-            |(buf, spec, s1, s2), (a, (pdst, ddst))| {
-                pad_edge(sino.row(a).iter(), nd, left, buf);
-                // Plans and buffers have matching lengths, so these cannot fail.
-                let _ = r2c.process_with_scratch(buf, spec, s1);
-                let w = geo.weights[a] as f32;
-                for (z, &h) in spec.iter_mut().zip(&resp) {
-                    *z *= h * w;
-                }
-                spec[0].im = 0.0;
-                if let Some(last) = spec.last_mut() {
-                    if np % 2 == 0 {
-                        last.im = 0.0;
+        pv.par_chunks_mut(len)
+            .zip(dv.par_chunks_mut(len))
+            .enumerate()
+            .for_each_init(
+                || {
+                    (
+                        vec![0f32; np],
+                        r2c.make_output_vec(),
+                        r2c.make_scratch_vec(),
+                        c2r.make_scratch_vec(),
+                    )
+                },
+                |(buf, spec, s1, s2), (a, (pdst, ddst))| {
+                    pad_edge(sino.row(a).iter(), nd, left, buf);
+                    // Plans and buffers have matching lengths, so these cannot fail.
+                    let _ = r2c.process_with_scratch(buf, spec, s1);
+                    let w = geo.weights[a] as f32;
+                    for (z, &h) in spec.iter_mut().zip(&resp) {
+                        *z *= h * w;
                     }
-                }
-                let _ = c2r.process_with_scratch(spec, buf, s2);
-                for (k, (pk, dk)) in pdst.iter_mut().zip(ddst.iter_mut()).enumerate() {
-                    let v = buf[i0 + k];
-                    let nx = if i0 + k + 1 < np { buf[i0 + k + 1] } else { v };
-                    *pk = v;
-                    *dk = nx - v;
-                }
-            },
-        );
+                    spec[0].im = 0.0;
+                    if let Some(last) = spec.last_mut() {
+                        if np % 2 == 0 {
+                            last.im = 0.0;
+                        }
+                    }
+                    let _ = c2r.process_with_scratch(spec, buf, s2);
+                    for (k, (pk, dk)) in pdst.iter_mut().zip(ddst.iter_mut()).enumerate() {
+                        let v = buf[i0 + k];
+                        let nx = if i0 + k + 1 < np { buf[i0 + k + 1] } else { v };
+                        *pk = v;
+                        *dk = nx - v;
+                    }
+                },
+            );
         let h = (n as f64 - 1.0) / 2.0;
         let off = axis - i0 as f64; // index in `pd` rows of s = 0
         let rows = slice.as_slice_mut();
         let Some(rows) = rows else { continue };
-        rows.par_chunks_mut(ROW_BLOCK * n).enumerate().for_each(|(b, blk)| {
-            let r0 = b * ROW_BLOCK;
-            let nrows = blk.len() / n;
-            let mut acc64 = vec![0f64; nrows * n];
-            let mut acc32 = vec![0f32; nrows * n];
-            let ranges: Vec<(usize, usize)> = (0..nrows).map(|k| mask_cols(n, r0 + k, geo.mask_radius)).collect();
-            for (a, &(cs, sn)) in trig.iter().enumerate() {
-                let p_row = &pv[a * len..(a + 1) * len];
-                let d_row = &dv[a * len..(a + 1) * len];
-                for k in 0..nrows {
-                    let (c0, c1) = ranges[k];
-                    if c0 >= c1 {
-                        continue;
+        rows.par_chunks_mut(ROW_BLOCK * n)
+            .enumerate()
+            .for_each(|(b, blk)| {
+                let r0 = b * ROW_BLOCK;
+                let nrows = blk.len() / n;
+                let mut acc64 = vec![0f64; nrows * n];
+                let mut acc32 = vec![0f32; nrows * n];
+                let ranges: Vec<(usize, usize)> = (0..nrows)
+                    .map(|k| mask_cols(n, r0 + k, geo.mask_radius))
+                    .collect();
+                for (a, &(cs, sn)) in trig.iter().enumerate() {
+                    let p_row = &pv[a * len..(a + 1) * len];
+                    let d_row = &dv[a * len..(a + 1) * len];
+                    for k in 0..nrows {
+                        let (c0, c1) = ranges[k];
+                        if c0 >= c1 {
+                            continue;
+                        }
+                        let y = h - (r0 + k) as f64;
+                        // t(col) = t0 + col * cs, must stay in [0, len - 2].
+                        let t0 = off + y * sn as f64 - h * cs as f64;
+                        let (lo, hi) = valid_cols(t0, cs as f64, (len - 2) as f64, c0, c1);
+                        let acc = &mut acc32[k * n..(k + 1) * n];
+                        if lo < hi {
+                            backproject_row(
+                                &mut acc[lo..hi],
+                                p_row,
+                                d_row,
+                                t0 as f32 + lo as f32 * cs,
+                                cs,
+                            );
+                        }
                     }
-                    let y = h - (r0 + k) as f64;
-                    // t(col) = t0 + col * cs, must stay in [0, len - 2].
-                    let t0 = off + y * sn as f64 - h * cs as f64;
-                    let (lo, hi) = valid_cols(t0, cs as f64, (len - 2) as f64, c0, c1);
-                    let acc = &mut acc32[k * n..(k + 1) * n];
-                    if lo < hi {
-                        backproject_row(&mut acc[lo..hi], p_row, d_row, t0 as f32 + lo as f32 * cs, cs);
+                    if (a + 1) % ANGLE_BLOCK == 0 || a + 1 == na {
+                        for (s, v) in acc64.iter_mut().zip(acc32.iter_mut()) {
+                            *s += *v as f64;
+                            *v = 0.0;
+                        }
                     }
                 }
-                if (a + 1) % ANGLE_BLOCK == 0 || a + 1 == na {
-                    for (s, v) in acc64.iter_mut().zip(acc32.iter_mut()) {
-                        *s += *v as f64;
-                        *v = 0.0;
-                    }
+                for (o, s) in blk.iter_mut().zip(&acc64) {
+                    *o = *s as f32;
                 }
-            }
-            for (o, s) in blk.iter_mut().zip(&acc64) {
-                *o = *s as f32;
-            }
-        });
+            });
     }
     Ok(out)
 }
@@ -151,7 +175,10 @@ unsafe fn backproject_row_avx2(acc: &mut [f32], p: &[f32], d: &[f32], t0: f32, c
         let pv = _mm256_i32gather_ps::<4>(p.as_ptr(), i);
         let dv = _mm256_i32gather_ps::<4>(d.as_ptr(), i);
         let o = acc.as_mut_ptr().add(k);
-        _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), _mm256_fmadd_ps(f, dv, pv)));
+        _mm256_storeu_ps(
+            o,
+            _mm256_add_ps(_mm256_loadu_ps(o), _mm256_fmadd_ps(f, dv, pv)),
+        );
         k += 8;
     }
     if k < len {

@@ -78,7 +78,11 @@ pub fn filter_response(filter: Filter, n: usize) -> Vec<f64> {
     planner.plan_fft_forward(n).process(&mut h);
     (0..n)
         .map(|k| {
-            let f = if k <= n / 2 { k as f64 } else { k as f64 - n as f64 } / n as f64;
+            let f = if k <= n / 2 {
+                k as f64
+            } else {
+                k as f64 - n as f64
+            } / n as f64;
             h[k].re * filter.window(f)
         })
         .collect()

@@ -88,13 +88,19 @@ impl Kernel {
 /// Reconstruct every detector row of `proj` (angle, row, column) with a
 /// Kaiser-Bessel kernel of width `kernel_width` grid cells: (row, n_out,
 /// n_out) float32.
-pub fn gridrec(proj: ArrayView3<f32>, geo: &Geometry, kernel_width: usize) -> CoreResult<Array3<f32>> {
+pub fn gridrec(
+    proj: ArrayView3<f32>,
+    geo: &Geometry,
+    kernel_width: usize,
+) -> CoreResult<Array3<f32>> {
     geo.check(&proj)?;
     let (_, nr, nd) = proj.dim();
     let n = geo.n_out;
     let g = geo.pad_len;
     if !(2..=16).contains(&kernel_width) {
-        return Err(CoreError::parameter(format!("kernel width must be 2..16, got {kernel_width}")));
+        return Err(CoreError::parameter(format!(
+            "kernel width must be 2..16, got {kernel_width}"
+        )));
     }
     if g < n + kernel_width {
         return Err(CoreError::parameter(format!(
@@ -104,7 +110,10 @@ pub fn gridrec(proj: ArrayView3<f32>, geo: &Geometry, kernel_width: usize) -> Co
     let alpha = g as f64 / n as f64;
     let kern = Kernel::new(kernel_width, kb_beta(kernel_width as f64, alpha));
     let left = (g - nd) / 2;
-    let resp: Vec<f32> = filter_response(geo.filter, g).iter().map(|&v| (v / g as f64) as f32).collect();
+    let resp: Vec<f32> = filter_response(geo.filter, g)
+        .iter()
+        .map(|&v| (v / g as f64) as f32)
+        .collect();
     let mut planner = FftPlanner::<f32>::new();
     let fwd = planner.plan_fft_forward(g);
     let inv = planner.plan_fft_inverse(g);
@@ -141,9 +150,19 @@ pub fn gridrec(proj: ArrayView3<f32>, geo: &Geometry, kernel_width: usize) -> Co
         let mut scratch = vec![Complex32::new(0.0, 0.0); fwd.get_inplace_scratch_len()];
         let mut wts = vec![0f32; kernel_width];
         for (a, &(cs, sn)) in trig.iter().enumerate() {
-            pad_edge(proj.slice(ndarray::s![a, rows[0], ..]).into_iter(), nd, left, &mut re);
+            pad_edge(
+                proj.slice(ndarray::s![a, rows[0], ..]).into_iter(),
+                nd,
+                left,
+                &mut re,
+            );
             if two {
-                pad_edge(proj.slice(ndarray::s![a, rows[1], ..]).into_iter(), nd, left, &mut im);
+                pad_edge(
+                    proj.slice(ndarray::s![a, rows[1], ..]).into_iter(),
+                    nd,
+                    left,
+                    &mut im,
+                );
             }
             for (z, (&x, &y)) in buf.iter_mut().zip(re.iter().zip(&im)) {
                 *z = Complex32::new(x, if two { y } else { 0.0 });

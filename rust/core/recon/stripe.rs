@@ -12,11 +12,16 @@ fn check(a: &ArrayView2<f32>, size: usize) -> CoreResult<()> {
         return Err(CoreError::shape("empty sinogram"));
     }
     if size == 0 || size % 2 == 0 {
-        return Err(CoreError::parameter(format!("median size must be odd and >= 1, got {size}")));
+        return Err(CoreError::parameter(format!(
+            "median size must be odd and >= 1, got {size}"
+        )));
     }
     let bad = a.iter().filter(|v| !v.is_finite()).count();
     if bad > 0 {
-        return Err(CoreError::NonFinite { what: "sinogram".into(), count: bad });
+        return Err(CoreError::NonFinite {
+            what: "sinogram".into(),
+            count: bad,
+        });
     }
     Ok(())
 }
@@ -38,23 +43,25 @@ pub fn median_rows(a: ArrayView2<f32>, size: usize) -> CoreResult<Array2<f32>> {
         }
         j as usize
     };
-    Zip::from(out.rows_mut()).and(a.rows()).par_for_each(|mut o, row| {
-        let row: Vec<f32> = row.iter().copied().collect();
-        let mut win: Vec<f32> = (-h..=h).map(|k| row[reflect(k)]).collect();
-        win.sort_unstable_by(f32::total_cmp);
-        for i in 0..n {
-            o[i] = win[size / 2];
-            if i + 1 < n {
-                let gone = row[reflect(i as isize - h)];
-                let come = row[reflect(i as isize + h + 1)];
-                if let Ok(p) = win.binary_search_by(|v| v.total_cmp(&gone)) {
-                    win.remove(p);
+    Zip::from(out.rows_mut())
+        .and(a.rows())
+        .par_for_each(|mut o, row| {
+            let row: Vec<f32> = row.iter().copied().collect();
+            let mut win: Vec<f32> = (-h..=h).map(|k| row[reflect(k)]).collect();
+            win.sort_unstable_by(f32::total_cmp);
+            for i in 0..n {
+                o[i] = win[size / 2];
+                if i + 1 < n {
+                    let gone = row[reflect(i as isize - h)];
+                    let come = row[reflect(i as isize + h + 1)];
+                    if let Ok(p) = win.binary_search_by(|v| v.total_cmp(&gone)) {
+                        win.remove(p);
+                    }
+                    let q = win.partition_point(|v| v.total_cmp(&come).is_lt());
+                    win.insert(q, come);
                 }
-                let q = win.partition_point(|v| v.total_cmp(&come).is_lt());
-                win.insert(q, come);
             }
-        }
-    });
+        });
     Ok(out)
 }
 
@@ -62,20 +69,26 @@ pub fn median_rows(a: ArrayView2<f32>, size: usize) -> CoreResult<Array2<f32>> {
 /// sorted sinogram by a median of `size` along the detector, and put the
 /// smoothed values back in the original order. Returns (sorted, smoothed
 /// sorted, smoothed in the original order) - Vo et al. 2018, algorithm 3.
-pub fn sort_median(sino: ArrayView2<f32>, size: usize) -> CoreResult<(Array2<f32>, Array2<f32>, Array2<f32>)> {
+pub fn sort_median(
+    sino: ArrayView2<f32>,
+    size: usize,
+) -> CoreResult<(Array2<f32>, Array2<f32>, Array2<f32>)> {
     check(&sino, size)?;
     let (na, nc) = sino.dim();
     let t = sino.t().as_standard_layout().into_owned(); // (column, angle)
     let mut sorted_t = Array2::<f32>::zeros((nc, na));
     let mut perm = Array2::<u32>::zeros((nc, na));
-    Zip::from(sorted_t.rows_mut()).and(perm.rows_mut()).and(t.rows()).par_for_each(|mut s, mut p, col| {
-        let mut idx: Vec<u32> = (0..na as u32).collect();
-        idx.sort_by(|&i, &j| col[i as usize].total_cmp(&col[j as usize]));
-        for (k, &i) in idx.iter().enumerate() {
-            s[k] = col[i as usize];
-            p[k] = i;
-        }
-    });
+    Zip::from(sorted_t.rows_mut())
+        .and(perm.rows_mut())
+        .and(t.rows())
+        .par_for_each(|mut s, mut p, col| {
+            let mut idx: Vec<u32> = (0..na as u32).collect();
+            idx.sort_by(|&i, &j| col[i as usize].total_cmp(&col[j as usize]));
+            for (k, &i) in idx.iter().enumerate() {
+                s[k] = col[i as usize];
+                p[k] = i;
+            }
+        });
     let sorted = sorted_t.t().as_standard_layout().into_owned();
     let smooth = median_rows(sorted.view(), size)?;
     let smooth_t = smooth.t().as_standard_layout().into_owned();

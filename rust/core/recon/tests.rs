@@ -5,7 +5,9 @@ use super::*;
 use ndarray::Array3;
 
 fn disc_projections(na: usize, nd: usize, radius: f64, shift: f64) -> (Array3<f32>, Vec<f64>) {
-    let theta: Vec<f64> = (0..na).map(|i| std::f64::consts::PI * i as f64 / na as f64).collect();
+    let theta: Vec<f64> = (0..na)
+        .map(|i| std::f64::consts::PI * i as f64 / na as f64)
+        .collect();
     let c = (nd as f64 - 1.0) / 2.0 + shift;
     let mut p = Array3::<f32>::zeros((na, 1, nd));
     for a in 0..na {
@@ -84,9 +86,15 @@ fn bad_inputs_are_errors_not_panics() {
     assert!(matches!(fbp(p.view(), &geo), Err(CoreError::Shape(_))));
     geo.centers = vec![7.5];
     geo.pad_len = 8;
-    assert!(matches!(gridrec(p.view(), &geo, 4), Err(CoreError::Parameter(_))));
+    assert!(matches!(
+        gridrec(p.view(), &geo, 4),
+        Err(CoreError::Parameter(_))
+    ));
     geo.pad_len = 32;
     p[[0, 0, 0]] = f32::NAN;
-    assert!(matches!(fbp(p.view(), &geo), Err(CoreError::NonFinite { .. })));
+    assert!(matches!(
+        fbp(p.view(), &geo),
+        Err(CoreError::NonFinite { .. })
+    ));
     assert!(Filter::parse("nope").is_err());
 }
