@@ -13,6 +13,8 @@ use realfft::RealFftPlanner;
 const ROW_BLOCK: usize = 8;
 /// Angles summed in float32 before the float64 accumulator takes them.
 const ANGLE_BLOCK: usize = 32;
+/// Zeros after each filtered projection (see `backproject_row_avx2`).
+const SLACK: usize = 8;
 
 /// Reconstruct every detector row of `proj` (angle, row, column): returns
 /// (row, n_out, n_out) float32.
@@ -46,10 +48,13 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
         let i1 = ((axis + reach).ceil() as usize + 2).min(np).max(i0 + 2);
         let len = i1 - i0;
         // (value, slope to the next sample) per angle, weights folded in.
-        let mut pv = vec![0f32; na * len];
-        let mut dv = vec![0f32; na * len];
-        pv.par_chunks_mut(len)
-            .zip(dv.par_chunks_mut(len))
+        // Rows of `len` samples plus SLACK zeros, so the AVX2 kernel may load
+        // 8 samples from any valid index.
+        let stride = len + SLACK;
+        let mut pv = vec![0f32; na * stride];
+        let mut dv = vec![0f32; na * stride];
+        pv.par_chunks_mut(stride)
+            .zip(dv.par_chunks_mut(stride))
             .enumerate()
             .for_each_init(
                 || {
@@ -75,7 +80,11 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
                         }
                     }
                     let _ = c2r.process_with_scratch(spec, buf, s2);
-                    for (k, (pk, dk)) in pdst.iter_mut().zip(ddst.iter_mut()).enumerate() {
+                    for (k, (pk, dk)) in pdst[..len]
+                        .iter_mut()
+                        .zip(ddst[..len].iter_mut())
+                        .enumerate()
+                    {
                         let v = buf[i0 + k];
                         let nx = if i0 + k + 1 < np { buf[i0 + k + 1] } else { v };
                         *pk = v;
@@ -98,8 +107,8 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
                     .map(|k| mask_cols(n, r0 + k, geo.mask_radius))
                     .collect();
                 for (a, &(cs, sn)) in trig.iter().enumerate() {
-                    let p_row = &pv[a * len..(a + 1) * len];
-                    let d_row = &dv[a * len..(a + 1) * len];
+                    let p_row = &pv[a * stride..(a + 1) * stride];
+                    let d_row = &dv[a * stride..(a + 1) * stride];
                     for k in 0..nrows {
                         let (c0, c1) = ranges[k];
                         if c0 >= c1 {
@@ -115,6 +124,7 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
                                 &mut acc[lo..hi],
                                 p_row,
                                 d_row,
+                                len,
                                 t0 as f32 + lo as f32 * cs,
                                 cs,
                             );
@@ -135,71 +145,101 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
     Ok(out)
 }
 
-/// acc[k] += linear interpolation of (p, d) at t0 + k * cs; every t is in
-/// [0, len - 2] up to rounding, and the index is clamped so it cannot leave
-/// the row. With AVX2 the loop compiles to gathers.
+/// acc[k] += linear interpolation of (p, d) at t0 + k * cs; the first
+/// `valid` samples of p and d are data, then at least SLACK zeros. Every t
+/// is in [0, valid - 2] up to rounding, and the index is clamped so it
+/// cannot leave the row.
 #[inline]
-fn backproject_row(acc: &mut [f32], p: &[f32], d: &[f32], t0: f32, cs: f32) {
+fn backproject_row(acc: &mut [f32], p: &[f32], d: &[f32], valid: usize, t0: f32, cs: f32) {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU has AVX2 and FMA (checked just above).
-            unsafe { backproject_row_avx2(acc, p, d, t0, cs) };
+        if p.len() >= valid + SLACK
+            && d.len() >= valid + SLACK
+            && std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA (checked just above), and the
+            // rows carry the slack the kernel reads into.
+            unsafe { backproject_row_avx2(acc, p, d, valid, t0, cs) };
             return;
         }
     }
-    backproject_row_generic(acc, p, d, t0, cs)
+    backproject_row_generic(acc, p, d, valid, t0, cs)
 }
 
+/// Eight pixels at a time without gathers: |cs| <= 1, so their eight
+/// indices lie within 8 consecutive samples starting at the smallest one
+/// (lane 0 when cs >= 0, lane 7 otherwise); one unaligned load of 8 samples
+/// and a lane permutation replace the gather.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn backproject_row_avx2(acc: &mut [f32], p: &[f32], d: &[f32], t0: f32, cs: f32) {
+unsafe fn backproject_row_avx2(
+    acc: &mut [f32],
+    p: &[f32],
+    d: &[f32],
+    valid: usize,
+    t0: f32,
+    cs: f32,
+) {
     use std::arch::x86_64::*;
-    let n = p.len().min(d.len());
-    if n < 2 {
+    if valid < 2 {
         return;
     }
     let len = acc.len();
     let vcs = _mm256_set1_ps(cs);
     let vt0 = _mm256_set1_ps(t0);
     let lane = _mm256_setr_ps(0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0);
-    let vmax = _mm256_set1_epi32((n - 2) as i32);
+    let vmax = _mm256_set1_epi32((valid - 2) as i32);
     let vzero = _mm256_setzero_si256();
+    let seven = _mm256_set1_epi32(7);
+    let neg = cs < 0.0;
     let mut k = 0;
     while k + 8 <= len {
         let kk = _mm256_add_ps(_mm256_set1_ps(k as f32), lane);
         let t = _mm256_fmadd_ps(kk, vcs, vt0);
         let i = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvttps_epi32(t), vzero), vmax);
         let f = _mm256_sub_ps(t, _mm256_cvtepi32_ps(i));
-        // SAFETY: every lane of i is in [0, n - 2] (clamped), inside p and d.
-        let pv = _mm256_i32gather_ps::<4>(p.as_ptr(), i);
-        let dv = _mm256_i32gather_ps::<4>(d.as_ptr(), i);
-        let o = acc.as_mut_ptr().add(k);
+        let imin = if neg {
+            _mm256_extract_epi32::<7>(i)
+        } else {
+            _mm256_extract_epi32::<0>(i)
+        };
+        // Offsets 0..=7 (clamped against a rounding corner; the permutation
+        // only reads the low 3 bits anyway, so nothing can go out of bounds).
+        let o = _mm256_min_epi32(
+            _mm256_max_epi32(_mm256_sub_epi32(i, _mm256_set1_epi32(imin)), vzero),
+            seven,
+        );
+        // SAFETY: 0 <= imin <= valid - 2, and the rows hold valid + SLACK samples.
+        let base = imin as usize;
+        let pw = _mm256_loadu_ps(p.as_ptr().add(base));
+        let dw = _mm256_loadu_ps(d.as_ptr().add(base));
+        let pk = _mm256_permutevar8x32_ps(pw, o);
+        let dk = _mm256_permutevar8x32_ps(dw, o);
+        let out = acc.as_mut_ptr().add(k);
         _mm256_storeu_ps(
-            o,
-            _mm256_add_ps(_mm256_loadu_ps(o), _mm256_fmadd_ps(f, dv, pv)),
+            out,
+            _mm256_add_ps(_mm256_loadu_ps(out), _mm256_fmadd_ps(f, dk, pk)),
         );
         k += 8;
     }
     if k < len {
-        backproject_row_generic(&mut acc[k..], p, d, t0 + k as f32 * cs, cs);
+        backproject_row_generic(&mut acc[k..], p, d, valid, t0 + k as f32 * cs, cs);
     }
 }
 
 #[inline(always)]
-fn backproject_row_generic(acc: &mut [f32], p: &[f32], d: &[f32], t0: f32, cs: f32) {
-    let n = p.len().min(d.len());
+fn backproject_row_generic(acc: &mut [f32], p: &[f32], d: &[f32], valid: usize, t0: f32, cs: f32) {
+    let n = valid.min(p.len()).min(d.len());
     if n < 2 {
         return;
     }
     let imax = (n - 2) as i32;
     for (k, o) in acc.iter_mut().enumerate() {
         let t = t0 + k as f32 * cs;
-        let i = (t as i32).clamp(0, imax);
+        let i = (t as i32).clamp(0, imax) as usize;
         let f = t - i as f32;
-        // SAFETY: 0 <= i <= n - 2 < p.len(), d.len() by the clamp above.
-        let (pi, di) = unsafe { (*p.get_unchecked(i as usize), *d.get_unchecked(i as usize)) };
-        *o += pi + f * di;
+        *o += p[i] + f * d[i];
     }
 }
 
