@@ -10,7 +10,9 @@
 //! (branch-free selects, `ln_fast` instead of libm), and an AVX2 copy of the
 //! row function is chosen at run time where the CPU has it.
 
-use ndarray::{s, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut3, Axis};
+use ndarray::{
+    s, Array2, Array3, ArrayView1, ArrayView2, ArrayView3, ArrayViewMut1, ArrayViewMut3, Axis,
+};
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
@@ -39,10 +41,16 @@ impl Reduce {
 /// Reduce a stack of frames (F, H, W) to one (H, W) float32 image, with
 /// float64 accumulation. Non-finite values are an error (`what` names the
 /// stack in the message).
-pub fn reduce_frames<T: Pixel>(frames: ArrayView3<T>, how: Reduce, what: &str) -> CoreResult<Array2<f32>> {
+pub fn reduce_frames<T: Pixel>(
+    frames: ArrayView3<T>,
+    how: Reduce,
+    what: &str,
+) -> CoreResult<Array2<f32>> {
     let (f, h, w) = frames.dim();
     if f == 0 || h == 0 || w == 0 {
-        return Err(CoreError::shape(format!("{what}: empty stack of shape ({f}, {h}, {w})")));
+        return Err(CoreError::shape(format!(
+            "{what}: empty stack of shape ({f}, {h}, {w})"
+        )));
     }
     let mut out = Array2::<f32>::zeros((h, w));
     let nonfinite: usize = out
@@ -82,7 +90,10 @@ pub fn reduce_frames<T: Pixel>(frames: ArrayView3<T>, how: Reduce, what: &str) -
         })
         .sum();
     if nonfinite > 0 {
-        return Err(CoreError::NonFinite { what: what.to_string(), count: nonfinite });
+        return Err(CoreError::NonFinite {
+            what: what.to_string(),
+            count: nonfinite,
+        });
     }
     Ok(out)
 }
@@ -227,12 +238,19 @@ struct Denominators {
 fn check_finite(a: impl IntoIterator<Item = f32>, what: &str) -> CoreResult<()> {
     let count = a.into_iter().filter(|v| !v.is_finite()).count();
     if count > 0 {
-        return Err(CoreError::NonFinite { what: what.into(), count });
+        return Err(CoreError::NonFinite {
+            what: what.into(),
+            count,
+        });
     }
     Ok(())
 }
 
-fn denominators(flats: ArrayView3<f32>, dark: ArrayView2<f32>, opts: &Options) -> CoreResult<Denominators> {
+fn denominators(
+    flats: ArrayView3<f32>,
+    dark: ArrayView2<f32>,
+    opts: &Options,
+) -> CoreResult<Denominators> {
     let (ns, h, w) = flats.dim();
     check_finite(flats.iter().copied(), "flats")?;
     check_finite(dark.iter().copied(), "darks")?;
@@ -291,7 +309,13 @@ fn denominators(flats: ArrayView3<f32>, dark: ArrayView2<f32>, opts: &Options) -
     } else {
         None
     };
-    Ok(Denominators { a, inv, da, bad_cols, n_bad })
+    Ok(Denominators {
+        a,
+        inv,
+        da,
+        bad_cols,
+        n_bad,
+    })
 }
 
 /// Which series (and weight) projection index `t` uses.
@@ -329,14 +353,19 @@ fn validate(opts: &Options, ns: usize) -> CoreResult<()> {
             opts.positions.len()
         )));
     }
-    if opts.positions.iter().any(|p| !p.is_finite()) || opts.positions.windows(2).any(|p| p[1] <= p[0]) {
+    if opts.positions.iter().any(|p| !p.is_finite())
+        || opts.positions.windows(2).any(|p| p[1] <= p[0])
+    {
         return Err(CoreError::parameter(format!(
             "flat positions must be finite and strictly increasing, got {:?}",
             opts.positions
         )));
     }
     if !(opts.eps >= 0.0) {
-        return Err(CoreError::parameter(format!("eps must be >= 0, got {}", opts.eps)));
+        return Err(CoreError::parameter(format!(
+            "eps must be >= 0, got {}",
+            opts.eps
+        )));
     }
     if opts.lo.is_nan() || opts.hi.is_nan() || opts.lo > opts.hi {
         return Err(CoreError::parameter(format!(
@@ -352,7 +381,9 @@ fn validate(opts: &Options, ns: usize) -> CoreResult<()> {
     }
     if let BadPolicy::Fill(v) = opts.bad {
         if opts.log && !(v > 0.0) {
-            return Err(CoreError::parameter(format!("fill value must be > 0 with log=True, got {v}")));
+            return Err(CoreError::parameter(format!(
+                "fill value must be > 0 with log=True, got {v}"
+            )));
         }
     }
     Ok(())
@@ -369,7 +400,9 @@ fn correct_impl<T: Pixel>(
     let (ns, fh, fw) = flats.dim();
     validate(opts, ns)?;
     if n == 0 || h == 0 || w == 0 {
-        return Err(CoreError::shape(format!("projections: empty stack of shape ({n}, {h}, {w})")));
+        return Err(CoreError::shape(format!(
+            "projections: empty stack of shape ({n}, {h}, {w})"
+        )));
     }
     if (fh, fw) != (h, w) || dark.dim() != (h, w) {
         return Err(CoreError::shape(format!(
@@ -379,7 +412,9 @@ fn correct_impl<T: Pixel>(
         )));
     }
     let den = denominators(flats, dark, opts)?;
-    let blends: Vec<Blend> = (0..n).map(|i| blend(opts.first_index + i as f64, &opts.positions, opts.interp)).collect();
+    let blends: Vec<Blend> = (0..n)
+        .map(|i| blend(opts.first_index + i as f64, &opts.positions, opts.interp))
+        .collect();
 
     // Beam normalisation: each projection's mean normalised value in the air
     // region (TomoPy normalize_roi), computed before the main pass so a bad
@@ -441,7 +476,11 @@ fn correct_impl<T: Pixel>(
         }
         _ => 0.0,
     };
-    let post = Post { lo: opts.lo, hi: opts.hi, log: opts.log };
+    let post = Post {
+        lo: opts.lo,
+        hi: opts.hi,
+        log: opts.log,
+    };
 
     let report = out
         .axis_iter_mut(Axis(0))
@@ -474,7 +513,12 @@ fn correct_impl<T: Pixel>(
                             &d_owned[..]
                         }
                     };
-                    let job = Job { d, mode, scale, post };
+                    let job = Job {
+                        d,
+                        mode,
+                        scale,
+                        post,
+                    };
                     let compute = |o: &mut [f32]| match &src {
                         Some(v) => {
                             let p = v.slice(s![i, r, ..]);
@@ -490,22 +534,30 @@ fn correct_impl<T: Pixel>(
                         }
                     };
                     let counts = with_out_row(orow, compute);
-                    Report { bad_pixels: 0, ..counts }
+                    Report {
+                        bad_pixels: 0,
+                        ..counts
+                    }
                 })
                 .reduce(Report::default, Report::add)
         })
         .reduce(Report::default, Report::add);
 
     if den.n_bad > 0 && opts.bad != BadPolicy::Clamp {
-        out.axis_iter_mut(Axis(0)).into_par_iter().for_each(|mut oi| {
-            for (r, cols) in den.bad_cols.iter().enumerate() {
-                for &c in cols {
-                    oi[[r, c as usize]] = fill_out;
+        out.axis_iter_mut(Axis(0))
+            .into_par_iter()
+            .for_each(|mut oi| {
+                for (r, cols) in den.bad_cols.iter().enumerate() {
+                    for &c in cols {
+                        oi[[r, c as usize]] = fill_out;
+                    }
                 }
-            }
-        });
+            });
     }
-    Ok(Report { bad_pixels: den.n_bad, ..report })
+    Ok(Report {
+        bad_pixels: den.n_bad,
+        ..report
+    })
 }
 
 fn slice_row(v: ArrayView1<'_, f32>) -> &'_ [f32] {
@@ -600,7 +652,13 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
         nan += x.is_nan() as u32;
         // NaN fails both comparisons and passes through, so it is reported
         // rather than clipped into a plausible number.
-        let y = if x < lo { lo } else if x > hi { hi } else { x };
+        let y = if x < lo {
+            lo
+        } else if x > hi {
+            hi
+        } else {
+            x
+        };
         special += (!ln_fast_is_valid(y)) as u32;
         *v = y;
     }
@@ -615,14 +673,31 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
             }
         }
     }
-    Report { bad_pixels: 0, clipped_low: low as u64, clipped_high: high as u64, nonfinite: nan as u64 }
+    Report {
+        bad_pixels: 0,
+        clipped_low: low as u64,
+        clipped_high: high as u64,
+        nonfinite: nan as u64,
+    }
 }
 
 /// -ln of `data` clipped to [lo, hi], in place (TomoPy `minus_log` with the
 /// clipping nabu applies first).
-pub fn minus_log_inplace(mut data: ndarray::ArrayViewMutD<f32>, lo: f32, hi: f32) -> CoreResult<Report> {
+pub fn minus_log_inplace(
+    mut data: ndarray::ArrayViewMutD<f32>,
+    lo: f32,
+    hi: f32,
+) -> CoreResult<Report> {
     let post = Post { lo, hi, log: true };
-    validate(&Options { lo, hi, log: true, ..Options::default() }, 1)?;
+    validate(
+        &Options {
+            lo,
+            hi,
+            log: true,
+            ..Options::default()
+        },
+        1,
+    )?;
     if let Some(s) = data.as_slice_mut() {
         return Ok(s
             .par_chunks_mut(8192)
@@ -683,7 +758,11 @@ mod tests {
         let f = Array3::from_elem((1, 3, 4), 110.0f32);
         let d = Array2::from_elem((3, 4), 10.0f32);
         let mut out = Array3::<f32>::zeros((2, 3, 4));
-        let opts = Options { lo: 1e-6, log: true, ..Options::default() };
+        let opts = Options {
+            lo: 1e-6,
+            log: true,
+            ..Options::default()
+        };
         let rep = correct(p.view(), f.view(), d.view(), &opts, out.view_mut()).unwrap();
         assert_eq!(rep, Report::default());
         let want = -(0.5f32).ln();
@@ -696,7 +775,14 @@ mod tests {
         let f = Array3::from_elem((1, 2, 2), 0.0f32);
         let d = Array2::zeros((2, 2));
         let mut out = Array3::<f32>::zeros((1, 2, 2));
-        let err = correct(p.view(), f.view(), d.view(), &Options::default(), out.view_mut()).unwrap_err();
+        let err = correct(
+            p.view(),
+            f.view(),
+            d.view(),
+            &Options::default(),
+            out.view_mut(),
+        )
+        .unwrap_err();
         assert!(matches!(err, CoreError::Numerical(_)));
     }
 }

@@ -1,6 +1,9 @@
 //! Bindings of the flat-field kernels.
 
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray2, PyReadonlyArray3, PyReadwriteArray3, PyReadwriteArrayDyn};
+use numpy::{
+    IntoPyArray, PyArray2, PyReadonlyArray2, PyReadonlyArray3, PyReadwriteArray3,
+    PyReadwriteArrayDyn,
+};
 use pyo3::prelude::*;
 use scintomo_core::flatfield::{self, BadPolicy, Interp, Options, Reduce, Report};
 use scintomo_core::CoreError;
@@ -26,7 +29,9 @@ fn reduce_frames<'py>(
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let how = Reduce::parse(method).map_err(PyCoreError)?;
-    let out = with_view!(frames, Stack3, |v| run(py, n_threads, || flatfield::reduce_frames(v, how, what)))?;
+    let out = with_view!(frames, Stack3, |v| run(py, n_threads, || {
+        flatfield::reduce_frames(v, how, what)
+    }))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -57,21 +62,42 @@ fn flatfield_correct<'py>(
     let interp = match interpolation {
         "linear" => Interp::Linear,
         "nearest" => Interp::Nearest,
-        o => return Err(PyCoreError(CoreError::parameter(format!("unknown interpolation {o:?}"))).into()),
+        o => {
+            return Err(
+                PyCoreError(CoreError::parameter(format!("unknown interpolation {o:?}"))).into(),
+            )
+        }
     };
     let bad = match bad_policy {
         "clamp" => BadPolicy::Clamp,
         "fill" => BadPolicy::Fill(fill_value),
         "nan" => BadPolicy::Nan,
         "raise" => BadPolicy::Raise,
-        o => return Err(PyCoreError(CoreError::parameter(format!("unknown bad_flat policy {o:?}"))).into()),
+        o => {
+            return Err(PyCoreError(CoreError::parameter(format!(
+                "unknown bad_flat policy {o:?}"
+            )))
+            .into())
+        }
     };
-    let opts = Options { positions, interp, eps, bad, air, lo, hi, log, first_index };
+    let opts = Options {
+        positions,
+        interp,
+        eps,
+        bad,
+        air,
+        lo,
+        hi,
+        log,
+        first_index,
+    };
     let (f, d) = (flats.as_array(), dark.as_array());
     let o = out.as_array_mut();
     let rep = match projections {
         None => run(py, n_threads, || flatfield::correct_inplace(o, f, d, &opts))?,
-        Some(p) => with_view!(p, Stack3, |v| run(py, n_threads, || flatfield::correct(v, f, d, &opts, o)))?,
+        Some(p) => with_view!(p, Stack3, |v| run(py, n_threads, || flatfield::correct(
+            v, f, d, &opts, o
+        )))?,
     };
     Ok(counts(rep))
 }
@@ -79,9 +105,17 @@ fn flatfield_correct<'py>(
 /// -ln of `data` clipped to [lo, hi], in place. Returns the counts.
 #[pyfunction]
 #[pyo3(signature = (data, *, lo, hi, n_threads = None))]
-fn minus_log_inplace(py: Python<'_>, mut data: PyReadwriteArrayDyn<'_, f32>, lo: f32, hi: f32, n_threads: Option<usize>) -> PyResult<Counts> {
+fn minus_log_inplace(
+    py: Python<'_>,
+    mut data: PyReadwriteArrayDyn<'_, f32>,
+    lo: f32,
+    hi: f32,
+    n_threads: Option<usize>,
+) -> PyResult<Counts> {
     let v = data.as_array_mut();
-    Ok(counts(run(py, n_threads, || flatfield::minus_log_inplace(v, lo, hi))?))
+    Ok(counts(run(py, n_threads, || {
+        flatfield::minus_log_inplace(v, lo, hi)
+    })?))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
