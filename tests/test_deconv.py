@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.signal import fftconvolve
-
 from scintomo import deconv
 from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
+from scipy.signal import fftconvolve
 
 skr = pytest.importorskip("skimage.restoration")
 
@@ -21,7 +20,8 @@ def gauss_psf(n: int, s: float) -> np.ndarray:
 
 def scene(h: int, w: int) -> np.ndarray:
     yy, xx = np.mgrid[:h, :w]
-    return (100 + 40 * np.sin(xx / 5.0) * np.cos(yy / 9.0) + 60 * (((xx // 24) + (yy // 24)) % 2)).astype(np.float64)
+    checker = ((xx // 24) + (yy // 24)) % 2
+    return (100 + 40 * np.sin(xx / 5.0) * np.cos(yy / 9.0) + 60 * checker).astype(np.float64)
 
 
 def blur_extended(x: np.ndarray, psf: np.ndarray) -> np.ndarray:
@@ -146,17 +146,19 @@ def test_discrepancy_rule_stops_before_the_error_rises():
     x = scene(96, 96) * 5
     gain, read = 1.0, 5.0
     y = (rng.poisson(blur_extended(x, psf)) + rng.normal(0, read, x.shape)).astype(np.float32)
-    est, rep = deconv.richardson_lucy(y, psf, iterations=200, noise=(gain, read), return_report=True)
+    est, rep = deconv.richardson_lucy(y, psf, iterations=200, noise=(gain, read),
+                                      return_report=True)
     k = rep.iterations[0]
     assert rep.stopped[0] and 1 <= k < 200
-    errs = [np.sqrt(np.mean((deconv.richardson_lucy(y, psf, iterations=i) - x) ** 2)) for i in range(1, 3 * k + 10)]
+    errs = [np.sqrt(np.mean((deconv.richardson_lucy(y, psf, iterations=i) - x) ** 2))
+            for i in range(1, 3 * k + 10)]
     kmin = int(np.argmin(errs)) + 1
     print(f"stopped at {k}; error minimal at {kmin}; rms {errs[k - 1]:.2f} vs min {min(errs):.2f}")
     assert k <= kmin
     assert errs[-1] > min(errs)  # the error does rise later: otherwise the test is empty
     # Without acceleration the stopped estimate is exactly the k-th iterate.
-    est1, rep1 = deconv.richardson_lucy(y, psf, iterations=200, noise=(gain, read), accelerate=False,
-                                        return_report=True)
+    est1, rep1 = deconv.richardson_lucy(y, psf, iterations=200, noise=(gain, read),
+                                        accelerate=False, return_report=True)
     k1 = rep1.iterations[0]
     fixed = deconv.richardson_lucy(y, psf, iterations=k1, accelerate=False)
     np.testing.assert_allclose(est1, fixed, rtol=1e-5, atol=1e-3)
@@ -212,8 +214,9 @@ def test_flatfield_deconvolved_recovers_transmission():
     assert got.dtype == np.float32 and got.shape == (1, h, w)
     assert err_good < 0.8 * err_naive
     # and it is exactly: subtract darks, deconvolve both, divide, clip, -log
-    pd = deconv.richardson_lucy((proj - dark)[None], psf, iterations=60)
-    fd = deconv.richardson_lucy(flat - dark, psf, iterations=60)
+    d32 = np.float32(dark)
+    pd = deconv.richardson_lucy((proj.astype(np.float32) - d32)[None], psf, iterations=60)
+    fd = deconv.richardson_lucy(flat.astype(np.float32) - d32, psf, iterations=60)
     manual = -np.log(np.clip(pd / fd, 1e-6, None))
     np.testing.assert_allclose(got, manual, rtol=1e-4, atol=1e-5)
 

@@ -81,7 +81,8 @@ class RLReport:
             _, ax = plt.subplots()
         for i, d in enumerate(self.discrepancy):
             if d:
-                ax.semilogy(np.arange(len(d)), d, label=f"image {i}" if len(self.discrepancy) < 8 else None)
+                label = f"image {i}" if len(self.discrepancy) < 8 else None
+                ax.semilogy(np.arange(len(d)), d, label=label)
         ax.axhline(self.tau, color="k", ls="--", lw=0.8, label="tau")
         ax.set_xlabel("iteration")
         ax.set_ylabel("discrepancy (chi^2 per pixel)")
@@ -196,7 +197,8 @@ def richardson_lucy(
         accelerate = boundary == "padded"
     if iterations is None:
         iterations = 100 if noise is not None else 30
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) or iterations < 0:
+    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
+            or iterations < 0:
         raise ParameterError(f"iterations must be an integer >= 0, got {iterations!r}")
     tv = positive(tv, "tv", allow_zero=True)
     if tv >= 0.5:
@@ -231,7 +233,8 @@ def richardson_lucy(
     res = _out(out, stack.shape if not was_2d else stack.shape[1:], stack)
     target = res[np.newaxis] if was_2d else res
     reps = _core.richardson_lucy(
-        stack, k, target, m, iterations=int(iterations), boundary=boundary, accelerate=bool(accelerate),
+        stack, k, target, m, iterations=int(iterations), boundary=boundary,
+        accelerate=bool(accelerate),
         tv=float(tv), noise=nz, tau=float(tau), n_threads=n_threads_arg(n_threads),
     )
     if not np.all(np.isfinite(res)):
