@@ -146,19 +146,23 @@ def test_discrepancy_rule_stops_before_the_error_rises():
     x = scene(96, 96) * 5
     gain, read = 1.0, 5.0
     y = (rng.poisson(blur_extended(x, psf)) + rng.normal(0, read, x.shape)).astype(np.float32)
-    est, rep = deconv.richardson_lucy(y, psf, iterations=200, noise=(gain, read),
-                                      return_report=True)
+    est, rep = deconv.richardson_lucy(
+        y, psf, iterations=200, noise=(gain, read), return_report=True
+    )
     k = rep.iterations[0]
     assert rep.stopped[0] and 1 <= k < 200
-    errs = [np.sqrt(np.mean((deconv.richardson_lucy(y, psf, iterations=i) - x) ** 2))
-            for i in range(1, 3 * k + 10)]
+    errs = [
+        np.sqrt(np.mean((deconv.richardson_lucy(y, psf, iterations=i) - x) ** 2))
+        for i in range(1, 3 * k + 10)
+    ]
     kmin = int(np.argmin(errs)) + 1
     print(f"stopped at {k}; error minimal at {kmin}; rms {errs[k - 1]:.2f} vs min {min(errs):.2f}")
     assert k <= kmin
     assert errs[-1] > min(errs)  # the error does rise later: otherwise the test is empty
     # Without acceleration the stopped estimate is exactly the k-th iterate.
-    est1, rep1 = deconv.richardson_lucy(y, psf, iterations=200, noise=(gain, read),
-                                        accelerate=False, return_report=True)
+    est1, rep1 = deconv.richardson_lucy(
+        y, psf, iterations=200, noise=(gain, read), accelerate=False, return_report=True
+    )
     k1 = rep1.iterations[0]
     fixed = deconv.richardson_lucy(y, psf, iterations=k1, accelerate=False)
     np.testing.assert_allclose(est1, fixed, rtol=1e-5, atol=1e-3)
@@ -180,15 +184,17 @@ def test_deconvolution_raises_mtf_at_the_20_percent_frequency():
     y = rng.poisson(blur_extended(x, psf)).astype(np.float32)
 
     def amp(img):  # fundamental's amplitude over the bar region
-        seg = img[20:-20, 64:64 + int(round(period * 16))].mean(axis=0)
+        seg = img[20:-20, 64 : 64 + int(round(period * 16))].mean(axis=0)
         t = np.arange(seg.size) + 64
         return 2 * abs(np.mean((seg - seg.mean()) * np.exp(-2j * np.pi * t / period)))
 
     est, rep = deconv.richardson_lucy(y, psf, iterations=100, noise=(1.0, 0.0), return_report=True)
     gain = amp(est) / amp(y)
     noise_growth = est[20:-20, 5:35].std() / y[20:-20, 5:35].std()
-    print(f"MTF gain at f20={f20:.3f} cy/px: {gain:.2f}; noise growth {noise_growth:.2f}; "
-          f"{rep.iterations[0]} iterations")
+    print(
+        f"MTF gain at f20={f20:.3f} cy/px: {gain:.2f}; noise growth {noise_growth:.2f}; "
+        f"{rep.iterations[0]} iterations"
+    )
     assert gain >= 2.0
     assert noise_growth <= 3.0
 
@@ -205,8 +211,9 @@ def test_flatfield_deconvolved_recovers_transmission():
     dark = 100.0
     proj = blur_extended(beam * trans, psf) + dark
     flat = blur_extended(beam, psf) + dark
-    got = deconv.flatfield_deconvolved(proj[None], flat[None], np.full((1, h, w), dark), psf,
-                                       iterations=60)
+    got = deconv.flatfield_deconvolved(
+        proj[None], flat[None], np.full((1, h, w), dark), psf, iterations=60
+    )
     naive = -np.log(np.clip((proj - dark) / (flat - dark), 1e-6, None))
     truth = -np.log(trans)
     err_good = np.abs(got[0] - truth)[8:-8, 8:-8].mean()

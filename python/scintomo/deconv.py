@@ -197,8 +197,11 @@ def richardson_lucy(
         accelerate = boundary == "padded"
     if iterations is None:
         iterations = 100 if noise is not None else 30
-    if isinstance(iterations, bool) or not isinstance(iterations, (int, np.integer)) \
-            or iterations < 0:
+    if (
+        isinstance(iterations, bool)
+        or not isinstance(iterations, (int, np.integer))
+        or iterations < 0
+    ):
         raise ParameterError(f"iterations must be an integer >= 0, got {iterations!r}")
     tv = positive(tv, "tv", allow_zero=True)
     if tv >= 0.5:
@@ -233,16 +236,26 @@ def richardson_lucy(
     res = _out(out, stack.shape if not was_2d else stack.shape[1:], stack)
     target = res[np.newaxis] if was_2d else res
     reps = _core.richardson_lucy(
-        stack, k, target, m, iterations=int(iterations), boundary=boundary,
+        stack,
+        k,
+        target,
+        m,
+        iterations=int(iterations),
+        boundary=boundary,
         accelerate=bool(accelerate),
-        tv=float(tv), noise=nz, tau=float(tau), n_threads=n_threads_arg(n_threads),
+        tv=float(tv),
+        noise=nz,
+        tau=float(tau),
+        n_threads=n_threads_arg(n_threads),
     )
     if not np.all(np.isfinite(res)):
         raise ArithmeticError("Richardson-Lucy produced non-finite values")  # pragma: no cover
     if return_report:
         rep = RLReport(
-            tuple(r[0] for r in reps), tuple(r[1] for r in reps),
-            tuple(tuple(r[2]) for r in reps), float(tau),
+            tuple(r[0] for r in reps),
+            tuple(r[1] for r in reps),
+            tuple(tuple(r[2]) for r in reps),
+            float(tau),
         )
         return res, rep
     return res
@@ -261,9 +274,15 @@ def estimate_noise(image) -> float:
     if y.ndim != 2 or min(y.shape) < 3:
         raise ShapeError(f"noise estimation needs a 2-D image of at least 3 x 3, got {y.shape}")
     r = (
-        y[:-2, :-2] - 2 * y[:-2, 1:-1] + y[:-2, 2:]
-        - 2 * y[1:-1, :-2] + 4 * y[1:-1, 1:-1] - 2 * y[1:-1, 2:]
-        + y[2:, :-2] - 2 * y[2:, 1:-1] + y[2:, 2:]
+        y[:-2, :-2]
+        - 2 * y[:-2, 1:-1]
+        + y[:-2, 2:]
+        - 2 * y[1:-1, :-2]
+        + 4 * y[1:-1, 1:-1]
+        - 2 * y[1:-1, 2:]
+        + y[2:, :-2]
+        - 2 * y[2:, 1:-1]
+        + y[2:, 2:]
     )
     return float(np.sqrt(np.pi / 2) * np.mean(np.abs(r)) / 6.0)
 
@@ -290,7 +309,7 @@ def estimate_balance(image, psf) -> float:
     h, w = y.shape
     # A central crop of at most 512 x 512 is plenty for a spectrum estimate.
     ch, cw = min(h, 512), min(w, 512)
-    y = y[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+    y = y[(h - ch) // 2 : (h - ch) // 2 + ch, (w - cw) // 2 : (w - cw) // 2 + cw]
     sigma = estimate_noise(y)
     win = np.outer(_tukey(ch), _tukey(cw))
     p = np.abs(np.fft.rfft2((y - y.mean()) * win)) ** 2 / np.sum(win**2)
@@ -358,8 +377,15 @@ def wiener(
         padv = (int(pp[0]), int(pp[1]))
     res = _out(out, stack.shape if not was_2d else stack.shape[1:], stack)
     target = res[np.newaxis] if was_2d else res
-    _core.wiener(stack, k, target, balance=float(balance), boundary=boundary, pad=padv,
-                 n_threads=n_threads_arg(n_threads))
+    _core.wiener(
+        stack,
+        k,
+        target,
+        balance=float(balance),
+        boundary=boundary,
+        pad=padv,
+        n_threads=n_threads_arg(n_threads),
+    )
     return res
 
 
