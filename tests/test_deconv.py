@@ -297,3 +297,61 @@ def test_thread_counts_agree():
     c = np.stack([deconv.richardson_lucy(im, psf, iterations=8) for im in y])
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-4)
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "src", "dst"), [("rl", ".tif", ".h5"), ("wiener", ".h5", ".tif")]
+)
+def test_cli_deconvolve(tmp_path, method, src, dst):
+    import h5py
+    import tifffile
+    from scintomo import psf as P
+    from scintomo.cli import main
+
+    kernel = P.model(sigma_um=1.5, pixel_size_um=1.0, size=11)
+    kernel.save(tmp_path / "psf.npy")
+    x = np.stack([scene(40, 48), scene(40, 48)[::-1]])
+    y = np.stack([blur_extended(im, kernel.array) for im in x]).astype(np.float32)
+    inp = tmp_path / f"in{src}"
+    if src == ".tif":
+        tifffile.imwrite(inp, y)
+    else:
+        with h5py.File(inp, "w") as f:
+            f["exchange/data"] = y
+    out = tmp_path / f"out{dst}"
+    args = [
+        str(inp),
+        "--psf",
+        str(tmp_path / "psf.npy"),
+        "-o",
+        str(out),
+        "--method",
+        method,
+        "--chunk",
+        "1",
+        "--no-progress",
+    ]
+    args += ["--iterations", "7"] if method == "rl" else ["--balance", "0.01"]
+    assert main(["deconvolve", *args]) == 0
+    got = tifffile.imread(out) if dst == ".tif" else h5py.File(out, "r")["exchange/data"][()]
+    if method == "rl":
+        want = deconv.richardson_lucy(y, kernel, iterations=7)
+    else:
+        want = deconv.wiener(y, kernel, balance=0.01)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+    assert (
+        main(
+            [
+                "deconvolve",
+                str(tmp_path / "missing.tif"),
+                "--psf",
+                str(tmp_path / "psf.npy"),
+                "-o",
+                str(out),
+            ]
+        )
+        == 2
+    )

@@ -41,3 +41,30 @@ def flatfield_correct(
 def minus_log_inplace(
     data: npt.NDArray[np.float32], *, lo: float, hi: float, n_threads: int | None = None
 ) -> _Counts: ...
+
+# --- deconv ---------------------------------------------------------------
+
+def richardson_lucy(
+    stack: npt.NDArray[np.float32],
+    psf: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.uint8] | None = None,
+    *,
+    iterations: int,
+    boundary: str,
+    accelerate: bool,
+    tv: float,
+    noise: tuple[float, float] | None = None,
+    tau: float = 1.0,
+    n_threads: int | None = None,
+) -> list[tuple[int, bool, list[float]]]: ...
+def wiener(
+    stack: npt.NDArray[np.float32],
+    psf: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    *,
+    balance: float,
+    boundary: str,
+    pad: tuple[int, int] | None = None,
+    n_threads: int | None = None,
+) -> None: ...
