@@ -63,3 +63,30 @@ def median_rows(
 def sort_median(
     sino: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+
+# --- deconv ---------------------------------------------------------------
+
+def richardson_lucy(
+    stack: npt.NDArray[np.float32],
+    psf: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.uint8] | None = None,
+    *,
+    iterations: int,
+    boundary: str,
+    accelerate: bool,
+    tv: float,
+    noise: tuple[float, float] | None = None,
+    tau: float = 1.0,
+    n_threads: int | None = None,
+) -> list[tuple[int, bool, list[float]]]: ...
+def wiener(
+    stack: npt.NDArray[np.float32],
+    psf: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    *,
+    balance: float,
+    boundary: str,
+    pad: tuple[int, int] | None = None,
+    n_threads: int | None = None,
+) -> None: ...
