@@ -41,3 +41,52 @@ def flatfield_correct(
 def minus_log_inplace(
     data: npt.NDArray[np.float32], *, lo: float, hi: float, n_threads: int | None = None
 ) -> _Counts: ...
+
+# --- recon ---
+def recon_builtin(
+    projections: npt.NDArray[np.float32],
+    theta: list[float],
+    weights: list[float],
+    centers: list[float],
+    *,
+    algorithm: str,
+    filter: str,
+    n_out: int,
+    pad_len: int,
+    mask_radius: float | None = None,
+    kernel_width: int = 4,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+def median_rows(
+    a: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
+) -> npt.NDArray[np.float32]: ...
+def sort_median(
+    sino: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+
+# --- deconv ---------------------------------------------------------------
+
+def richardson_lucy(
+    stack: npt.NDArray[np.float32],
+    psf: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    mask: npt.NDArray[np.uint8] | None = None,
+    *,
+    iterations: int,
+    boundary: str,
+    accelerate: bool,
+    tv: float,
+    noise: tuple[float, float] | None = None,
+    tau: float = 1.0,
+    n_threads: int | None = None,
+) -> list[tuple[int, bool, list[float]]]: ...
+def wiener(
+    stack: npt.NDArray[np.float32],
+    psf: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    *,
+    balance: float,
+    boundary: str,
+    pad: tuple[int, int] | None = None,
+    n_threads: int | None = None,
+) -> None: ...

@@ -75,14 +75,19 @@ pub fn reduce_frames<T: Pixel>(
                     }
                 }
                 Reduce::Median => {
+                    // Gather the row's frames pixel-major, so each pixel's
+                    // values are contiguous, then a small sort per pixel.
                     let block = frames.slice(s![.., r, ..]);
-                    let mut buf = vec![0.0f64; f];
-                    for (c, o) in orow.iter_mut().enumerate() {
-                        for (b, &v) in buf.iter_mut().zip(block.column(c).iter()) {
-                            *b = v.to_f64();
-                            bad += (T::CAN_BE_NONFINITE && !b.is_finite()) as usize;
+                    let mut vals = vec![0.0f32; f * w];
+                    for (k, frame_row) in block.outer_iter().enumerate() {
+                        for (c, &v) in frame_row.iter().enumerate() {
+                            let v = v.to_f64();
+                            bad += (T::CAN_BE_NONFINITE && !v.is_finite()) as usize;
+                            vals[c * f + k] = v as f32;
                         }
-                        *o = median_in_place(&mut buf) as f32;
+                    }
+                    for (o, px) in orow.iter_mut().zip(vals.chunks_exact_mut(f)) {
+                        *o = median_f32(px);
                     }
                 }
             }
@@ -113,7 +118,39 @@ fn accumulate<T: Pixel>(acc: &mut [f64], row: &[T]) -> usize {
     bad
 }
 
+/// Median as numpy defines it (mean of the two middle values for even n),
+/// reordering `v`. Insertion sort for the usual handful of frames, selection
+/// beyond that.
+fn median_f32(v: &mut [f32]) -> f32 {
+    let n = v.len();
+    let mid = n / 2;
+    if n <= 32 {
+        for i in 1..n {
+            let x = v[i];
+            let mut j = i;
+            while j > 0 && v[j - 1] > x {
+                v[j] = v[j - 1];
+                j -= 1;
+            }
+            v[j] = x;
+        }
+        return if n % 2 == 1 {
+            v[mid]
+        } else {
+            ((v[mid - 1] as f64 + v[mid] as f64) * 0.5) as f32
+        };
+    }
+    let (_, &mut hi, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    if n % 2 == 1 {
+        hi
+    } else {
+        let lo = v[..mid].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        ((lo as f64 + hi as f64) * 0.5) as f32
+    }
+}
+
 /// Median as numpy defines it (mean of the two middle values for even n).
+#[cfg(test)]
 fn median_in_place(v: &mut [f64]) -> f64 {
     let n = v.len();
     let mid = n / 2;
@@ -883,6 +920,13 @@ mod tests {
     fn median_matches_definition() {
         assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_f32(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_f32(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        // the selection path agrees with the sorting path
+        let many: Vec<f32> = (0..101).map(|i| ((i * 37) % 101) as f32).collect();
+        assert_eq!(median_f32(&mut many.clone()), 50.0);
+        let even: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32).collect();
+        assert_eq!(median_f32(&mut even.clone()), 49.5);
     }
 
     #[test]

@@ -1,0 +1,436 @@
+//! 2-D linear convolution by real FFTs, planned once per grid size and reused
+//! for every image of a stack.
+//!
+//! A transform is a row pass (realfft, `nw` reals -> `wc = nw / 2 + 1`
+//! complex values per row) followed by a column pass (rustfft, length `nh`).
+//! The column pass is fused: groups of `GROUP` columns are gathered into a
+//! small contiguous buffer (fits in L2), transformed, multiplied by the
+//! kernel's spectrum, transformed back and written out, so the full spectrum
+//! is never stored and never transposed. Rows known to be zero are skipped on
+//! the way in, rows not wanted are skipped on the way out.
+//!
+//! Placement convention: the input occupies rows `[0, ih)` and columns
+//! `[0, iw)` of the (nh, nw) grid; the output is rows `[0, oh)`, columns
+//! `[0, ow)` of the circular convolution. Shifts are folded into the kernel
+//! spectrum (`Spectrum::place`), so one routine serves 'same' convolution,
+//! correlation, and padded (non-circulant) operators.
+
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
+use rustfft::num_complex::Complex32;
+use rustfft::{Fft, FftPlanner};
+
+use crate::error::{CoreError, CoreResult};
+
+/// Columns transformed together in the fused column pass.
+const GROUP: usize = 32;
+
+/// Smallest even length >= n whose prime factors are 2, 3, 5, 7 (fast for
+/// rustfft's mixed-radix algorithms).
+pub fn fast_len(n: usize) -> usize {
+    let mut m = n.max(2);
+    loop {
+        if m % 2 == 0 {
+            let mut r = m;
+            for p in [2, 3, 5, 7] {
+                while r % p == 0 {
+                    r /= p;
+                }
+            }
+            if r == 1 {
+                return m;
+            }
+        }
+        m += 1;
+    }
+}
+
+/// FFT plans for one (nh, nw) grid.
+pub struct Grid {
+    pub nh: usize,
+    pub nw: usize,
+    pub wc: usize,
+    r2c: Arc<dyn RealToComplex<f32>>,
+    c2r: Arc<dyn ComplexToReal<f32>>,
+    fwd: Arc<dyn Fft<f32>>,
+    inv: Arc<dyn Fft<f32>>,
+}
+
+/// Per-thread buffers for one convolution on a grid.
+pub struct Scratch {
+    /// Row spectra, (nh, wc), row-major.
+    rows: Vec<Complex32>,
+}
+
+/// Pointer into the row spectra shared by the column-group tasks, which
+/// touch disjoint columns.
+#[derive(Clone, Copy)]
+struct CPtr(*mut Complex32);
+unsafe impl Send for CPtr {}
+unsafe impl Sync for CPtr {}
+impl CPtr {
+    /// # Safety
+    /// The range must lie in the buffer and be touched by this task only.
+    #[inline(always)]
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [Complex32] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+/// A kernel's 2-D spectrum in column-major layout (wc, nh), already divided
+/// by nh * nw so that forward + inverse is the identity.
+#[derive(Clone)]
+pub struct Spectrum {
+    pub data: Vec<Complex32>,
+}
+
+impl Grid {
+    pub fn new(nh: usize, nw: usize) -> CoreResult<Self> {
+        if nh < 1 || nw < 1 {
+            return Err(CoreError::shape(format!("empty FFT grid {nh} x {nw}")));
+        }
+        let mut rp = RealFftPlanner::<f32>::new();
+        let mut cp = FftPlanner::<f32>::new();
+        Ok(Grid {
+            nh,
+            nw,
+            wc: nw / 2 + 1,
+            r2c: rp.plan_fft_forward(nw),
+            c2r: rp.plan_fft_inverse(nw),
+            fwd: cp.plan_fft_forward(nh),
+            inv: cp.plan_fft_inverse(nh),
+        })
+    }
+
+    fn n_groups(&self) -> usize {
+        self.wc.div_ceil(GROUP)
+    }
+
+    pub fn scratch(&self) -> Scratch {
+        Scratch {
+            rows: vec![Complex32::new(0.0, 0.0); self.nh * self.wc],
+        }
+    }
+
+    /// Bytes of one `Scratch` (for the memory estimate).
+    pub fn scratch_bytes(&self) -> usize {
+        8 * self.nh * self.wc
+    }
+
+    /// Spectrum of `kernel` (kh, kw, row-major) placed so that its element
+    /// (a, b) sits at grid index ((a - sh) mod nh, (b - sw) mod nw); with
+    /// `flip`, element (kh-1-a, kw-1-b) is used instead of (a, b).
+    pub fn place(
+        &self,
+        kernel: &[f32],
+        kh: usize,
+        kw: usize,
+        sh: isize,
+        sw: isize,
+        flip: bool,
+    ) -> CoreResult<Spectrum> {
+        if kernel.len() != kh * kw || kh > self.nh || kw > self.nw {
+            return Err(CoreError::shape(format!(
+                "kernel {kh} x {kw} does not fit the FFT grid {} x {}",
+                self.nh, self.nw
+            )));
+        }
+        let (nh, nw) = (self.nh as isize, self.nw as isize);
+        let mut grid = vec![0.0f32; self.nh * self.nw];
+        for a in 0..kh {
+            for b in 0..kw {
+                let v = if flip {
+                    kernel[(kh - 1 - a) * kw + (kw - 1 - b)]
+                } else {
+                    kernel[a * kw + b]
+                };
+                let r = (a as isize - sh).rem_euclid(nh) as usize;
+                let c = (b as isize - sw).rem_euclid(nw) as usize;
+                grid[r * self.nw + c] += v;
+            }
+        }
+        self.spectrum_of(&grid)
+    }
+
+    /// Spectrum of a full (nh, nw) real grid, scaled by 1 / (nh nw).
+    pub fn spectrum_of(&self, grid: &[f32]) -> CoreResult<Spectrum> {
+        let (nh, nw, wc) = (self.nh, self.nw, self.wc);
+        let mut rows = vec![Complex32::new(0.0, 0.0); nh * wc];
+        let mut rbuf = vec![0.0f32; nw];
+        let mut rs = self.r2c.make_scratch_vec();
+        for (r, out) in rows.chunks_mut(wc).enumerate() {
+            rbuf.copy_from_slice(&grid[r * nw..(r + 1) * nw]);
+            self.r2c
+                .process_with_scratch(&mut rbuf, out, &mut rs)
+                .map_err(|e| CoreError::numerical(format!("FFT failed: {e}")))?;
+        }
+        let scale = 1.0 / (nh as f32 * nw as f32);
+        let mut data = vec![Complex32::new(0.0, 0.0); wc * nh];
+        for (c, col) in data.chunks_mut(nh).enumerate() {
+            for (r, v) in col.iter_mut().enumerate() {
+                *v = rows[r * wc + c];
+            }
+        }
+        let mut cs = vec![Complex32::new(0.0, 0.0); self.fwd.get_inplace_scratch_len()];
+        self.fwd.process_with_scratch(&mut data, &mut cs);
+        for v in data.iter_mut() {
+            *v *= scale;
+        }
+        Ok(Spectrum { data })
+    }
+
+    /// out[0..oh, 0..ow] = (input (ih, iw) at the origin) circularly convolved
+    /// with the kernel whose spectrum is `spec`. `par`: split the passes over
+    /// rayon's threads (for a single image); otherwise run serially (the
+    /// caller parallelises over images).
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolve(
+        &self,
+        input: &[f32],
+        ih: usize,
+        iw: usize,
+        spec: &Spectrum,
+        out: &mut [f32],
+        oh: usize,
+        ow: usize,
+        s: &mut Scratch,
+        par: bool,
+    ) {
+        debug_assert!(ih <= self.nh && iw <= self.nw && oh <= self.nh && ow <= self.nw);
+        debug_assert!(input.len() >= ih * iw && out.len() >= oh * ow);
+        let (nh, nw, wc) = (self.nh, self.nw, self.wc);
+
+        // Row pass: r2c on the ih non-zero rows.
+        let r2c = &self.r2c;
+        let row_fwd = |(r, orow): (usize, &mut [Complex32]),
+                       (rbuf, rs): &mut (Vec<f32>, Vec<Complex32>)| {
+            rbuf[..iw].copy_from_slice(&input[r * iw..(r + 1) * iw]);
+            rbuf[iw..].fill(0.0);
+            // Lengths are right by construction; the only error is a length mismatch.
+            let _ = r2c.process_with_scratch(rbuf, orow, rs);
+        };
+        let init_r = || (vec![0.0f32; nw], r2c.make_scratch_vec());
+        let rows = &mut s.rows[..ih * wc];
+        if par {
+            rows.par_chunks_mut(wc)
+                .enumerate()
+                .for_each_init(init_r, |st, x| row_fwd(x, st));
+        } else {
+            let mut st = init_r();
+            rows.chunks_mut(wc)
+                .enumerate()
+                .for_each(|x| row_fwd(x, &mut st));
+        }
+
+        // Fused column pass, group by group, written back in place into the
+        // row spectra (each group owns its columns).
+        let rows_ptr = CPtr(s.rows.as_mut_ptr());
+        let (fwd, inv) = (&self.fwd, &self.inv);
+        let scratch_len = fwd
+            .get_inplace_scratch_len()
+            .max(inv.get_inplace_scratch_len());
+        let col_pass = |g: usize, (buf, cs): &mut (Vec<Complex32>, Vec<Complex32>)| {
+            let c0 = g * GROUP;
+            let ng = GROUP.min(wc - c0);
+            let buf = &mut buf[..ng * nh];
+            for r in 0..ih {
+                // SAFETY: reads columns [c0, c0 + ng) of row r, which only
+                // this group touches.
+                let src = unsafe { rows_ptr.slice(r * wc + c0, ng) };
+                for (j, &v) in src.iter().enumerate() {
+                    buf[j * nh + r] = v;
+                }
+            }
+            for j in 0..ng {
+                buf[j * nh + ih..(j + 1) * nh].fill(Complex32::new(0.0, 0.0));
+            }
+            fwd.process_with_scratch(buf, cs);
+            for j in 0..ng {
+                let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
+                for (v, &kv) in buf[j * nh..(j + 1) * nh].iter_mut().zip(k) {
+                    *v *= kv;
+                }
+            }
+            inv.process_with_scratch(buf, cs);
+            for r in 0..oh {
+                // SAFETY: as above, this group's columns only.
+                let dst = unsafe { rows_ptr.slice(r * wc + c0, ng) };
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = buf[j * nh + r];
+                }
+            }
+        };
+        let init_c = || {
+            (
+                vec![Complex32::new(0.0, 0.0); GROUP * nh],
+                vec![Complex32::new(0.0, 0.0); scratch_len],
+            )
+        };
+        // The row buffer must hold oh rows on the way out.
+        if s.rows.len() < oh.max(ih) * wc {
+            s.rows.resize(oh.max(ih) * wc, Complex32::new(0.0, 0.0));
+        }
+        if par {
+            (0..self.n_groups())
+                .into_par_iter()
+                .for_each_init(init_c, |st, g| col_pass(g, st));
+        } else {
+            let mut st = init_c();
+            (0..self.n_groups()).for_each(|g| col_pass(g, &mut st));
+        }
+
+        // Inverse row pass on the oh wanted rows.
+        let rows: &[Complex32] = &s.rows;
+        let c2r = &self.c2r;
+        let row_inv =
+            |(r, orow): (usize, &mut [f32]),
+             (cbuf, rbuf, rs): &mut (Vec<Complex32>, Vec<f32>, Vec<Complex32>)| {
+                cbuf.copy_from_slice(&rows[r * wc..(r + 1) * wc]);
+                // The imaginary parts at DC (and Nyquist for even nw) are zero up
+                // to rounding; realfft wants them exactly zero.
+                cbuf[0].im = 0.0;
+                if nw % 2 == 0 {
+                    cbuf[wc - 1].im = 0.0;
+                }
+                let _ = c2r.process_with_scratch(cbuf, rbuf, rs);
+                orow.copy_from_slice(&rbuf[..ow]);
+            };
+        let init_i = || {
+            (
+                vec![Complex32::new(0.0, 0.0); wc],
+                vec![0.0f32; nw],
+                c2r.make_scratch_vec(),
+            )
+        };
+        let out = &mut out[..oh * ow];
+        if par {
+            out.par_chunks_mut(ow)
+                .enumerate()
+                .for_each_init(init_i, |st, x| row_inv(x, st));
+        } else {
+            let mut st = init_i();
+            out.chunks_mut(ow)
+                .enumerate()
+                .for_each(|x| row_inv(x, &mut st));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Direct 'same' convolution (scipy.signal.convolve(mode='same')).
+    fn direct_same(x: &[f32], h: usize, w: usize, k: &[f32], kh: usize, kw: usize) -> Vec<f32> {
+        let (ch, cw) = ((kh - 1) / 2, (kw - 1) / 2);
+        let mut out = vec![0.0f32; h * w];
+        for i in 0..h {
+            for j in 0..w {
+                let mut acc = 0.0f64;
+                for a in 0..kh {
+                    for b in 0..kw {
+                        let (xi, xj) = (
+                            i as isize + ch as isize - a as isize,
+                            j as isize + cw as isize - b as isize,
+                        );
+                        if xi >= 0 && xj >= 0 && (xi as usize) < h && (xj as usize) < w {
+                            acc += (k[a * kw + b] * x[xi as usize * w + xj as usize]) as f64;
+                        }
+                    }
+                }
+                out[i * w + j] = acc as f32;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn same_convolution_matches_direct() {
+        for &(h, w, kh, kw) in &[(37, 50, 5, 7), (64, 33, 4, 6), (20, 21, 1, 1)] {
+            let x: Vec<f32> = (0..h * w)
+                .map(|i| ((i * 7919) % 101) as f32 / 101.0)
+                .collect();
+            let k: Vec<f32> = (0..kh * kw)
+                .map(|i| ((i * 31) % 17) as f32 / 17.0 + 0.1)
+                .collect();
+            let g = Grid::new(fast_len(h + kh - 1), fast_len(w + kw - 1)).unwrap();
+            let spec = g
+                .place(
+                    &k,
+                    kh,
+                    kw,
+                    ((kh - 1) / 2) as isize,
+                    ((kw - 1) / 2) as isize,
+                    false,
+                )
+                .unwrap();
+            let want = direct_same(&x, h, w, &k, kh, kw);
+            for par in [false, true] {
+                let mut s = g.scratch();
+                let mut out = vec![0.0f32; h * w];
+                g.convolve(&x, h, w, &spec, &mut out, h, w, &mut s, par);
+                let err = out
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(err < 1e-4, "{h}x{w} k {kh}x{kw} par {par}: max error {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn fast_len_is_smooth_and_even() {
+        assert_eq!(fast_len(2110), 2160);
+        assert_eq!(fast_len(1), 2);
+        assert_eq!(fast_len(2048), 2048);
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    #[ignore]
+    fn time_passes() {
+        let n = 2160;
+        let g = Grid::new(n, n).unwrap();
+        let k = vec![1.0f32; 63 * 63];
+        let spec = g.place(&k, 63, 63, 31, 31, false).unwrap();
+        let x = vec![1.0f32; 2110 * 2110];
+        let mut out = vec![0.0f32; 2048 * 2048];
+        let mut s = g.scratch();
+        for par in [false, true] {
+            let t = Instant::now();
+            for _ in 0..5 {
+                g.convolve(&x, 2110, 2110, &spec, &mut out, 2048, 2048, &mut s, par);
+            }
+            eprintln!(
+                "par {par}: {:.1} ms per convolution",
+                t.elapsed().as_secs_f64() * 200.0
+            );
+        }
+        let mut rs = g.r2c.make_scratch_vec();
+        let mut rb = vec![0.0f32; n];
+        let mut ob = vec![Complex32::new(0.0, 0.0); g.wc];
+        let t = Instant::now();
+        for _ in 0..n {
+            g.r2c
+                .process_with_scratch(&mut rb, &mut ob, &mut rs)
+                .unwrap();
+        }
+        eprintln!("row pass r2c: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+        let mut buf = vec![Complex32::new(0.0, 0.0); n * g.wc];
+        let mut cs = vec![Complex32::new(0.0, 0.0); g.fwd.get_inplace_scratch_len()];
+        let t = Instant::now();
+        g.fwd.process_with_scratch(&mut buf, &mut cs);
+        eprintln!(
+            "col pass fft only: {:.1} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+}
