@@ -10,6 +10,8 @@ import numpy as np
 def to_plain(value):
     """JSON-friendly copy: arrays to lists, numpy scalars to Python numbers,
     non-finite floats to None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, np.ndarray):
         return to_plain(value.tolist())
     if isinstance(value, (list, tuple)):

@@ -28,7 +28,8 @@ class Stability:
         Same from the data: mean of the last 5% / first 5% of the (on) samples.
     decay_constant : float
         tau of the exponential fit (unit of ``times``); inf when the fitted
-        tau exceeds 100 times the series length (no significant decay).
+        tau exceeds 100 times the series length or the fitted change is below
+        1e-6 of the level (no significant decay).
     cycle_levels : (C,) ndarray or None
         Mean on-signal of each cycle minus the mean off-signal.
     """
@@ -72,8 +73,9 @@ def _fit(t, y):
         k_min=1.0 / (1000.0 * span), k_max=1.0 / (dt / 20.0), rel_tol=1e-6,
     )
     a, tau, b = float(a[0, 0]), float(tau[0, 0]), float(b[0, 0])
-    if tau > 100.0 * span:
-        # no decay visible: a straight line is as good; report the mean level
+    change = abs(a * (1.0 - np.exp(-span / tau)))
+    if tau > 100.0 * span or change <= 1e-6 * abs(float(np.mean(y))):
+        # no decay visible (or none at all): report the mean level
         return float(np.mean(y)), float(np.mean(y)), float("inf")
     return a + b, b, tau
 
@@ -89,7 +91,7 @@ def stability(times, signals, *, on=None) -> Stability:
         Signal (e.g. RL intensity or mean image value).
     on : (N,) array_like of bool, 'auto', or None
         Beam on/off state of each sample for cycle measurements; 'auto'
-        thresholds halfway between the 5th and 95th percentiles. None: one
+        thresholds at 10% of the way from the 5th to the 95th percentile. None: one
         continuous irradiation.
     """
     t = np.asarray(times, dtype=float)
@@ -112,7 +114,7 @@ def stability(times, signals, *, on=None) -> Stability:
             if on != "auto":
                 raise ParameterError(f"on must be a boolean array, 'auto' or None, got {on!r}")
             lo, hi = np.percentile(y, [5, 95])
-            mask = y > 0.5 * (lo + hi)
+            mask = y > lo + 0.1 * (hi - lo)
         else:
             mask = np.asarray(on, dtype=bool)
             if mask.shape != t.shape:

@@ -118,11 +118,13 @@ def uniformity(flats, darks=None, *, grid=(8, 8), band: int | None = None) -> Un
     m = float(img.mean())
     if not m > 0:
         raise ParameterError(f"mean flat signal (dark subtracted) is {m}; must be > 0")
-    bx = max(1, (h if band is None else band * 10) // 10) if band is None else int(band)
-    by = max(1, w // 10) if band is None else int(band)
-    r0, c0 = (h - bx) // 2, (w - by) // 2
-    profile_x = img[r0 : r0 + bx].mean(axis=0)
-    profile_y = img[:, c0 : c0 + by].mean(axis=1)
+    rows = max(1, h // 10) if band is None else int(band)
+    cols = max(1, w // 10) if band is None else int(band)
+    if not (1 <= rows <= h and 1 <= cols <= w):
+        raise ParameterError(f"band {band} does not fit {h} x {w} frames")
+    r0, c0 = (h - rows) // 2, (w - cols) // 2
+    profile_x = img[r0 : r0 + rows].mean(axis=0)
+    profile_y = img[:, c0 : c0 + cols].mean(axis=1)
     ry = np.linspace(0, h, gy + 1).astype(int)
     rx = np.linspace(0, w, gx + 1).astype(int)
     roi = np.array([[img[ry[i] : ry[i + 1], rx[j] : rx[j + 1]].mean() for j in range(gx)] for i in range(gy)])
