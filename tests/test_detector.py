@@ -12,7 +12,6 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
-
 from scintomo import detector as D
 from scintomo import simulate as S
 from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
@@ -98,7 +97,9 @@ def test_nps_2d_matches_numpy_reference(dtype):
     rng = np.random.default_rng(3)
     h, w = 96, 80
     y, x = np.mgrid[0:h, 0:w]
-    frames = (1000 + 0.05 * x + 0.02 * y + 1e-3 * x * y + rng.normal(0, 10, (3, h, w))).astype(dtype)
+    frames = (1000 + 0.05 * x + 0.02 * y + 1e-3 * x * y + rng.normal(0, 10, (3, h, w))).astype(
+        dtype
+    )
     r = D.nps(frames, pixel_size=20.0, roi=32, overlap=0.5, n_lines=3)
     ref = _numpy_nnps(frames, 32, 16, 0.02)
     np.testing.assert_allclose(r.nnps_2d, ref, rtol=2e-4, atol=1e-5 * ref.max())
@@ -123,7 +124,9 @@ def test_detrend_removes_a_smooth_background():
     clean = D.nps(frames, pixel_size=A_UM)
     with_trend = D.nps(frames + trend, pixel_size=A_UM)
     no_detrend = D.nps(frames + trend, pixel_size=A_UM, detrend_order=0)
-    ratio = with_trend.horizontal / clean.horizontal * (with_trend.mean_signal / clean.mean_signal) ** 2
+    ratio = (
+        with_trend.horizontal / clean.horizontal * (with_trend.mean_signal / clean.mean_signal) ** 2
+    )
     np.testing.assert_allclose(ratio, 1.0, atol=0.02)
     assert no_detrend.horizontal[0] > 3 * with_trend.horizontal[0]
 
@@ -168,8 +171,15 @@ def test_decay_time_map_recovers_known_taus_against_scipy():
 
 def test_hyperbolic_and_multiexponential_models():
     t = np.arange(30) * 1.0
-    frames = S.afterglow_series(np.full((4, 4), 1000.0), t, tau=5.0, model="hyperbolic", exponent=1.5,
-                                offset=3.0, poisson=False)
+    frames = S.afterglow_series(
+        np.full((4, 4), 1000.0),
+        t,
+        tau=5.0,
+        model="hyperbolic",
+        exponent=1.5,
+        offset=3.0,
+        poisson=False,
+    )
     r = D.afterglow(frames, t, model="hyperbolic", exponent=1.5, rel_tol=1e-7)
     np.testing.assert_allclose(r.tau, 5.0, rtol=1e-3)
     bi = (600 * np.exp(-t / 2.0) + 400 * np.exp(-t / 12.0))[:, None, None] * np.ones((1, 3, 3))
@@ -232,31 +242,51 @@ def test_attenuation_matches_nist_for_lead():
 def test_light_yield_relations():
     sp = D.kramers_spectrum(50.0, filters=())
     np.testing.assert_allclose(sp.photons, (50.0 - sp.energies) / sp.energies)
-    same = D.light_yield(5.0, 5.0, material="Lu3Al5O12", density=6.73, thickness=200.0,
-                         reference_thickness=200.0, spectrum=sp)
+    same = D.light_yield(
+        5.0,
+        5.0,
+        material="Lu3Al5O12",
+        density=6.73,
+        thickness=200.0,
+        reference_thickness=200.0,
+        spectrum=sp,
+    )
     assert same.light_yield == pytest.approx(22000.0)
-    ex = D.light_yield(1.0, 1.0, material="CsPbBr3", density=4.55, thickness=30.0, reference_thickness=500.0)
+    ex = D.light_yield(
+        1.0, 1.0, material="CsPbBr3", density=4.55, thickness=30.0, reference_thickness=500.0
+    )
     # a 30 um film absorbs less of a 50 kVp beam than 0.5 mm LuAG, so equal light means a higher LY
     assert 0 < ex.absorbed_fraction < ex.reference_absorbed_fraction < 1
-    assert ex.light_yield == pytest.approx(22000.0 * ex.reference_absorbed_fraction / ex.absorbed_fraction)
+    assert ex.light_yield == pytest.approx(
+        22000.0 * ex.reference_absorbed_fraction / ex.absorbed_fraction
+    )
     assert len(ex.assumptions) >= 5
     # RL spectra: a Gaussian band integrates to its analytic area
     wl = np.linspace(400, 700, 601)
     band = np.exp(-0.5 * ((wl - 520) / 10) ** 2)
-    r = D.light_yield((wl, band), 10 * np.sqrt(2 * np.pi), material="CsPbBr3", density=4.55, thickness=30.0,
-                      reference_thickness=500.0)
+    r = D.light_yield(
+        (wl, band),
+        10 * np.sqrt(2 * np.pi),
+        material="CsPbBr3",
+        density=4.55,
+        thickness=30.0,
+        reference_thickness=500.0,
+    )
     assert r.signal == pytest.approx(10 * np.sqrt(2 * np.pi), rel=1e-6)
     assert r.light_yield == pytest.approx(ex.light_yield, rel=1e-6)
     json.dumps(r.to_dict())
     with pytest.raises(ParameterError):
         D.light_yield(1.0, 1.0, material="Xx9", density=1.0, thickness=1.0, reference_thickness=1.0)
     with pytest.raises(ParameterError):
-        D.light_yield(-1.0, 1.0, material="CsI", density=4.51, thickness=1.0, reference_thickness=1.0)
+        D.light_yield(
+            -1.0, 1.0, material="CsI", density=4.51, thickness=1.0, reference_thickness=1.0
+        )
 
 
 def test_absorption_efficiency_limits():
-    ae = D.absorption_efficiency("CsPbBr3", density=4.55, thicknesses=[0.01, 30.0, 1e5], energies=[10.0, 30.0],
-                                 kind="total")
+    ae = D.absorption_efficiency(
+        "CsPbBr3", density=4.55, thicknesses=[0.01, 30.0, 1e5], energies=[10.0, 30.0], kind="total"
+    )
     import xraydb
 
     mu = xraydb.material_mu("CsPbBr3", np.array([10e3, 30e3]), density=4.55) * 1e-4
@@ -300,7 +330,9 @@ def test_stability_continuous_and_cycles():
     c = D.stability(t, sig, on="auto")
     assert c.cycle_levels.size == 6
     assert c.decay_constant == pytest.approx(80.0, rel=0.01)
-    assert c.retained_fraction == pytest.approx(np.exp(-(c.cycle_times[-1] - c.cycle_times[0]) / 80), rel=0.01)
+    assert c.retained_fraction == pytest.approx(
+        np.exp(-(c.cycle_times[-1] - c.cycle_times[0]) / 80), rel=0.01
+    )
 
 
 def test_uniformity_emva1288_dsnu_prnu():
@@ -338,7 +370,12 @@ def _line_positions(profile):
     p = profile - profile.min()
     on = p > 0.5 * p.max()
     edges = np.flatnonzero(np.diff(np.r_[0, on.astype(int), 0]))
-    return np.array([np.sum(np.arange(a, b) * p[a:b]) / np.sum(p[a:b]) for a, b in zip(edges[::2], edges[1::2])])
+    return np.array(
+        [
+            np.sum(np.arange(a, b) * p[a:b]) / np.sum(p[a:b])
+            for a, b in zip(edges[::2], edges[1::2], strict=True)
+        ]
+    )
 
 
 @pytest.mark.parametrize("use_height", [False, True])
@@ -404,20 +441,47 @@ def test_results_to_dict_and_plot(counter_nps, tmp_path):
 
 def test_cli_characterise(tmp_path, capsys):
     import tifffile
-
     from scintomo.cli import main
 
     frames = S.photon_counting_flats((300, 300), 3, fluence=Q, pixel_size=A_UM, seed=0)
     tifffile.imwrite(tmp_path / "flats.tif", frames, photometric="minisblack")
     out = tmp_path / "nps.json"
-    assert main(["characterise", "nps", str(tmp_path / "flats.tif"), "--pixel-size", "50",
-                 "-o", str(out), "--plot", str(tmp_path / "nps.png")]) == 0
+    assert (
+        main(
+            [
+                "characterise",
+                "nps",
+                str(tmp_path / "flats.tif"),
+                "--pixel-size",
+                "50",
+                "-o",
+                str(out),
+                "--plot",
+                str(tmp_path / "nps.png"),
+            ]
+        )
+        == 0
+    )
     d = json.loads(out.read_text())
     assert np.mean(d["horizontal"]) * Q == pytest.approx(1.0, abs=0.1)
     assert (tmp_path / "nps.png").stat().st_size > 0
     t = np.arange(12)
     np.save(tmp_path / "ag.npy", S.afterglow_series(np.full((16, 16), 100.0), t, tau=4.0, seed=0))
-    assert main(["characterise", "afterglow", str(tmp_path / "ag.npy"), "--frame-time", "1",
-                 "--maps", str(tmp_path / "maps.npz"), "-o", str(tmp_path / "ag.json")]) == 0
+    assert (
+        main(
+            [
+                "characterise",
+                "afterglow",
+                str(tmp_path / "ag.npy"),
+                "--frame-time",
+                "1",
+                "--maps",
+                str(tmp_path / "maps.npz"),
+                "-o",
+                str(tmp_path / "ag.json"),
+            ]
+        )
+        == 0
+    )
     assert np.load(tmp_path / "maps.npz")["tau"].shape == (16, 16)
     assert main(["characterise", "nps", str(tmp_path / "missing.npy"), "--pixel-size", "1"]) == 2

@@ -51,24 +51,33 @@ def _write_outputs(args, result, maps=None) -> None:
         ax = result.plot()
         fig = (ax.flat[0] if hasattr(ax, "flat") else ax).figure
         with atomic_path(args.plot) as tmp:
-            fig.savefig(tmp, format=args.plot.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+            fig.savefig(
+                tmp, format=args.plot.suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight"
+            )
         plt.close(fig)
 
 
 def _summary(d: dict, keys) -> str:
-    return ", ".join(f"{k} = {d[k]:.6g}" if isinstance(d.get(k), float) else f"{k} = {d.get(k)}" for k in keys)
+    return ", ".join(
+        f"{k} = {d[k]:.6g}" if isinstance(d.get(k), float) else f"{k} = {d.get(k)}" for k in keys
+    )
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("characterise", help="detector figures: NPS, uniformity, afterglow, light yield",
-                       description=__doc__)
+    p = sub.add_parser(
+        "characterise",
+        help="detector figures: NPS, uniformity, afterglow, light yield",
+        description=__doc__,
+    )
     modes = p.add_subparsers(dest="mode", metavar="MODE", required=True)
 
     def common(q):
         q.add_argument("-o", "--output", type=Path, help="write the figures as JSON")
         q.add_argument("--plot", type=Path, help="save a plot (.png, .pdf, .svg)")
 
-    q = modes.add_parser("nps", help="normalised noise power spectrum (IEC 62220-1-1) of flat frames")
+    q = modes.add_parser(
+        "nps", help="normalised noise power spectrum (IEC 62220-1-1) of flat frames"
+    )
     q.add_argument("frames", type=Path, help="flat frames (.tif stack or .npy), linear signal")
     q.add_argument("--pixel-size", type=float, required=True, help="micrometres")
     q.add_argument("--roi", type=int, default=256)
@@ -78,7 +87,9 @@ def add_parser(sub) -> None:
     common(q)
     q.set_defaults(func=_nps)
 
-    q = modes.add_parser("uniformity", help="profiles, global/local non-uniformity, DSNU/PRNU (EMVA 1288)")
+    q = modes.add_parser(
+        "uniformity", help="profiles, global/local non-uniformity, DSNU/PRNU (EMVA 1288)"
+    )
     q.add_argument("flats", type=Path)
     q.add_argument("--darks", type=Path)
     q.add_argument("--grid", type=int, nargs=2, default=(8, 8), metavar=("GY", "GX"))
@@ -88,8 +99,12 @@ def add_parser(sub) -> None:
     q = modes.add_parser("afterglow", help="per-pixel decay fit, decay-time map, latent image")
     q.add_argument("frames", type=Path)
     q.add_argument("--frame-time", type=float, required=True, help="interval between frames (s)")
-    q.add_argument("--start", type=float, default=0.0, help="time of the first frame after the exposure (s)")
-    q.add_argument("--model", choices=("exponential", "hyperbolic", "multiexponential"), default="exponential")
+    q.add_argument(
+        "--start", type=float, default=0.0, help="time of the first frame after the exposure (s)"
+    )
+    q.add_argument(
+        "--model", choices=("exponential", "hyperbolic", "multiexponential"), default="exponential"
+    )
     q.add_argument("--exponent", type=float, default=1.0)
     q.add_argument("--components", type=int, default=2)
     q.add_argument("--maps", type=Path, help="write amplitude, tau, offset, latent maps (.npz)")
@@ -122,11 +137,19 @@ def add_parser(sub) -> None:
 def _nps(args) -> int:
     from ..detector import nps
 
-    r = nps(_read_stack(args.frames), pixel_size=args.pixel_size, roi=args.roi, overlap=args.overlap,
-            detrend=args.detrend, n_threads=args.threads)
+    r = nps(
+        _read_stack(args.frames),
+        pixel_size=args.pixel_size,
+        roi=args.roi,
+        overlap=args.overlap,
+        detrend=args.detrend,
+        n_threads=args.threads,
+    )
     _write_outputs(args, r)
-    print(f"NNPS: {r.n_rois} ROIs of {r.roi} px, mean signal {r.mean_signal:.6g}, "
-          f"mean NNPS {float(r.values.mean()):.4g} mm^2 over 0..{r.frequencies[-1]:.4g} lp/mm")
+    print(
+        f"NNPS: {r.n_rois} ROIs of {r.roi} px, mean signal {r.mean_signal:.6g}, "
+        f"mean NNPS {float(r.values.mean()):.4g} mm^2 over 0..{r.frequencies[-1]:.4g} lp/mm"
+    )
     return 0
 
 
@@ -136,7 +159,10 @@ def _uniformity(args) -> int:
     darks = _read_stack(args.darks) if args.darks else None
     r = uniformity(_read_stack(args.flats), darks, grid=tuple(args.grid))
     _write_outputs(args, r)
-    print("uniformity: " + _summary(r.to_dict(), ("global_nonuniformity", "local_nonuniformity", "dsnu", "prnu")))
+    print(
+        "uniformity: "
+        + _summary(r.to_dict(), ("global_nonuniformity", "local_nonuniformity", "dsnu", "prnu"))
+    )
     return 0
 
 
@@ -147,23 +173,45 @@ def _afterglow(args) -> int:
 
     frames = _read_stack(args.frames)
     t = args.start + args.frame_time * np.arange(np.asarray(frames).shape[0])
-    r = afterglow(frames, t, model=args.model, exponent=args.exponent, n_components=args.components,
-                  n_threads=args.threads)
-    _write_outputs(args, r, {k: getattr(r, k) for k in ("amplitude", "tau", "offset", "rss", "latent")})
-    print(f"afterglow ({r.model}): global tau {r.global_taus}, median pixel tau {float(np.median(r.tau)):.4g} s")
+    r = afterglow(
+        frames,
+        t,
+        model=args.model,
+        exponent=args.exponent,
+        n_components=args.components,
+        n_threads=args.threads,
+    )
+    _write_outputs(
+        args, r, {k: getattr(r, k) for k in ("amplitude", "tau", "offset", "rss", "latent")}
+    )
+    print(
+        f"afterglow ({r.model}): global tau {r.global_taus}, "
+        f"median pixel tau {float(np.median(r.tau)):.4g} s"
+    )
     return 0
 
 
 def _light_yield(args) -> int:
     from ..detector import light_yield
 
-    r = light_yield(args.signal, args.reference_signal, material=args.material, density=args.density,
-                    thickness=args.thickness, reference_material=args.reference_material,
-                    reference_density=args.reference_density, reference_thickness=args.reference_thickness,
-                    reference_light_yield=args.reference_light_yield, kvp=args.kvp)
+    r = light_yield(
+        args.signal,
+        args.reference_signal,
+        material=args.material,
+        density=args.density,
+        thickness=args.thickness,
+        reference_material=args.reference_material,
+        reference_density=args.reference_density,
+        reference_thickness=args.reference_thickness,
+        reference_light_yield=args.reference_light_yield,
+        kvp=args.kvp,
+    )
     _write_outputs(args, r)
-    print(f"light yield {r.light_yield:.0f} photons/MeV (absorbed energy {r.absorbed_fraction:.4f} vs "
-          f"reference {r.reference_absorbed_fraction:.4f}); assumptions: " + "; ".join(r.assumptions))
+    print(
+        f"light yield {r.light_yield:.0f} photons/MeV "
+        f"(absorbed energy {r.absorbed_fraction:.4f} vs "
+        f"reference {r.reference_absorbed_fraction:.4f}); assumptions: " + "; ".join(r.assumptions)
+    )
     return 0
 
 
@@ -174,5 +222,10 @@ def _absorption(args) -> int:
     _write_outputs(args, r)
     for t in (10.0, 20.0, 50.0):
         j = int(abs(r.energies - t).argmin())
-        print(f"{t:g} keV: " + ", ".join(f"{th:g} um {v:.3f}" for th, v in zip(r.thicknesses, r.values[:, j])))
+        print(
+            f"{t:g} keV: "
+            + ", ".join(
+                f"{th:g} um {v:.3f}" for th, v in zip(r.thicknesses, r.values[:, j], strict=True)
+            )
+        )
     return 0

@@ -66,8 +66,13 @@ class Afterglow:
 
     def decay(self, t) -> np.ndarray:
         """Normalised decay g(t) of the mean curve (g(0) = 1)."""
-        return _shape(np.asarray(t, dtype=float), self.model, self.global_taus, self.global_weights,
-                      self.exponent)
+        return _shape(
+            np.asarray(t, dtype=float),
+            self.model,
+            self.global_taus,
+            self.global_weights,
+            self.exponent,
+        )
 
     def to_dict(self, *, include_maps: bool = False) -> dict:
         skip = () if include_maps else ("amplitude", "tau", "offset", "rss", "latent")
@@ -97,7 +102,7 @@ def _shape(t, model, taus, weights, exponent):
         return np.exp(-t / taus[0])
     if model == "hyperbolic":
         return (1.0 + t / taus[0]) ** (-exponent)
-    return sum(w * np.exp(-t / tau) for w, tau in zip(weights, taus))
+    return sum(w * np.exp(-t / tau) for w, tau in zip(weights, taus, strict=True))
 
 
 def _fit_mean_multiexp(t, y, n, offset):
@@ -177,7 +182,9 @@ def afterglow(
     check_finite(stack, "frames")
     t = np.asarray(times, dtype=float)
     if t.ndim != 1 or t.size != stack.shape[0]:
-        raise ShapeError(f"times must have one value per frame ({stack.shape[0]}), got shape {t.shape}")
+        raise ShapeError(
+            f"times must have one value per frame ({stack.shape[0]}), got shape {t.shape}"
+        )
     if not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
         raise ParameterError("times must be finite and strictly increasing")
     exponent = positive(exponent, "exponent")
@@ -214,22 +221,44 @@ def afterglow(
         weights = amps / amps.sum() if amps.sum() != 0 else amps
         g_taus, g_w, g_b = tuple(float(v) for v in taus), tuple(float(v) for v in weights), b
     else:
-        kw = dict(model=model, exponent=exponent, offset=bool(offset), k_min=1.0 / hi, k_max=1.0 / lo,
-                  rel_tol=float(rel_tol), n_threads=nt)
+        kw = dict(
+            model=model,
+            exponent=exponent,
+            offset=bool(offset),
+            k_min=1.0 / hi,
+            k_max=1.0 / lo,
+            rel_tol=float(rel_tol),
+            n_threads=nt,
+        )
         if model == "hyperbolic" and t[0] < 0:
-            raise ParameterError("hyperbolic decay needs times >= 0 (time since the exposure ended)")
+            raise ParameterError(
+                "hyperbolic decay needs times >= 0 (time since the exposure ended)"
+            )
         ga, gt, gb, _ = _core.decay_fit(mean_curve.reshape(-1, 1, 1), t.tolist(), **kw)
         amplitude, tau, off, rss = _core.decay_fit(stack, t.tolist(), **kw)
         g_taus, g_w, g_b = (float(gt[0, 0]),), (1.0,), float(gb[0, 0])
     g = _shape(t, model, g_taus, g_w, exponent)
     sg = float(np.sum(g))
     if not sg > 0:
-        raise NumericalError("the fitted decay is zero over the series; cannot estimate the latent image")
+        raise NumericalError(
+            "the fitted decay is zero over the series; cannot estimate the latent image"
+        )
     # Poisson ML amplitude with a known decay shape (see the module docstring)
     latent = ((stack.sum(axis=0, dtype=np.float64) - t.size * g_b) / sg).astype(np.float32)
-    return Afterglow(amplitude=amplitude, tau=tau, offset=off, rss=rss, latent=latent, times=t,
-                     mean_curve=mean_curve, model=model, exponent=exponent, global_taus=g_taus,
-                     global_weights=g_w, global_offset=float(g_b))
+    return Afterglow(
+        amplitude=amplitude,
+        tau=tau,
+        offset=off,
+        rss=rss,
+        latent=latent,
+        times=t,
+        mean_curve=mean_curve,
+        model=model,
+        exponent=exponent,
+        global_taus=g_taus,
+        global_weights=g_w,
+        global_offset=float(g_b),
+    )
 
 
 def lag_coefficients(decay, *, frame_time: float, n: int, first_fraction: float) -> np.ndarray:

@@ -56,7 +56,9 @@ class FlattenedImage:
     def plot(self, ax=None):
         ax = new_axes(ax)
         ax.imshow(self.image, cmap="gray", aspect="equal")
-        ax.set_title(f"{self.direction}ed ({'R = %g um' % self.radius if self.radius else 'height map'})")
+        ax.set_title(
+            f"{self.direction}ed ({f'R = {self.radius:g} um' if self.radius else 'height map'})"
+        )
         return ax
 
 
@@ -110,17 +112,25 @@ def flatten_curved(
     if radius is not None:
         r = positive(radius, "radius")
         if direction == "unroll":
-            lim = [r * np.arcsin(min(1.0, abs(x_in[0]) / r)), r * np.arcsin(min(1.0, abs(x_in[-1]) / r))]
+            lim = [
+                r * np.arcsin(min(1.0, abs(x_in[0]) / r)),
+                r * np.arcsin(min(1.0, abs(x_in[-1]) / r)),
+            ]
             out_pos = np.arange(-np.floor(lim[0] / p), np.floor(lim[1] / p) + 1) * p
             src_x = r * np.sin(out_pos / r)  # x of the film point at arc length s
         else:
             # beyond a quarter turn (s > pi R / 2) the film turns away from the view
-            xmax = [r * np.sin(min(np.pi / 2, abs(x_in[0]) / r)), r * np.sin(min(np.pi / 2, x_in[-1] / r))]
+            xmax = [
+                r * np.sin(min(np.pi / 2, abs(x_in[0]) / r)),
+                r * np.sin(min(np.pi / 2, x_in[-1] / r)),
+            ]
             out_pos = np.arange(-np.floor(xmax[0] / p), np.floor(xmax[1] / p) + 1) * p
             src_x = r * np.arcsin(np.clip(out_pos / r, -1, 1))  # arc length of projected x
     else:
         if direction != "unroll":
-            raise ParameterError("a height map is given at the projected columns: use direction='unroll'")
+            raise ParameterError(
+                "a height map is given at the projected columns: use direction='unroll'"
+            )
         z = np.asarray(height, dtype=float)
         if z.shape != (w,) or not np.all(np.isfinite(z)):
             raise ShapeError(f"height must be a finite (W,) = ({w},) array, got shape {z.shape}")
@@ -138,5 +148,11 @@ def flatten_curved(
     i1 = np.minimum(i0 + 1, w - 1)
     out = img[:, i0] * (1 - fr) + img[:, i1] * fr
     out[:, ~valid] = fill
-    return FlattenedImage(image=out.astype(np.float32), coordinates=out_pos, source_columns=src_col,
-                          direction=direction, pixel_size=p, radius=r)
+    return FlattenedImage(
+        image=out.astype(np.float32),
+        coordinates=out_pos,
+        source_columns=src_col,
+        direction=direction,
+        pixel_size=p,
+        radius=r,
+    )

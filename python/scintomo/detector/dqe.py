@@ -89,7 +89,9 @@ def _mtf_on(mtf, f_lp_mm: np.ndarray, pixel_size_um: float, mtf_unit: str) -> np
             ) from None
         unit = mtf_unit
     if freq.ndim != 1 or freq.shape != vals.shape or freq.size < 2:
-        raise ParameterError("MTF frequencies and values must be 1-D arrays of the same length >= 2")
+        raise ParameterError(
+            "MTF frequencies and values must be 1-D arrays of the same length >= 2"
+        )
     if unit == "cycles/pixel":
         freq = freq * 1e3 / pixel_size_um
     order = np.argsort(freq)
@@ -152,7 +154,9 @@ def dqe(
                     "(IEC 62220-1-1 Table 2 of your edition)"
                 )
             snr2 = SNR_IN_SQUARED[beam_quality]
-            source = f"air kerma {air_kerma} uGy x SNR_in^2 {snr2} (IEC 62220-1-1:2015, {beam_quality})"
+            source = (
+                f"air kerma {air_kerma} uGy x SNR_in^2 {snr2} (IEC 62220-1-1:2015, {beam_quality})"
+            )
         else:
             snr2 = positive(snr_in_squared, "snr_in_squared")
             source = f"air kerma {air_kerma} uGy x SNR_in^2 {snr2} (given)"
@@ -165,5 +169,12 @@ def dqe(
     f, m, n = nps.frequencies[keep], m[keep], nnps[keep]
     if np.any(n <= 0):
         raise ParameterError("NNPS has non-positive values; the DQE is undefined there")
-    return DQE(frequencies=f, values=m**2 / (q * n), mtf=m, nnps=n, fluence=q, direction=direction,
-               source_of_fluence=source)
+    return DQE(
+        frequencies=f,
+        values=m**2 / (q * n),
+        mtf=m,
+        nnps=n,
+        fluence=q,
+        direction=direction,
+        source_of_fluence=source,
+    )

@@ -54,7 +54,9 @@ class Spectrum:
         e = np.asarray(self.energies, dtype=float)
         p = np.asarray(self.photons, dtype=float)
         if e.ndim != 1 or e.shape != p.shape or e.size < 1:
-            raise ParameterError("spectrum energies and photons must be 1-D arrays of the same length")
+            raise ParameterError(
+                "spectrum energies and photons must be 1-D arrays of the same length"
+            )
         if np.any(e <= 0) or np.any(p < 0) or not np.all(np.isfinite(p)) or p.sum() <= 0:
             raise ParameterError("spectrum energies must be > 0 keV and photons >= 0, not all zero")
         object.__setattr__(self, "energies", e)
@@ -81,15 +83,17 @@ def _mu_per_um(formula: str, density: float, energies_kev, kind: str = "total") 
     import xraydb
 
     try:
-        mu_cm = xraydb.material_mu(formula, np.asarray(energies_kev, dtype=float) * 1e3, density=density,
-                                   kind=kind)
+        mu_cm = xraydb.material_mu(
+            formula, np.asarray(energies_kev, dtype=float) * 1e3, density=density, kind=kind
+        )
     except Exception as e:  # xraydb raises plain exceptions for unknown elements
         raise ParameterError(f"xraydb cannot compute attenuation of {formula!r}: {e}") from None
     return np.asarray(mu_cm, dtype=float) * 1e-4
 
 
-def kramers_spectrum(kvp: float, *, filters=(("Al", 2.699, 1000.0),), e_min: float = 1.0,
-                     step: float = 0.25) -> Spectrum:
+def kramers_spectrum(
+    kvp: float, *, filters=(("Al", 2.699, 1000.0),), e_min: float = 1.0, step: float = 0.25
+) -> Spectrum:
     """Kramers' bremsstrahlung spectrum with filtration.
 
     Phi(E) ~ (kVp - E) / E photons per keV (Kramers 1923), times
@@ -118,8 +122,9 @@ def kramers_spectrum(kvp: float, *, filters=(("Al", 2.699, 1000.0),), e_min: flo
     return Spectrum(e, phi, ", ".join(desc))
 
 
-def absorbed_energy_fraction(formula: str, *, density: float, thickness: float, spectrum,
-                             kind: str = "photo") -> float:
+def absorbed_energy_fraction(
+    formula: str, *, density: float, thickness: float, spectrum, kind: str = "photo"
+) -> float:
     """Fraction of the incident energy a film absorbs (see the module docstring).
 
     Parameters
@@ -138,7 +143,11 @@ def absorbed_energy_fraction(formula: str, *, density: float, thickness: float, 
     """
     if kind not in ("photo", "total"):
         raise ParameterError(f"kind must be 'photo' or 'total', got {kind!r}")
-    sp = spectrum if isinstance(spectrum, Spectrum) else Spectrum(np.array([float(spectrum)]), np.array([1.0]))
+    sp = (
+        spectrum
+        if isinstance(spectrum, Spectrum)
+        else Spectrum(np.array([float(spectrum)]), np.array([1.0]))
+    )
     density, thickness = positive(density, "density"), positive(thickness, "thickness")
     mu = _mu_per_um(formula, density, sp.energies)
     frac = 1.0 - np.exp(-mu * thickness)
@@ -157,7 +166,9 @@ def _integrate(signal, name) -> float:
     if isinstance(signal, (tuple, list)) and len(signal) == 2:
         wl, counts = (np.asarray(a, dtype=float) for a in signal)
         if wl.shape != counts.shape or wl.ndim != 1 or wl.size < 2:
-            raise ParameterError(f"{name}: (wavelength, counts) must be 1-D arrays of one length >= 2")
+            raise ParameterError(
+                f"{name}: (wavelength, counts) must be 1-D arrays of one length >= 2"
+            )
         order = np.argsort(wl)
         value = float(np.trapezoid(counts[order], wl[order]))
     else:
@@ -194,7 +205,10 @@ class LightYield:
         names = [self.material, self.reference_material]
         ax.bar(names, [self.light_yield, self.reference_light_yield], color=["C1", "C0"])
         ax.set_ylabel("light yield (photons/MeV)")
-        ax.set_title(f"absorbed energy {self.absorbed_fraction:.3f} vs {self.reference_absorbed_fraction:.3f}")
+        ax.set_title(
+            f"absorbed energy {self.absorbed_fraction:.3f} "
+            f"vs {self.reference_absorbed_fraction:.3f}"
+        )
         return ax
 
 
@@ -240,27 +254,47 @@ def light_yield(
     i = _integrate(signal, "signal")
     i_ref = _integrate(reference_signal, "reference_signal")
     sp = spectrum if spectrum is not None else kramers_spectrum(kvp)
-    a = absorbed_energy_fraction(material, density=density, thickness=thickness, spectrum=sp, kind=kind)
-    a_ref = absorbed_energy_fraction(reference_material, density=reference_density,
-                                     thickness=reference_thickness, spectrum=sp, kind=kind)
+    a = absorbed_energy_fraction(
+        material, density=density, thickness=thickness, spectrum=sp, kind=kind
+    )
+    a_ref = absorbed_energy_fraction(
+        reference_material,
+        density=reference_density,
+        thickness=reference_thickness,
+        spectrum=sp,
+        kind=kind,
+    )
     att = _attenuation(material, density, thickness, sp)
     att_ref = _attenuation(reference_material, reference_density, reference_thickness, sp)
     ly_ref = positive(reference_light_yield, "reference_light_yield")
     assumptions = (
         f"tube spectrum: {sp.description or 'given'}",
-        "both samples in the same beam, geometry and light collection (same optics, detector, exposure)",
+        "both samples in the same beam, geometry and light collection "
+        "(same optics, detector, exposure)",
         "RL detection efficiency equal for both emission spectra (or already corrected)",
         "no self-absorption of the scintillation light, equal light extraction",
-        f"energy deposited: {'photo-absorption only (mu_photo/mu_total), no fluorescence escape' if kind == 'photo' else 'all interactions'}",
+        "energy deposited: "
+        + (
+            "photo-absorption only (mu_photo/mu_total), no fluorescence escape"
+            if kind == "photo"
+            else "all interactions"
+        ),
         "attenuation data: xraydb (Elam, Ravel, Sieber tables)",
         "linear response (no saturation), no afterglow carried between measurements",
     )
     return LightYield(
         light_yield=ly_ref * (i / a) / (i_ref / a_ref),
         light_yield_attenuation_method=ly_ref * (i / att) / (i_ref / att_ref),
-        signal=i, reference_signal=i_ref, absorbed_fraction=a, reference_absorbed_fraction=a_ref,
-        attenuation=att, reference_attenuation=att_ref, material=material,
-        reference_material=reference_material, reference_light_yield=ly_ref, spectrum=sp,
+        signal=i,
+        reference_signal=i_ref,
+        absorbed_fraction=a,
+        reference_absorbed_fraction=a_ref,
+        attenuation=att,
+        reference_attenuation=att_ref,
+        material=material,
+        reference_material=reference_material,
+        reference_light_yield=ly_ref,
+        spectrum=sp,
         assumptions=assumptions,
     )
 
@@ -294,7 +328,9 @@ class AbsorptionEfficiency:
 
     def plot(self, ax=None):
         ax = new_axes(ax)
-        idx = np.unique(np.linspace(0, len(self.thicknesses) - 1, min(6, len(self.thicknesses))).astype(int))
+        idx = np.unique(
+            np.linspace(0, len(self.thicknesses) - 1, min(6, len(self.thicknesses))).astype(int)
+        )
         for i in idx:
             ax.semilogx(self.energies, self.values[i], label=f"{self.thicknesses[i]:g} um")
         ax.set_xlabel("energy (keV)")
@@ -304,13 +340,18 @@ class AbsorptionEfficiency:
         return ax
 
 
-def absorption_efficiency(material: str, *, density: float, thicknesses, energies=None, spectrum=None,
-                          kind: str = "total") -> AbsorptionEfficiency:
+def absorption_efficiency(
+    material: str, *, density: float, thicknesses, energies=None, spectrum=None, kind: str = "total"
+) -> AbsorptionEfficiency:
     """Absorbed (``kind='photo'``) or attenuated (``'total'``) fraction of a
     film vs thickness (um) and energy (keV, default 5 to 100), to choose a
     film thickness."""
     t = np.atleast_1d(np.asarray(thicknesses, dtype=float))
-    e = np.geomspace(5, 100, 60) if energies is None else np.atleast_1d(np.asarray(energies, dtype=float))
+    e = (
+        np.geomspace(5, 100, 60)
+        if energies is None
+        else np.atleast_1d(np.asarray(energies, dtype=float))
+    )
     if np.any(t <= 0) or np.any(e <= 0):
         raise ParameterError("thicknesses and energies must be > 0")
     if kind not in ("photo", "total"):
@@ -322,6 +363,12 @@ def absorption_efficiency(material: str, *, density: float, thicknesses, energie
         vals = vals * (_mu_per_um(material, density, e, "photo") / mu)[None, :]
     sv = None
     if spectrum is not None:
-        sv = np.array([absorbed_energy_fraction(material, density=density, thickness=ti, spectrum=spectrum,
-                                                kind=kind) for ti in t])
+        sv = np.array(
+            [
+                absorbed_energy_fraction(
+                    material, density=density, thickness=ti, spectrum=spectrum, kind=kind
+                )
+                for ti in t
+            ]
+        )
     return AbsorptionEfficiency(material, density, t, e, vals, sv, kind)

@@ -43,8 +43,9 @@ class Linearity:
         k = self.dose_rates
         ax.plot(k, self.signals, "o", label="measured")
         kk = np.linspace(0, k.max(), 100)
-        ax.plot(kk, self.slope * kk + self.intercept, "-",
-                label=f"fit, R$^2$ = {self.r_squared:.4f}")
+        ax.plot(
+            kk, self.slope * kk + self.intercept, "-", label=f"fit, R$^2$ = {self.r_squared:.4f}"
+        )
         ax.set_xlabel("dose rate")
         ax.set_ylabel("signal")
         ax.legend()

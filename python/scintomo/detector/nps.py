@@ -163,11 +163,17 @@ def nps(
         raise ShapeError(f"roi {roi} does not fit in frames of {stack.shape[1:]}")
     step = max(1, int(round(roi * (1.0 - float(overlap)))))
     power, n_rois, mean = _core.nps_sum(
-        stack, roi=roi, step=step, order=int(detrend_order), per_roi=detrend == "roi",
+        stack,
+        roi=roi,
+        step=step,
+        order=int(detrend_order),
+        per_roi=detrend == "roi",
         n_threads=n_threads_arg(n_threads),
     )
     if not mean > 0:
-        raise ParameterError(f"mean signal {mean} is not positive: NNPS needs a linear, offset-free signal")
+        raise ParameterError(
+            f"mean signal {mean} is not positive: NNPS needs a linear, offset-free signal"
+        )
     dx = pixel_size * 1e-3  # mm
     half = power * (dx * dx / (n_rois * roi * roi)) / mean**2
     bins, horiz = _cut(half, int(n_lines), "horizontal")

@@ -54,8 +54,12 @@ class Stability:
             ax.plot(self.cycle_times, self.cycle_levels, "o-", label="cycle level")
         elif np.isfinite(self.decay_constant):
             t = self.times - self.times[0]
-            ax.plot(self.times, self.plateau + (self.initial - self.plateau) * np.exp(-t / self.decay_constant),
-                    "-", label=f"fit, tau = {self.decay_constant:.3g}")
+            ax.plot(
+                self.times,
+                self.plateau + (self.initial - self.plateau) * np.exp(-t / self.decay_constant),
+                "-",
+                label=f"fit, tau = {self.decay_constant:.3g}",
+            )
         ax.set_xlabel("time")
         ax.set_ylabel("signal")
         ax.set_title(f"retained {100 * self.retained_fraction:.1f}%")
@@ -69,8 +73,14 @@ def _fit(t, y):
     span = max(t0[-1], 1e-300)
     dt = float(np.min(np.diff(t0)))
     a, tau, b, _ = _core.decay_fit(
-        y.reshape(-1, 1, 1).astype(np.float64), t0.tolist(), model="exponential", exponent=1.0, offset=True,
-        k_min=1.0 / (1000.0 * span), k_max=1.0 / (dt / 20.0), rel_tol=1e-6,
+        y.reshape(-1, 1, 1).astype(np.float64),
+        t0.tolist(),
+        model="exponential",
+        exponent=1.0,
+        offset=True,
+        k_min=1.0 / (1000.0 * span),
+        k_max=1.0 / (dt / 20.0),
+        rel_tol=1e-6,
     )
     a, tau, b = float(a[0, 0]), float(tau[0, 0]), float(b[0, 0])
     change = abs(a * (1.0 - np.exp(-span / tau)))
@@ -107,7 +117,9 @@ def stability(times, signals, *, on=None) -> Stability:
         initial, plateau, tau = _fit(t, y)
         n5 = max(1, t.size // 20)
         raw = float(np.mean(y[-n5:]) / np.mean(y[:n5]))
-        end = plateau + (initial - plateau) * (np.exp(-(t[-1] - t[0]) / tau) if np.isfinite(tau) else 1.0)
+        end = plateau + (initial - plateau) * (
+            np.exp(-(t[-1] - t[0]) / tau) if np.isfinite(tau) else 1.0
+        )
         retained = float(end / initial) if initial != 0 else float("nan")
     else:
         if isinstance(on, str):
@@ -122,12 +134,19 @@ def stability(times, signals, *, on=None) -> Stability:
         edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(int), 0]))
         starts, stops = edges[::2], edges[1::2]
         if starts.size < 2 or (~mask).sum() == 0:
-            raise ParameterError("cycle analysis needs at least two on periods and some off samples")
+            raise ParameterError(
+                "cycle analysis needs at least two on periods and some off samples"
+            )
         off_level = float(np.mean(y[~mask]))
         # skip the first and last sample of each on period (rise and fall)
-        cl = np.array([np.mean(y[a + 1 : b - 1] if b - a > 2 else y[a:b]) for a, b in zip(starts, stops)])
+        cl = np.array(
+            [
+                np.mean(y[a + 1 : b - 1] if b - a > 2 else y[a:b])
+                for a, b in zip(starts, stops, strict=True)
+            ]
+        )
         cl = cl - off_level
-        ct = np.array([np.mean(t[a:b]) for a, b in zip(starts, stops)])
+        ct = np.array([np.mean(t[a:b]) for a, b in zip(starts, stops, strict=True)])
         retained = raw = float(cl[-1] / cl[0])
         if cl.size >= 3:
             initial, plateau, tau = _fit(ct, cl)

@@ -127,25 +127,45 @@ def uniformity(flats, darks=None, *, grid=(8, 8), band: int | None = None) -> Un
     profile_y = img[:, c0 : c0 + cols].mean(axis=1)
     ry = np.linspace(0, h, gy + 1).astype(int)
     rx = np.linspace(0, w, gx + 1).astype(int)
-    roi = np.array([[img[ry[i] : ry[i + 1], rx[j] : rx[j + 1]].mean() for j in range(gx)] for i in range(gy)])
+    roi = np.array(
+        [[img[ry[i] : ry[i + 1], rx[j] : rx[j + 1]].mean() for j in range(gx)] for i in range(gy)]
+    )
     gnu = float(roi.std() / roi.mean())
     grange = float(np.ptp(roi) / roi.mean())
     lnu = 0.0
     for i in range(gy):
         for j in range(gx):
-            nb = [roi[a, b] for a in range(max(0, i - 1), min(gy, i + 2))
-                  for b in range(max(0, j - 1), min(gx, j + 2)) if (a, b) != (i, j)]
+            nb = [
+                roi[a, b]
+                for a in range(max(0, i - 1), min(gy, i + 2))
+                for b in range(max(0, j - 1), min(gx, j + 2))
+                if (a, b) != (i, j)
+            ]
             if nb:
                 ref = float(np.mean(nb))
                 lnu = max(lnu, abs(roi[i, j] - ref) / ref)
     dsnu = prnu = None
     if d is not None:
         if f.shape[0] < 2 or d.shape[0] < 2:
-            warnings.warn("EMVA 1288 DSNU/PRNU from single frames include the temporal noise",
-                          ScintomoWarning, stacklevel=2)
+            warnings.warn(
+                "EMVA 1288 DSNU/PRNU from single frames include the temporal noise",
+                ScintomoWarning,
+                stacklevel=2,
+            )
         mu_d, s2_d, _ = _spatial_var(d)
         mu_f, s2_f, _ = _spatial_var(f)
         dsnu = float(np.sqrt(s2_d))
         prnu = float(np.sqrt(max(s2_f - s2_d, 0.0)) / (mu_f - mu_d))
-    return Uniformity(profile_x, profile_y, roi, gnu, grange, lnu, m, dsnu, prnu, f.shape[0],
-                      0 if d is None else d.shape[0])
+    return Uniformity(
+        profile_x,
+        profile_y,
+        roi,
+        gnu,
+        grange,
+        lnu,
+        m,
+        dsnu,
+        prnu,
+        f.shape[0],
+        0 if d is None else d.shape[0],
+    )

@@ -56,9 +56,18 @@ def photon_counting_flats(shape, n_frames: int, *, fluence: float, pixel_size: f
     return _rng(seed).poisson(lam, size=(int(n_frames), *shape)).astype(np.float32)
 
 
-def flat_dark_series(shape, n_frames: int, *, mean_electrons: float = 5000.0, prnu: float = 0.01,
-                     dsnu: float = 2.0, dark_level: float = 100.0, read_noise: float = 3.0,
-                     gain: float = 0.5, seed=None):
+def flat_dark_series(
+    shape,
+    n_frames: int,
+    *,
+    mean_electrons: float = 5000.0,
+    prnu: float = 0.01,
+    dsnu: float = 2.0,
+    dark_level: float = 100.0,
+    read_noise: float = 3.0,
+    gain: float = 0.5,
+    seed=None,
+):
     """Flats and darks of a linear camera (EMVA 1288 model), in DN.
 
     y = gain * (Poisson(mu_e * (1 + prnu * g)) + N(0, read_noise^2)) + dark_level + dsnu * d
@@ -73,7 +82,9 @@ def flat_dark_series(shape, n_frames: int, *, mean_electrons: float = 5000.0, pr
     resp = mean_electrons * (1.0 + prnu * g)
     dark_pattern = dark_level + dsnu * d
     n = int(n_frames)
-    flats = gain * (rng.poisson(resp, size=(n, *shape)) + read_noise * rng.standard_normal((n, *shape)))
+    flats = gain * (
+        rng.poisson(resp, size=(n, *shape)) + read_noise * rng.standard_normal((n, *shape))
+    )
     flats += dark_pattern
     darks = gain * read_noise * rng.standard_normal((n, *shape)) + dark_pattern
     truth = {
@@ -85,8 +96,17 @@ def flat_dark_series(shape, n_frames: int, *, mean_electrons: float = 5000.0, pr
     return flats.astype(np.float32), darks.astype(np.float32), truth
 
 
-def afterglow_series(latent, times, *, tau: float, model: str = "exponential", exponent: float = 1.0,
-                     offset: float = 0.0, poisson: bool = True, seed=None):
+def afterglow_series(
+    latent,
+    times,
+    *,
+    tau: float,
+    model: str = "exponential",
+    exponent: float = 1.0,
+    offset: float = 0.0,
+    poisson: bool = True,
+    seed=None,
+):
     """Frames latent * g(t) + offset (Poisson counts if ``poisson``).
 
     g(t) = exp(-t / tau) or (1 + t / tau)^(-exponent), g(0) = 1.
@@ -117,8 +137,14 @@ def lagged_sequence(frames, lag):
     return y.astype(np.float32)
 
 
-def curved_film_image(flat_image, *, radius: float | None = None, height=None, pixel_size: float = 1.0,
-                      supersample: int = 8):
+def curved_film_image(
+    flat_image,
+    *,
+    radius: float | None = None,
+    height=None,
+    pixel_size: float = 1.0,
+    supersample: int = 8,
+):
     """What an orthographic camera along z records of a film carrying
     ``flat_image`` (in arc-length coordinates, pixel ``pixel_size`` um along
     the film) when the film is bent along its columns around a cylinder of
