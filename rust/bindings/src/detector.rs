@@ -24,7 +24,11 @@ fn nps_sum<'py>(
     per_roi: bool,
     n_threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyArray2<f64>>, usize, f64)> {
-    let r = with_view!(frames, Stack3, |v| run(py, n_threads, || detector::nps_sum(v, roi, step, order, per_roi)))?;
+    let r = with_view!(frames, Stack3, |v| run(
+        py,
+        n_threads,
+        || detector::nps_sum(v, roi, step, order, per_roi)
+    ))?;
     Ok((r.power.into_pyarray(py), r.n_rois, r.mean))
 }
 
@@ -47,12 +51,21 @@ fn decay_fit<'py>(
     let m = match model {
         "exponential" => DecayModel::Exponential,
         "hyperbolic" => DecayModel::Hyperbolic { n: exponent },
-        o => return Err(PyCoreError(CoreError::parameter(format!("unknown decay model {o:?}"))).into()),
+        o => {
+            return Err(
+                PyCoreError(CoreError::parameter(format!("unknown decay model {o:?}"))).into(),
+            )
+        }
     };
-    let f = with_view!(frames, Stack3, |v| run(py, n_threads, || detector::decay_fit(
-        v, &times, m, offset, k_min, k_max, rel_tol
-    )))?;
-    Ok((f.amplitude.into_pyarray(py), f.tau.into_pyarray(py), f.offset.into_pyarray(py), f.rss.into_pyarray(py)))
+    let f = with_view!(frames, Stack3, |v| run(py, n_threads, || {
+        detector::decay_fit(v, &times, m, offset, k_min, k_max, rel_tol)
+    }))?;
+    Ok((
+        f.amplitude.into_pyarray(py),
+        f.tau.into_pyarray(py),
+        f.offset.into_pyarray(py),
+        f.rss.into_pyarray(py),
+    ))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -57,7 +57,9 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> CoreResult<Vec<f64>> {
             .max_by(|&i, &j| a[i * n + col].abs().total_cmp(&a[j * n + col].abs()))
             .unwrap_or(col);
         if a[piv * n + col].abs() < 1e-300 {
-            return Err(CoreError::numerical("singular polynomial detrend (region too small for the order)"));
+            return Err(CoreError::numerical(
+                "singular polynomial detrend (region too small for the order)",
+            ));
         }
         if piv != col {
             for k in 0..n {
@@ -89,14 +91,21 @@ fn solve(mut a: Vec<f64>, mut b: Vec<f64>) -> CoreResult<Vec<f64>> {
 /// [x^a y^b for total in 0..=order for b in 0..=total] (a = total - b).
 /// The Gram matrix is separable on the pixel grid, so one pass with three
 /// sums per row is enough.
-pub fn poly_detrend_coefficients<T: Pixel>(img: ArrayView2<T>, order: usize) -> CoreResult<Vec<f64>> {
+pub fn poly_detrend_coefficients<T: Pixel>(
+    img: ArrayView2<T>,
+    order: usize,
+) -> CoreResult<Vec<f64>> {
     let (h, w) = img.dim();
     if order > 4 {
-        return Err(CoreError::parameter(format!("detrend order must be 0..=4, got {order}")));
+        return Err(CoreError::parameter(format!(
+            "detrend order must be 0..=4, got {order}"
+        )));
     }
     let mons = monomials(order);
     if h * w < mons.len() || (order > 0 && (h <= order || w <= order)) {
-        return Err(CoreError::shape(format!("a {h} x {w} region is too small for a degree-{order} detrend")));
+        return Err(CoreError::shape(format!(
+            "a {h} x {w} region is too small for a degree-{order} detrend"
+        )));
     }
     let xp: Vec<Vec<f64>> = (0..=2 * order)
         .map(|p| (0..w).map(|i| coord(i, w).powi(p as i32)).collect())
@@ -126,14 +135,22 @@ pub fn poly_detrend_coefficients<T: Pixel>(img: ArrayView2<T>, order: usize) -> 
                     *s += xp[a][c] * v;
                 }
             }
-            mons.iter().map(|&(a, b)| y.powi(b as i32) * sa[a]).collect::<Vec<f64>>()
+            mons.iter()
+                .map(|&(a, b)| y.powi(b as i32) * sa[a])
+                .collect::<Vec<f64>>()
         })
-        .reduce(|| vec![0.0; n], |mut acc, v| {
-            acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
-            acc
-        });
+        .reduce(
+            || vec![0.0; n],
+            |mut acc, v| {
+                acc.iter_mut().zip(v).for_each(|(a, b)| *a += b);
+                acc
+            },
+        );
     if rhs.iter().any(|v| !v.is_finite()) {
-        return Err(CoreError::NonFinite { what: "frames".into(), count: 1 });
+        return Err(CoreError::NonFinite {
+            what: "frames".into(),
+            count: 1,
+        });
     }
     solve(gram, rhs)
 }
@@ -160,16 +177,26 @@ struct Scratch {
 /// Sum of |DFT|^2 of detrended `roi` x `roi` regions, stepped by `step`
 /// pixels, over all frames. `per_roi = false` fits the polynomial to each
 /// whole frame (IEC 62220-1-1:2015), `true` to each region.
-pub fn nps_sum<T: Pixel>(frames: ArrayView3<T>, roi: usize, step: usize, order: usize, per_roi: bool) -> CoreResult<NpsSum> {
+pub fn nps_sum<T: Pixel>(
+    frames: ArrayView3<T>,
+    roi: usize,
+    step: usize,
+    order: usize,
+    per_roi: bool,
+) -> CoreResult<NpsSum> {
     let (nf, h, w) = frames.dim();
     if nf == 0 {
         return Err(CoreError::shape("no frames"));
     }
     if roi < 4 || step == 0 {
-        return Err(CoreError::parameter(format!("roi must be >= 4 and step >= 1 (got {roi}, {step})")));
+        return Err(CoreError::parameter(format!(
+            "roi must be >= 4 and step >= 1 (got {roi}, {step})"
+        )));
     }
     if roi > h || roi > w {
-        return Err(CoreError::shape(format!("a {roi} x {roi} region does not fit in {h} x {w} frames")));
+        return Err(CoreError::shape(format!(
+            "a {roi} x {roi} region does not fit in {h} x {w} frames"
+        )));
     }
     let frame_fit: Vec<Option<Vec<f64>>> = if per_roi {
         vec![None; nf]
@@ -231,7 +258,10 @@ pub fn nps_sum<T: Pixel>(frames: ArrayView3<T>, roi: usize, step: usize, order: 
                 }
             }
             if !rsum.is_finite() {
-                return Err(CoreError::NonFinite { what: "frames".into(), count: 1 });
+                return Err(CoreError::NonFinite {
+                    what: "frames".into(),
+                    count: 1,
+                });
             }
             for c in 0..nc {
                 let col = &mut st.spec[c * roi..(c + 1) * roi];
@@ -250,8 +280,13 @@ pub fn nps_sum<T: Pixel>(frames: ArrayView3<T>, roi: usize, step: usize, order: 
             a.count += b.count;
             Ok(a)
         })?;
-    let power = Array2::from_shape_vec((roi, nc), total.acc).map_err(|e| CoreError::shape(e.to_string()))?;
-    Ok(NpsSum { power, n_rois: total.count, mean: total.sum / (total.count * roi * roi) as f64 })
+    let power = Array2::from_shape_vec((roi, nc), total.acc)
+        .map_err(|e| CoreError::shape(e.to_string()))?;
+    Ok(NpsSum {
+        power,
+        n_rois: total.count,
+        mean: total.sum / (total.count * roi * roi) as f64,
+    })
 }
 
 #[cfg(test)]
@@ -279,14 +314,19 @@ mod tests {
         // Deterministic pseudo-random values with variance 1/12.
         let mut s = 12345u64;
         let frames = Array3::from_shape_fn((2, 64, 64), |_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             ((s >> 33) as f64 / (1u64 << 31) as f64) as f32 + 10.0
         });
         let r = nps_sum(frames.view(), 32, 16, 0, false).unwrap();
         assert_eq!(r.n_rois, 2 * 3 * 3);
         let mean_power = r.power.slice(s![1.., 1..]).mean().unwrap() / r.n_rois as f64;
         let want = 32.0 * 32.0 / 12.0;
-        assert!((mean_power / want - 1.0).abs() < 0.05, "{mean_power} vs {want}");
+        assert!(
+            (mean_power / want - 1.0).abs() < 0.05,
+            "{mean_power} vs {want}"
+        );
         assert!((r.mean - 10.5).abs() < 0.02);
     }
 
