@@ -241,13 +241,13 @@ pub fn nps_sum<T: Pixel>(
             let mut rowbuf = vec![Complex::new(0.0f32, 0.0); nc];
             for (i, row) in region.axis_iter(Axis(0)).enumerate() {
                 let pc = row_poly(&coefs, order, coord(ro + i, rh));
+                let mut c = [0.0f64; 5];
+                c[..pc.len()].copy_from_slice(&pc);
                 for ((dst, &v), &x) in st.rows.iter_mut().zip(row.iter()).zip(&xs) {
                     let v = v.to_f64();
                     rsum += v;
-                    let mut p = 0.0;
-                    for &k in pc.iter().rev() {
-                        p = p * x + k;
-                    }
+                    // Horner over the (zero-padded) degree <= 4 coefficients
+                    let p = (((c[4] * x + c[3]) * x + c[2]) * x + c[1]) * x + c[0];
                     *dst = (v - p) as f32;
                 }
                 rfft.process_with_scratch(&mut st.rows, &mut rowbuf, &mut st.rscratch)
@@ -263,11 +263,15 @@ pub fn nps_sum<T: Pixel>(
                     count: 1,
                 });
             }
-            for c in 0..nc {
-                let col = &mut st.spec[c * roi..(c + 1) * roi];
+            // acc is kept column-major like spec (contiguous updates); transposed once at the end
+            for (col, acc) in st
+                .spec
+                .chunks_exact_mut(roi)
+                .zip(st.acc.chunks_exact_mut(roi))
+            {
                 cfft.process_with_scratch(col, &mut st.cscratch);
-                for (r, z) in col.iter().enumerate() {
-                    st.acc[r * nc + c] += z.norm_sqr() as f64;
+                for (a, z) in acc.iter_mut().zip(col.iter()) {
+                    *a += z.norm_sqr() as f64;
                 }
             }
             st.sum += rsum;
@@ -280,8 +284,8 @@ pub fn nps_sum<T: Pixel>(
             a.count += b.count;
             Ok(a)
         })?;
-    let power = Array2::from_shape_vec((roi, nc), total.acc)
-        .map_err(|e| CoreError::shape(e.to_string()))?;
+    let acc = total.acc;
+    let power = Array2::from_shape_fn((roi, nc), |(r, c)| acc[c * roi + r]);
     Ok(NpsSum {
         power,
         n_rois: total.count,
