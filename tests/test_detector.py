@@ -117,6 +117,17 @@ def test_nps_sees_correlated_noise_in_the_right_direction():
     assert np.mean(r.vertical[: r.vertical.size // 2]) * Q == pytest.approx(0.985, abs=0.04)
 
 
+def test_roi_detrend_and_linearisation():
+    frames = S.photon_counting_flats((512, 512), 6, fluence=Q, pixel_size=A_UM, seed=9)
+    r = D.nps(frames, pixel_size=A_UM, detrend="roi")
+    assert np.mean(r.horizontal) * Q == pytest.approx(1.0, abs=0.03)
+    # a detector with signal = 2 * counts**1.1 is linearised by the inverse before the NPS
+    raw = 2.0 * frames.astype(np.float64) ** 1.1
+    lin = D.nps(raw, pixel_size=A_UM, linearise=lambda s: (s / 2.0) ** (1 / 1.1))
+    np.testing.assert_allclose(lin.horizontal, D.nps(frames, pixel_size=A_UM).horizontal, rtol=1e-3)
+    assert not np.shares_memory(raw, lin.nnps_2d)
+
+
 def test_detrend_removes_a_smooth_background():
     frames = S.photon_counting_flats((512, 512), 6, fluence=Q, pixel_size=A_UM, seed=8)
     y, x = np.mgrid[0:512, 0:512] / 512.0
