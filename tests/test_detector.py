@@ -215,6 +215,19 @@ def test_latent_image_beats_every_single_frame():
     assert np.median(r.tau) == pytest.approx(6.0, rel=0.05)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float64, np.int32])
+def test_afterglow_dtypes_and_input_untouched(dtype):
+    t = np.arange(12.0)
+    f32 = S.afterglow_series(np.full((6, 10), 200.0), t, tau=3.0, offset=5.0, seed=3)
+    frames = f32.astype(dtype)
+    before = frames.copy()
+    r = D.afterglow(frames, t)
+    ref = D.afterglow(f32, t)
+    np.testing.assert_array_equal(frames, before)
+    assert r.tau.dtype == np.float32 and r.latent.dtype == np.float32
+    np.testing.assert_allclose(r.tau, ref.tau, rtol=1e-4)
+
+
 def test_lag_correction_removes_known_residuals():
     rng = np.random.default_rng(2)
     x = rng.uniform(10, 100, (8, 16, 16)).astype(np.float32)
