@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+
 from scintomo.recon import find_center, reconstruct, remove_stripes
 from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
 

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+
 from scintomo import detector as D
 from scintomo import simulate as S
 from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
@@ -465,6 +466,7 @@ def test_results_to_dict_and_plot(counter_nps, tmp_path):
 
 def test_cli_characterise(tmp_path, capsys):
     import tifffile
+
     from scintomo.cli import main
 
     frames = S.photon_counting_flats((300, 300), 3, fluence=Q, pixel_size=A_UM, seed=0)
