@@ -88,7 +88,8 @@ def test_stack(data):
     sk = (sk3 - sk1) / 2
     print(
         f"\nRL stack {STACK}x{N}x{N}: scintomo {per_img_iter * 1e3:.1f} ms per image-iteration "
-        f"(whole stack, 6 iterations: {t6:.1f} s); scikit-image {sk * 1e3:.1f} ms per image-iteration "
+        f"(whole stack, 6 iterations: {t6:.1f} s); "
+        f"scikit-image {sk * 1e3:.1f} ms per image-iteration "
         f"(one image, its loop is per image) -> x{sk / per_img_iter:.1f}"
     )
     tw = _median_time(lambda: deconv.wiener(stack, k, balance=0.01), repeat=1)
