@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-
 # pyo3 sets __all__ at run time; every other name is checked both ways.
 ALLOWLIST = Path(__file__).with_name("stubtest-allowlist.txt")
 

@@ -7,7 +7,7 @@ import numpy.typing as npt
 
 __version__: str
 
-def simd_level() -> Literal["avx2", "sse2", "generic"]: ...
+def simd_level() -> Literal["avx512", "avx2", "sse2", "generic"]: ...
 
 # --- flatfield ------------------------------------------------------------
 
@@ -41,6 +41,28 @@ def flatfield_correct(
 def minus_log_inplace(
     data: npt.NDArray[np.float32], *, lo: float, hi: float, n_threads: int | None = None
 ) -> _Counts: ...
+
+# --- recon ---
+def recon_builtin(
+    projections: npt.NDArray[np.float32],
+    theta: list[float],
+    weights: list[float],
+    centers: list[float],
+    *,
+    algorithm: str,
+    filter: str,
+    n_out: int,
+    pad_len: int,
+    mask_radius: float | None = None,
+    kernel_width: int = 4,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+def median_rows(
+    a: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
+) -> npt.NDArray[np.float32]: ...
+def sort_median(
+    sino: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
 
 # --- deconv ---------------------------------------------------------------
 

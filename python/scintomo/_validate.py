@@ -25,7 +25,9 @@ def as_array(a, name: str, *, native=NATIVE) -> np.ndarray:
         return arr
     if dt.kind in "biuf":
         return arr.astype(np.float32)
-    raise DTypeError(f"{name} has dtype {dt}; expected a real-valued image array (uint16, float32, ...)")
+    raise DTypeError(
+        f"{name} has dtype {dt}; expected a real-valued image array (uint16, float32, ...)"
+    )
 
 
 def as_float32(a, name: str) -> np.ndarray:

@@ -15,7 +15,9 @@ from .io import write_dxchange, write_hdf5
 from .simulate import simulate_scan
 
 
-def run_demo(output="scintomo-demo", *, n_angles=181, n_cols=256, n_rows=8, seed=0, quiet=False) -> dict:
+def run_demo(
+    output="scintomo-demo", *, n_angles=181, n_cols=256, n_rows=8, seed=0, quiet=False
+) -> dict:
     """Simulate, flat-field correct, write, summarise. Returns the summary."""
     out_dir = Path(output)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -43,7 +45,9 @@ def run_demo(output="scintomo-demo", *, n_angles=181, n_cols=256, n_rows=8, seed
     err = corrected.astype(np.float64) - scan.line_integrals
     rms = float(np.sqrt(np.mean(err**2)))
     bias = float(np.mean(err))
-    path = write_hdf5(out_dir / "corrected.h5", corrected, extra={"exchange/theta": np.rad2deg(scan.theta)})
+    path = write_hdf5(
+        out_dir / "corrected.h5", corrected, extra={"exchange/theta": np.rad2deg(scan.theta)}
+    )
     mpix = corrected.size / 1e6
     say(
         f"flat-field + -log (two flat series, interpolated): {t_ff * 1e3:.1f} ms "

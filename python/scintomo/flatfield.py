@@ -67,7 +67,9 @@ class FlatFieldReport:
         return asdict(self)
 
 
-def reduce_frames(frames, *, method: str = "mean", n_threads: int | None = None, what: str = "frames"):
+def reduce_frames(
+    frames, *, method: str = "mean", n_threads: int | None = None, what: str = "frames"
+):
     """Reduce a series of frames to one image.
 
     Parameters
@@ -224,6 +226,11 @@ def correct(
 
     Notes
     -----
+    Projection values at or below the dark give ratios <= 0. Without a log
+    they are returned as they are (they are noise, and averaging keeps them
+    unbiased); with ``log=True`` they are clipped at the lower bound and
+    counted in ``report.clipped_low``.
+
     Non-finite projection values are not clipped into plausible numbers:
     they stay NaN and are counted in the report (with a warning).
     """
@@ -258,9 +265,13 @@ def correct(
         )[0]
     for i, f in enumerate(flat_list):
         if f.shape != hw:
-            raise ShapeError(f"projections are {hw[0]} x {hw[1]} but flat series {i} is {f.shape[0]} x {f.shape[1]}")
+            raise ShapeError(
+                f"projections are {hw[0]} x {hw[1]} but flat series {i} is {f.shape[0]} x {f.shape[1]}"
+            )
     if dark.shape != hw:
-        raise ShapeError(f"projections are {hw[0]} x {hw[1]} but darks are {dark.shape[0]} x {dark.shape[1]}")
+        raise ShapeError(
+            f"projections are {hw[0]} x {hw[1]} but darks are {dark.shape[0]} x {dark.shape[1]}"
+        )
 
     if flat_positions is None:
         if len(flat_list) > 1:
@@ -271,7 +282,9 @@ def correct(
     else:
         positions = [float(p) for p in flat_positions]
         if len(positions) != len(flat_list):
-            raise ParameterError(f"{len(flat_list)} flat series but {len(positions)} flat_positions")
+            raise ParameterError(
+                f"{len(flat_list)} flat series but {len(positions)} flat_positions"
+            )
     flat_stack = np.stack(flat_list)
 
     if inplace:
@@ -310,18 +323,28 @@ def correct(
     )
     report = FlatFieldReport(bad, bad_flat, low, high, nonfinite, stack.shape[0])
     if bad:
-        action = {"fill": f"set to {fill_value}", "clamp": f"denominator clamped to {eps}", "nan": "set to NaN"}
+        action = {
+            "fill": f"set to {fill_value}",
+            "clamp": f"denominator clamped to {eps}",
+            "nan": "set to NaN",
+        }
         warnings.warn(
             f"{bad} pixel(s) have flat - dark <= {eps} (dead pixels or zero flats): {action[bad_flat]}",
             ScintomoWarning,
             stacklevel=2,
         )
     if nonfinite:
-        warnings.warn(f"{nonfinite} non-finite value(s) in the projections were left as NaN", ScintomoWarning, stacklevel=2)
+        warnings.warn(
+            f"{nonfinite} non-finite value(s) in the projections were left as NaN",
+            ScintomoWarning,
+            stacklevel=2,
+        )
     return (out, report) if return_report else out
 
 
-def minus_log(data, *, clip: tuple[float | None, float | None] = (LOG_FLOOR, None), out=None, n_threads=None):
+def minus_log(
+    data, *, clip: tuple[float | None, float | None] = (LOG_FLOOR, None), out=None, n_threads=None
+):
     """-ln(data) after clipping to ``clip`` (TomoPy ``minus_log`` + nabu's clip).
 
     Parameters

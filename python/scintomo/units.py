@@ -12,7 +12,16 @@ import re
 
 from .exceptions import ParameterError
 
-_LENGTH_UM = {"nm": 1e-3, "um": 1.0, "µm": 1.0, "μm": 1.0, "micron": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
+_LENGTH_UM = {
+    "nm": 1e-3,
+    "um": 1.0,
+    "µm": 1.0,
+    "μm": 1.0,
+    "micron": 1.0,
+    "mm": 1e3,
+    "cm": 1e4,
+    "m": 1e6,
+}
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
 
@@ -27,7 +36,9 @@ def parse_length_um(text, *, default_unit: str = "um") -> float:
             raise ParameterError(f"cannot read a length from {text!r} (e.g. '0.185um', '650nm')")
         value, unit = float(m.group(1)), (m.group(2) or default_unit)
     if unit not in _LENGTH_UM:
-        raise ParameterError(f"unknown length unit {unit!r} in {text!r}; use one of {', '.join(_LENGTH_UM)}")
+        raise ParameterError(
+            f"unknown length unit {unit!r} in {text!r}; use one of {', '.join(_LENGTH_UM)}"
+        )
     um = value * _LENGTH_UM[unit]
     if not um > 0:
         raise ParameterError(f"a length must be > 0, got {text!r}")

@@ -16,7 +16,7 @@ use ndarray::{
 use rayon::prelude::*;
 
 use crate::error::{CoreError, CoreResult};
-use crate::fastmath::{ln_fast, ln_fast_is_valid};
+use crate::fastmath::ln_fast;
 use crate::pixel::Pixel;
 
 /// How a series of flat or dark frames is reduced to one image.
@@ -63,11 +63,11 @@ pub fn reduce_frames<T: Pixel>(
                 Reduce::Mean => {
                     let mut acc = vec![0.0f64; w];
                     for k in 0..f {
-                        for (a, &v) in acc.iter_mut().zip(frames.slice(s![k, r, ..]).iter()) {
-                            let v = v.to_f64();
-                            bad += (T::CAN_BE_NONFINITE && !v.is_finite()) as usize;
-                            *a += v;
-                        }
+                        let row = frames.slice(s![k, r, ..]);
+                        bad += match row.as_slice() {
+                            Some(x) => accumulate(&mut acc, x),
+                            None => accumulate(&mut acc, &row.to_vec()),
+                        };
                     }
                     let inv = 1.0 / f as f64;
                     for (o, a) in orow.iter_mut().zip(acc) {
@@ -75,14 +75,19 @@ pub fn reduce_frames<T: Pixel>(
                     }
                 }
                 Reduce::Median => {
+                    // Gather the row's frames pixel-major, so each pixel's
+                    // values are contiguous, then a small sort per pixel.
                     let block = frames.slice(s![.., r, ..]);
-                    let mut buf = vec![0.0f64; f];
-                    for (c, o) in orow.iter_mut().enumerate() {
-                        for (b, &v) in buf.iter_mut().zip(block.column(c).iter()) {
-                            *b = v.to_f64();
-                            bad += (T::CAN_BE_NONFINITE && !b.is_finite()) as usize;
+                    let mut vals = vec![0.0f32; f * w];
+                    for (k, frame_row) in block.outer_iter().enumerate() {
+                        for (c, &v) in frame_row.iter().enumerate() {
+                            let v = v.to_f64();
+                            bad += (T::CAN_BE_NONFINITE && !v.is_finite()) as usize;
+                            vals[c * f + k] = v as f32;
                         }
-                        *o = median_in_place(&mut buf) as f32;
+                    }
+                    for (o, px) in orow.iter_mut().zip(vals.chunks_exact_mut(f)) {
+                        *o = median_f32(px);
                     }
                 }
             }
@@ -98,7 +103,54 @@ pub fn reduce_frames<T: Pixel>(
     Ok(out)
 }
 
+/// acc += row (in float64); returns the number of non-finite values.
+fn accumulate<T: Pixel>(acc: &mut [f64], row: &[T]) -> usize {
+    let n = acc.len().min(row.len());
+    let (acc, row) = (&mut acc[..n], &row[..n]);
+    let mut bad = 0usize;
+    for j in 0..n {
+        let v = row[j].to_f64();
+        if T::CAN_BE_NONFINITE {
+            bad += (!v.is_finite()) as usize;
+        }
+        acc[j] += v;
+    }
+    bad
+}
+
+/// Median as numpy defines it (mean of the two middle values for even n),
+/// reordering `v`. Insertion sort for the usual handful of frames, selection
+/// beyond that.
+fn median_f32(v: &mut [f32]) -> f32 {
+    let n = v.len();
+    let mid = n / 2;
+    if n <= 32 {
+        for i in 1..n {
+            let x = v[i];
+            let mut j = i;
+            while j > 0 && v[j - 1] > x {
+                v[j] = v[j - 1];
+                j -= 1;
+            }
+            v[j] = x;
+        }
+        return if n % 2 == 1 {
+            v[mid]
+        } else {
+            ((v[mid - 1] as f64 + v[mid] as f64) * 0.5) as f32
+        };
+    }
+    let (_, &mut hi, _) = v.select_nth_unstable_by(mid, f32::total_cmp);
+    if n % 2 == 1 {
+        hi
+    } else {
+        let lo = v[..mid].iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        ((lo as f64 + hi as f64) * 0.5) as f32
+    }
+}
+
 /// Median as numpy defines it (mean of the two middle values for even n).
+#[cfg(test)]
 fn median_in_place(v: &mut [f64]) -> f64 {
     let n = v.len();
     let mid = n / 2;
@@ -235,15 +287,12 @@ struct Denominators {
     n_bad: u64,
 }
 
-fn check_finite(a: impl IntoIterator<Item = f32>, what: &str) -> CoreResult<()> {
-    let count = a.into_iter().filter(|v| !v.is_finite()).count();
-    if count > 0 {
-        return Err(CoreError::NonFinite {
-            what: what.into(),
-            count,
-        });
-    }
-    Ok(())
+fn count_nonfinite<D: ndarray::Dimension>(a: ndarray::ArrayView<f32, D>) -> usize {
+    ndarray::Zip::from(&a).par_fold(
+        || 0usize,
+        |n, v| n + (!v.is_finite()) as usize,
+        |x, y| x + y,
+    )
 }
 
 fn denominators(
@@ -252,9 +301,21 @@ fn denominators(
     opts: &Options,
 ) -> CoreResult<Denominators> {
     let (ns, h, w) = flats.dim();
-    check_finite(flats.iter().copied(), "flats")?;
-    check_finite(dark.iter().copied(), "darks")?;
     let eps = opts.eps;
+    let clamp = opts.bad == BadPolicy::Clamp;
+    for (what, count) in [
+        ("flats", count_nonfinite(flats)),
+        ("darks", count_nonfinite(dark)),
+    ] {
+        if count > 0 {
+            return Err(CoreError::NonFinite {
+                what: what.into(),
+                count,
+            });
+        }
+    }
+    // Whole-array parallel Zips: each vectorises (a per-row closure with
+    // several iterators did not, and cost more than the main pass).
     let mut a = Array3::<f32>::zeros((ns, h, w));
     let mut bad = Array2::<bool>::from_elem((h, w), false);
     for k in 0..ns {
@@ -262,13 +323,25 @@ fn denominators(
             .and(flats.index_axis(Axis(0), k))
             .and(&dark)
             .and(&mut bad)
-            .for_each(|a, &f, &d, b| {
+            .par_for_each(|a, &f, &d, b| {
                 let v = f - d;
-                *b |= !(v > eps);
+                // NaN-safe: anything not above eps is bad.
+                *b |= v.partial_cmp(&eps) != Some(std::cmp::Ordering::Greater);
                 *a = v;
             });
     }
-    let n_bad = bad.iter().filter(|&&b| b).count() as u64;
+    let bad_cols: Vec<Vec<u32>> = bad
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .filter(|(_, &b)| b)
+                .map(|(c, _)| c as u32)
+                .collect()
+        })
+        .collect();
+    let n_bad = bad_cols.iter().map(|c| c.len() as u64).sum::<u64>();
     if n_bad as usize == h * w {
         return Err(CoreError::numerical(format!(
             "flat - dark <= {eps} at every pixel: are the flats all zero, or flats and darks swapped?"
@@ -280,30 +353,28 @@ fn denominators(
              choose a policy for them (clamp, fill or nan)"
         )));
     }
-    let clamp = opts.bad == BadPolicy::Clamp;
-    let mut bad_cols = vec![Vec::new(); h];
-    if n_bad > 0 {
-        for ((r, c), &b) in bad.indexed_iter() {
-            if !b {
-                continue;
-            }
+    for (r, cols) in bad_cols.iter().enumerate() {
+        for &c in cols {
             for k in 0..ns {
-                let v = &mut a[[k, r, c]];
-                // Clamp like TomoPy; otherwise a harmless placeholder that the
-                // fix-up pass overwrites.
+                let v = &mut a[[k, r, c as usize]];
+                // Clamp like TomoPy; otherwise a harmless placeholder that
+                // the fill pass overwrites.
                 *v = if clamp { v.max(eps) } else { 1.0 };
-            }
-            if !clamp {
-                bad_cols[r].push(c as u32);
             }
         }
     }
-    let inv = a.mapv(|v| 1.0 / v);
+    let bad_cols = if clamp { vec![Vec::new(); h] } else { bad_cols };
+    let mut inv = Array3::<f32>::zeros((ns, h, w));
+    ndarray::Zip::from(&mut inv)
+        .and(&a)
+        .par_for_each(|i, &v| *i = 1.0 / v);
     let da = if ns > 1 && opts.interp == Interp::Linear {
         let mut da = Array3::<f32>::zeros((ns - 1, h, w));
         for k in 0..ns - 1 {
-            let diff = &a.index_axis(Axis(0), k + 1) - &a.index_axis(Axis(0), k);
-            da.index_axis_mut(Axis(0), k).assign(&diff);
+            ndarray::Zip::from(da.index_axis_mut(Axis(0), k))
+                .and(a.index_axis(Axis(0), k + 1))
+                .and(a.index_axis(Axis(0), k))
+                .par_for_each(|o, &hi, &lo| *o = hi - lo);
         }
         Some(da)
     } else {
@@ -361,7 +432,7 @@ fn validate(opts: &Options, ns: usize) -> CoreResult<()> {
             opts.positions
         )));
     }
-    if !(opts.eps >= 0.0) {
+    if opts.eps.is_nan() || opts.eps < 0.0 {
         return Err(CoreError::parameter(format!(
             "eps must be >= 0, got {}",
             opts.eps
@@ -373,14 +444,14 @@ fn validate(opts: &Options, ns: usize) -> CoreResult<()> {
             opts.lo, opts.hi
         )));
     }
-    if opts.log && !(opts.lo > 0.0) {
+    if opts.log && (opts.lo.is_nan() || opts.lo < f32::MIN_POSITIVE) {
         return Err(CoreError::parameter(format!(
-            "-log needs a positive lower clip bound, got {}",
+            "-log needs a positive lower clip bound (>= 1.2e-38), got {}",
             opts.lo
         )));
     }
     if let BadPolicy::Fill(v) = opts.bad {
-        if opts.log && !(v > 0.0) {
+        if opts.log && (v.is_nan() || v <= 0.0) {
             return Err(CoreError::parameter(format!(
                 "fill value must be > 0 with log=True, got {v}"
             )));
@@ -476,68 +547,77 @@ fn correct_impl<T: Pixel>(
         }
         _ => 0.0,
     };
-    let post = Post {
-        lo: opts.lo,
-        hi: opts.hi,
-        log: opts.log,
-    };
+    let post = Post::new(opts.lo, opts.hi, opts.log);
 
+    // Rows outermost: the dark and 1 / (flat - dark) rows of a detector row
+    // stay in L1 while every projection's copy of that row is processed, so
+    // the pass moves only the projections in and the output out (6 B/pixel
+    // for uint16), not the reference images once per projection. Projections
+    // are split in blocks so that a tall, thin input still spreads over cores.
+    const PROJ_BLOCK: usize = 16;
+    let stream = n * h * w * std::mem::size_of::<f32>() > STREAM_MIN_BYTES;
     let report = out
-        .axis_iter_mut(Axis(0))
+        .axis_iter_mut(Axis(1))
         .into_par_iter()
         .enumerate()
-        .map(|(i, mut oi)| {
-            let scale = scales[i];
-            oi.axis_iter_mut(Axis(0))
+        .map(|(r, mut o_r)| {
+            let d = dark.slice(s![r, ..]);
+            let d_owned;
+            let d = match d.as_slice() {
+                Some(d) => d,
+                None => {
+                    d_owned = d.to_vec();
+                    &d_owned[..]
+                }
+            };
+            o_r.axis_chunks_iter_mut(Axis(0), PROJ_BLOCK)
                 .into_par_iter()
-                .with_min_len(4)
                 .enumerate()
-                .map(|(r, orow)| {
-                    let mode = match blends[i] {
-                        Blend::One(k) => Mode::Inv(slice_row(den.inv.slice(s![k, r, ..]))),
-                        Blend::Between(k, wt) => match &den.da {
-                            Some(da) => Mode::Lin(
-                                slice_row(den.a.slice(s![k, r, ..])),
-                                slice_row(da.slice(s![k, r, ..])),
-                                wt,
-                            ),
-                            None => Mode::Inv(slice_row(den.inv.slice(s![k, r, ..]))),
-                        },
-                    };
-                    let d = dark.slice(s![r, ..]);
-                    let d_owned;
-                    let d = match d.as_slice() {
-                        Some(d) => d,
-                        None => {
-                            d_owned = d.to_vec();
-                            &d_owned[..]
-                        }
-                    };
-                    let job = Job {
-                        d,
-                        mode,
-                        scale,
-                        post,
-                    };
-                    let compute = |o: &mut [f32]| match &src {
-                        Some(v) => {
-                            let p = v.slice(s![i, r, ..]);
-                            match p.as_slice() {
-                                Some(p) => row(p, &job, o),
-                                None => row(&p.to_vec(), &job, o),
-                            }
-                        }
-                        // In place: the row is its own input.
-                        None => {
-                            let p = o.to_vec();
-                            row(&p, &job, o)
-                        }
-                    };
-                    let counts = with_out_row(orow, compute);
-                    Report {
-                        bad_pixels: 0,
-                        ..counts
+                .map(|(b, mut block)| {
+                    let mut total = Report::default();
+                    // Each row is computed into an L1-resident scratch row and
+                    // then written out; for outputs larger than the caches the
+                    // write uses non-temporal stores, which skip reading the
+                    // destination lines first (a third of the memory traffic).
+                    let mut scratch = vec![0.0f32; w];
+                    for (j, orow) in block.outer_iter_mut().enumerate() {
+                        let i = b * PROJ_BLOCK + j;
+                        let mode = match blends[i] {
+                            Blend::One(k) => Mode::Inv(slice_row(den.inv.slice(s![k, r, ..]))),
+                            Blend::Between(k, wt) => match &den.da {
+                                Some(da) => Mode::Lin(
+                                    slice_row(den.a.slice(s![k, r, ..])),
+                                    slice_row(da.slice(s![k, r, ..])),
+                                    wt,
+                                ),
+                                None => Mode::Inv(slice_row(den.inv.slice(s![k, r, ..]))),
+                            },
+                        };
+                        let job = Job {
+                            d,
+                            mode,
+                            scale: scales[i],
+                            post,
+                        };
+                        let compute = |o: &mut [f32]| {
+                            let rep = match &src {
+                                Some(v) => {
+                                    let p = v.slice(s![i, r, ..]);
+                                    match p.as_slice() {
+                                        Some(p) => row(p, &job, &mut scratch),
+                                        None => row(&p.to_vec(), &job, &mut scratch),
+                                    }
+                                }
+                                // In place: the row is its own input.
+                                None => row(o, &job, &mut scratch),
+                            };
+                            store_row(&scratch, o, stream);
+                            rep
+                        };
+                        total = total.add(with_out_row(orow, compute));
                     }
+                    store_fence(stream);
+                    total
                 })
                 .reduce(Report::default, Report::add)
         })
@@ -565,6 +645,62 @@ fn slice_row(v: ArrayView1<'_, f32>) -> &'_ [f32] {
     v.to_slice().expect("internal arrays are contiguous")
 }
 
+/// Outputs larger than this (bytes) are written with non-temporal stores:
+/// they would not stay in the caches anyway.
+const STREAM_MIN_BYTES: usize = 32 << 20;
+
+/// Copy `src` into `dst`, with non-temporal (streaming) stores if `stream`.
+fn store_row(src: &[f32], dst: &mut [f32], stream: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if stream && std::is_x86_feature_detected!("avx") {
+            // SAFETY: the CPU has AVX; the function only touches `src`/`dst`.
+            unsafe { stream_copy_avx(src, dst) };
+            return;
+        }
+    }
+    let _ = stream;
+    dst.copy_from_slice(&src[..dst.len()]);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn stream_copy_avx(src: &[f32], dst: &mut [f32]) {
+    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_stream_ps};
+    let n = dst.len().min(src.len());
+    let mut i = 0;
+    // Non-temporal 32-byte stores need 32-byte-aligned addresses.
+    while i < n && (dst.as_ptr().wrapping_add(i) as usize) % 32 != 0 {
+        dst[i] = src[i];
+        i += 1;
+    }
+    while i + 8 <= n {
+        // SAFETY: i + 8 <= n keeps both accesses in bounds; dst + i is
+        // 32-byte aligned (advanced from an aligned start in steps of 8).
+        unsafe {
+            let v = _mm256_loadu_ps(src.as_ptr().add(i));
+            _mm256_stream_ps(dst.as_mut_ptr().add(i), v);
+        }
+        i += 8;
+    }
+    while i < n {
+        dst[i] = src[i];
+        i += 1;
+    }
+}
+
+/// Order streaming stores before the task hands its rows to other threads.
+fn store_fence(stream: bool) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if stream {
+            // SAFETY: sfence has no preconditions (SSE is baseline on x86_64).
+            unsafe { std::arch::x86_64::_mm_sfence() };
+        }
+    }
+    let _ = stream;
+}
+
 /// Run `f` on a contiguous output row, going through a temporary when the
 /// caller's `out` row is strided.
 fn with_out_row<F>(mut orow: ArrayViewMut1<f32>, f: F) -> Report
@@ -587,6 +723,18 @@ struct Post {
     log: bool,
 }
 
+impl Post {
+    /// With a log, +inf is clipped to the largest finite float (and counted
+    /// as clipped high) so that `ln_fast` never sees it.
+    fn new(lo: f32, hi: f32, log: bool) -> Post {
+        Post {
+            lo,
+            hi: if log { hi.min(f32::MAX) } else { hi },
+            log,
+        }
+    }
+}
+
 enum Mode<'a> {
     /// value = (p - d) * inv * scale
     Inv(&'a [f32]),
@@ -604,6 +752,10 @@ struct Job<'a> {
 fn row<T: Pixel>(p: &[T], job: &Job, out: &mut [f32]) -> Report {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { row_avx512(p, job, out) };
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { row_avx2(p, job, out) };
@@ -615,6 +767,12 @@ fn row<T: Pixel>(p: &[T], job: &Job, out: &mut [f32]) -> Report {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn row_avx2<T: Pixel>(p: &[T], job: &Job, out: &mut [f32]) -> Report {
+    row_generic(p, job, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn row_avx512<T: Pixel>(p: &[T], job: &Job, out: &mut [f32]) -> Report {
     row_generic(p, job, out)
 }
 
@@ -641,15 +799,20 @@ fn row_generic<T: Pixel>(p: &[T], job: &Job, out: &mut [f32]) -> Report {
 }
 
 /// Clip to [lo, hi] (counting), then optionally -ln, in place on one row.
+///
+/// With `log`, `lo` is a positive normal number (checked in `validate`) and
+/// `hi` is at most `f32::MAX` (see `Post::new`), so every clipped value but
+/// NaN is in `ln_fast`'s domain; NaN is passed through, branch-free.
 #[inline(always)]
 fn post_row(out: &mut [f32], post: Post) -> Report {
     let Post { lo, hi, log } = post;
-    let (mut low, mut high, mut nan, mut special) = (0u32, 0u32, 0u32, 0u32);
+    let (mut low, mut high, mut nan) = (0u32, 0u32, 0u32);
     for v in out.iter_mut() {
         let x = *v;
+        let is_nan = x.is_nan();
         low += (x < lo) as u32;
         high += (x > hi) as u32;
-        nan += x.is_nan() as u32;
+        nan += is_nan as u32;
         // NaN fails both comparisons and passes through, so it is reported
         // rather than clipped into a plausible number.
         let y = if x < lo {
@@ -659,19 +822,16 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
         } else {
             x
         };
-        special += (!ln_fast_is_valid(y)) as u32;
-        *v = y;
-    }
-    if log {
-        if special == 0 {
-            for v in out.iter_mut() {
-                *v = -ln_fast(*v);
+        *v = if log {
+            let l = -ln_fast(y);
+            if is_nan {
+                y
+            } else {
+                l
             }
         } else {
-            for v in out.iter_mut() {
-                *v = -v.ln();
-            }
-        }
+            y
+        };
     }
     Report {
         bad_pixels: 0,
@@ -688,7 +848,7 @@ pub fn minus_log_inplace(
     lo: f32,
     hi: f32,
 ) -> CoreResult<Report> {
-    let post = Post { lo, hi, log: true };
+    let post = Post::new(lo, hi, true);
     validate(
         &Options {
             lo,
@@ -717,11 +877,21 @@ pub fn minus_log_inplace(
 fn minus_log_chunk(c: &mut [f32], post: Post) -> Report {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { post_row_avx512(c, post) };
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has the features the function is compiled for.
             return unsafe { post_row_avx2(c, post) };
         }
     }
+    post_row(c, post)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn post_row_avx512(c: &mut [f32], post: Post) -> Report {
     post_row(c, post)
 }
 
@@ -750,6 +920,13 @@ mod tests {
     fn median_matches_definition() {
         assert_eq!(median_in_place(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median_in_place(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median_f32(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median_f32(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        // the selection path agrees with the sorting path
+        let many: Vec<f32> = (0..101).map(|i| ((i * 37) % 101) as f32).collect();
+        assert_eq!(median_f32(&mut many.clone()), 50.0);
+        let even: Vec<f32> = (0..100).map(|i| ((i * 37) % 100) as f32).collect();
+        assert_eq!(median_f32(&mut even.clone()), 49.5);
     }
 
     #[test]
@@ -784,5 +961,65 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, CoreError::Numerical(_)));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn row_speed() {
+        let w = 2048;
+        let p: Vec<u16> = (0..w).map(|i| (1000 + i * 7) as u16).collect();
+        let d = vec![100.0f32; w];
+        let inv = vec![1.0f32 / 30000.0; w];
+        let mut out = vec![0.0f32; w];
+        for log in [false, true] {
+            let job = Job {
+                d: &d,
+                mode: Mode::Inv(&inv),
+                scale: 1.0,
+                post: Post::new(1e-6, f32::INFINITY, log),
+            };
+            let t = std::time::Instant::now();
+            let reps = 20000;
+            let mut acc = 0u64;
+            for _ in 0..reps {
+                acc += row(&p, &job, &mut out).clipped_low;
+            }
+            let ns = t.elapsed().as_nanos() as f64 / (reps * w) as f64;
+            println!("log={log}: {ns:.3} ns/px {acc}");
+        }
+    }
+}
+#[cfg(test)]
+mod timing2 {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn den_speed() {
+        let (h, w) = (2048, 2048);
+        let f = Array3::<f32>::from_elem((1, h, w), 30000.0);
+        let d = Array2::<f32>::from_elem((h, w), 100.0);
+        let opts = Options {
+            lo: 1e-6,
+            log: true,
+            ..Options::default()
+        };
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let den = denominators(f.view(), d.view(), &opts).unwrap();
+            println!("den {:?} {}", t.elapsed(), den.n_bad);
+        }
+        for _ in 0..3 {
+            let t = std::time::Instant::now();
+            let a = Array3::<f32>::zeros((1, h, w));
+            let mut b = Array3::<f32>::zeros((1, h, w));
+            ndarray::Zip::from(&mut b)
+                .and(&a)
+                .par_for_each(|b, &a| *b = 1.0 / (a + 1.0));
+            println!("alloc+zip {:?}", t.elapsed());
+        }
     }
 }

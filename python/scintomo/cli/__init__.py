@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="X-ray microscopy and micro-CT with thin scintillator films.",
     )
     parser.add_argument("--version", action="version", version=f"scintomo {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens (INFO level)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log what happens (INFO level)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name.startswith("_"):
@@ -50,5 +52,8 @@ def main(argv=None) -> int:
         print(f"scintomo {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"scintomo {args.command}: interrupted; no partial output was left behind", file=sys.stderr)
+        print(
+            f"scintomo {args.command}: interrupted; no partial output was left behind",
+            file=sys.stderr,
+        )
         return 130

@@ -14,4 +14,11 @@ from .dxchange import read_dxchange, write_dxchange
 from .scan import Scan
 from .writers import write_hdf5, write_tiff_stack
 
-__all__ = ["Scan", "atomic_path", "read_dxchange", "write_dxchange", "write_hdf5", "write_tiff_stack"]
+__all__ = [
+    "Scan",
+    "atomic_path",
+    "read_dxchange",
+    "write_dxchange",
+    "write_hdf5",
+    "write_tiff_stack",
+]

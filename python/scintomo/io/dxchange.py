@@ -34,7 +34,9 @@ def read_dxchange(path) -> Scan:
             raise FileFormatError(f"{path}: no /exchange/data dataset (is it a DXchange file?)")
         data = f["exchange/data"]
         if data.ndim != 3:
-            raise FileFormatError(f"{path}: /exchange/data has shape {data.shape}, expected (angle, row, column)")
+            raise FileFormatError(
+                f"{path}: /exchange/data has shape {data.shape}, expected (angle, row, column)"
+            )
         flats = f.get("exchange/data_white")
         darks = f.get("exchange/data_dark")
         for name, d in (("data_white", flats), ("data_dark", darks)):
@@ -60,7 +62,9 @@ def read_dxchange(path) -> Scan:
     return Scan(data, flats, darks, theta, str(path), meta, [f])
 
 
-def write_dxchange(path, projections, flats=None, darks=None, theta=None, *, compression=None) -> Path:
+def write_dxchange(
+    path, projections, flats=None, darks=None, theta=None, *, compression=None
+) -> Path:
     """Write a DXchange file atomically (``theta`` in radians, stored in degrees)."""
     path = Path(path)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:

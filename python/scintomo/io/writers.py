@@ -14,7 +14,9 @@ from .atomic import atomic_path
 
 
 @contextlib.contextmanager
-def hdf5_writer(path, shape, dtype=np.float32, *, dataset: str = "exchange/data", chunks=True, attrs=None):
+def hdf5_writer(
+    path, shape, dtype=np.float32, *, dataset: str = "exchange/data", chunks=True, attrs=None
+):
     """Context manager giving an HDF5 dataset to fill block by block; the file
     appears under ``path`` only when the block exits without error."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:

@@ -1,10 +1,12 @@
 """Analytic phantoms and their exact parallel-beam projections.
 
-Geometry (the convention of the whole package): an image of n x n pixels has
+Geometry (the convention of the whole package, the same as TomoPy's and
+scikit-image's radon, see :mod:`scintomo.recon`): an image of n x n pixels has
 its origin at the centre ((n - 1) / 2 in pixel index), x increases with the
-column index and y with the row index. A projection at angle theta integrates
-along the line x cos(theta) + y sin(theta) = s, and detector column j sits at
-s = j - (n_det - 1) / 2 (pixel units). Values are attenuation per pixel.
+column index and y points *up*, y = (n - 1) / 2 - row. A projection at angle
+theta integrates along the line x cos(theta) + y sin(theta) = s, and detector
+column j sits at s = j - (n_det - 1) / 2 (pixel units). Values are attenuation
+per pixel.
 """
 
 from __future__ import annotations
@@ -33,9 +35,16 @@ def shepp_logan_ellipses(size: int, *, scale: float = 1.0, fill: float = 0.9) ->
     of the half-width; values multiplied by ``scale``."""
     half = fill * size / 2.0
     e = np.array(_SHEPP_LOGAN, dtype=np.float64)
-    # y in the table points up; our rows point down.
+    # y in the table points up, as ours does.
     return np.column_stack(
-        [e[:, 0] * scale, e[:, 1] * half, e[:, 2] * half, e[:, 3] * half, -e[:, 4] * half, np.deg2rad(-e[:, 5])]
+        [
+            e[:, 0] * scale,
+            e[:, 1] * half,
+            e[:, 2] * half,
+            e[:, 3] * half,
+            e[:, 4] * half,
+            np.deg2rad(e[:, 5]),
+        ]
     )
 
 
@@ -44,7 +53,7 @@ def ellipses_image(ellipses: np.ndarray, size: int, *, supersample: int = 4) -> 
     ``supersample``^2 sub-pixels. float32."""
     ss = supersample
     sub = (np.arange(size * ss) + 0.5) / ss - 0.5 - (size - 1) / 2.0
-    y, x = np.meshgrid(sub, sub, indexing="ij")
+    y, x = np.meshgrid(-sub, sub, indexing="ij")  # y up: row 0 is the top
     img = np.zeros_like(x)
     for v, a, b, x0, y0, phi in ellipses:
         c, s = np.cos(phi), np.sin(phi)
@@ -54,12 +63,17 @@ def ellipses_image(ellipses: np.ndarray, size: int, *, supersample: int = 4) -> 
     return img.reshape(size, ss, size, ss).mean(axis=(1, 3)).astype(np.float32)
 
 
-def ellipse_projections(ellipses: np.ndarray, theta, n_det: int, *, supersample: int = 4) -> np.ndarray:
+def ellipse_projections(
+    ellipses: np.ndarray, theta, n_det: int, *, supersample: int = 4, center: float | None = None
+) -> np.ndarray:
     """Exact line integrals of the ellipses, (len(theta), n_det) float64,
-    averaged over each detector pixel's width (``supersample`` points)."""
+    averaged over each detector pixel's width (``supersample`` points).
+    ``center``: detector column of the rotation axis (pixels, default
+    (n_det - 1) / 2), so column j sits at s = j - center."""
     theta = np.atleast_1d(np.asarray(theta, dtype=np.float64))
     ss = supersample
-    s = (np.arange(n_det * ss) + 0.5) / ss - 0.5 - (n_det - 1) / 2.0
+    c = (n_det - 1) / 2.0 if center is None else float(center)
+    s = (np.arange(n_det * ss) + 0.5) / ss - 0.5 - c
     out = np.zeros((theta.size, n_det * ss))
     ct, st = np.cos(theta)[:, None], np.sin(theta)[:, None]
     for v, a, b, x0, y0, phi in ellipses:

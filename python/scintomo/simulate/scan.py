@@ -125,7 +125,9 @@ def simulate_scan(
         n = transmission.shape[0]
         lam = model.quanta_per_pixel * beam[:, None, None] * transmission
         quanta = rng.poisson(lam).astype(np.float64)
-        light = ndimage.gaussian_filter(quanta, (0, model.psf_sigma_px, model.psf_sigma_px), mode="nearest")
+        light = ndimage.gaussian_filter(
+            quanta, (0, model.psf_sigma_px, model.psf_sigma_px), mode="nearest"
+        )
         adu = light * model.adu_per_quantum * gain + dark_level
         adu += model.read_noise_adu * rng.standard_normal((n, *shape))
         return np.clip(np.rint(adu), 0, 65535).astype(np.uint16)

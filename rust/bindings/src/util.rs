@@ -62,6 +62,9 @@ macro_rules! with_view {
 pub fn simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bw") {
+            return "avx512";
+        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             return "avx2";
         }

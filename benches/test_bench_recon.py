@@ -1,0 +1,108 @@
+"""Speed of the built-in reconstruction and its steps on a 1501 x 2048 sinogram.
+
+Run: ``python -m pytest benches/test_bench_recon.py -s``. Prints timings and
+ratios against references measured in the same run (scikit-image's iradon)
+or, where the reference is not installed (TomoPy), against the figures
+measured for the issue on the 2-core machine (REFERENCES.md), labelled as
+such. scikit-image's iradon needs ~110 s per 2048-wide slice: it is timed on
+the same problem scaled down 4x in columns and angles (work / 64), where our
+FBP is timed too, so the ratio compares like with like.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from scintomo.recon import find_center, reconstruct, remove_stripes
+from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
+
+N_ANG, N_DET = 1501, 2048
+TOMOPY_FIND_CENTER_VO_S = 66.0  # REFERENCES.md, same machine, 1501 x 2048
+TOMOPY_REMOVE_ALL_STRIPE_S = 6.2
+TOMOPY_GRIDREC_S = 0.37  # 0.33-0.41 s per slice
+
+
+def timed(f, repeat=1):
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = f()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts)), out
+
+
+@pytest.fixture(scope="module")
+def data():
+    theta = np.linspace(0, np.pi, N_ANG, endpoint=False)
+    center = (N_DET - 1) / 2 + 3.7
+    p = ellipse_projections(
+        shepp_logan_ellipses(N_DET, fill=0.8), theta, N_DET, supersample=1, center=center
+    )
+    rng = np.random.default_rng(0)
+    stack = p[:, None, :] + rng.normal(0, 0.005 * p.max(), (N_ANG, 8, N_DET))
+    return theta, center, stack.astype(np.float32)
+
+
+def test_bench_reconstruct(data):
+    theta, center, stack = data
+    print(f"\nreconstruct, {N_ANG} angles x {N_DET} columns (padded to 4096)")
+    for alg in ("gridrec", "fbp"):
+        for rows in (1, 8):
+            for nt in (1, 2):
+                if alg == "fbp" and rows == 8 and nt == 1:
+                    continue  # ~40 s; 8 slices x the 1-slice time
+                t, _ = timed(
+                    lambda: reconstruct(
+                        stack[:, :rows], theta, center=center, algorithm=alg, n_threads=nt
+                    )
+                )
+                note = ""
+                if alg == "gridrec":
+                    note = f"  (TomoPy gridrec ref {TOMOPY_GRIDREC_S} s/slice: x{TOMOPY_GRIDREC_S * rows / t:.2f})"
+                print(
+                    f"  {alg:8s} {rows} slice(s) {nt} thread(s): {t:7.2f} s  {rows / t:6.2f} slices/s{note}"
+                )
+
+
+def test_bench_fbp_vs_skimage(data):
+    iradon = pytest.importorskip("skimage.transform").iradon
+    theta, _, stack = data
+    sub = stack[::4, 0, ::4]  # 376 angles x 512 columns: 1/64 of the work
+    th = theta[::4]
+    c = (512 - 1) / 2 + 3.7 / 4
+    t_sk, _ = timed(
+        lambda: iradon(
+            sub.T.astype(np.float64), np.rad2deg(th), filter_name="shepp-logan", circle=True
+        )
+    )
+    print(f"\nFBP vs skimage iradon on {sub.shape[0]} angles x {sub.shape[1]} columns")
+    for nt in (1, 2):
+        t, _ = timed(
+            lambda: reconstruct(sub, th, center=c, algorithm="fbp", n_threads=nt), repeat=3
+        )
+        print(f"  skimage {t_sk:.2f} s, ours {nt} thread(s) {t:.3f} s: x{t_sk / t:.0f}")
+
+
+def test_bench_find_center(data):
+    theta, center, stack = data
+    t, c = timed(lambda: find_center(stack[:, :1], theta))
+    print(
+        f"\nfind_center vo, one {N_ANG} x {N_DET} sinogram: {t:.2f} s (found {c:.2f}, true {center:.2f}); "
+        f"TomoPy find_center_vo ref {TOMOPY_FIND_CENTER_VO_S} s: x{TOMOPY_FIND_CENTER_VO_S / t:.0f}"
+    )
+
+
+def test_bench_remove_stripes(data):
+    _, _, stack = data
+    sino = stack[:, 0]
+    for method in ("all", "sort", "filter", "fw"):
+        for nt in (1, 2):
+            t, _ = timed(lambda: remove_stripes(sino, method=method, n_threads=nt), repeat=3)
+            ref = f"; TomoPy remove_all_stripe ref {TOMOPY_REMOVE_ALL_STRIPE_S} s: x{TOMOPY_REMOVE_ALL_STRIPE_S / t:.0f}"
+            print(
+                f"\nremove_stripes {method:6s} {nt} thread(s) {N_ANG} x {N_DET}: {t:.3f} s"
+                + (ref if method == "all" else "")
+            )

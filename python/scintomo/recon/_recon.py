@@ -1,0 +1,247 @@
+"""reconstruct(): built-in (Rust) FBP and gridding, or TomoPy when installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+
+import numpy as np
+
+from .. import _core
+from .._validate import as_float32, check_finite, check_nonempty, choice, n_threads_arg
+from ..exceptions import ParameterError, ShapeError
+
+log = logging.getLogger("scintomo.recon")
+
+FILTERS = ("ramp", "shepp", "cosine", "hamming", "hann", "parzen")
+BUILTIN_ALGORITHMS = ("gridrec", "fbp")
+_TOMOPY_FILTER = {"ramp": "ramlak"}
+
+
+class Reconstruction(np.ndarray):
+    """The reconstructed slices: a plain float32 ndarray, (row, y, x), with a
+    ``meta`` dict saying how it was made (``backend``, ``algorithm``,
+    ``filter``, ``center``, ``pad_len``, ...). ``np.asarray(rec)`` drops it."""
+
+    meta: dict
+
+    def __new__(cls, array: np.ndarray, meta: dict):
+        obj = np.asarray(array).view(cls)
+        obj.meta = dict(meta)
+        return obj
+
+    def __array_finalize__(self, obj):
+        self.meta = dict(getattr(obj, "meta", {}) or {})
+
+    @property
+    def backend(self) -> str:
+        return str(self.meta.get("backend", ""))
+
+
+def tomopy_available() -> bool:
+    """True when TomoPy can be imported."""
+    return importlib.util.find_spec("tomopy") is not None
+
+
+def angle_weights(theta: np.ndarray) -> np.ndarray:
+    """Quadrature weight of each angle, radians: half the distance between its
+    neighbours on the half-turn circle (angles folded modulo pi, so 360-degree
+    scans and duplicated end points are counted once). pi / n for a uniform
+    half turn; arbitrary, non-uniform angle sets are handled the same way."""
+    t = np.mod(np.asarray(theta, dtype=np.float64), np.pi)
+    if t.size == 1:
+        return np.array([np.pi])
+    order = np.argsort(t, kind="stable")
+    ts = t[order]
+    prev = np.roll(ts, 1)
+    prev[0] -= np.pi
+    nxt = np.roll(ts, -1)
+    nxt[-1] += np.pi
+    w = np.empty_like(ts)
+    w[order] = 0.5 * (nxt - prev)
+    return w
+
+
+def _fast_len(n: int) -> int:
+    """Smallest 2^a 3^b 5^c >= n (fast FFT lengths)."""
+    best = 1 << max(0, int(np.ceil(np.log2(max(n, 1)))))
+    p5 = 1
+    while p5 < 2 * n:
+        p35 = p5
+        while p35 < 2 * n:
+            p = p35
+            while p < n:
+                p *= 2
+            best = min(best, p)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def padded_length(n_det: int, pad) -> int:
+    """Length the projections are padded to: ``pad=True`` gives the smallest
+    fast FFT length >= 2 n_det (no wrap-around of the ramp filter); ``False``
+    none; an integer, that length."""
+    if pad is True:
+        return _fast_len(2 * n_det)
+    if pad is False or pad is None:
+        return n_det
+    if isinstance(pad, (int, np.integer)) and pad >= n_det:
+        return int(pad)
+    raise ParameterError(f"pad must be True, False or an integer >= {n_det}, got {pad!r}")
+
+
+def _centers(center, n_rows: int, n_det: int) -> np.ndarray:
+    if center is None:
+        return np.full(n_rows, (n_det - 1) / 2.0)
+    c = np.asarray(center, dtype=np.float64)
+    if c.ndim == 0:
+        c = np.full(n_rows, float(c))
+    if c.shape != (n_rows,):
+        raise ShapeError(f"center must be a number or one per row ({n_rows}), got shape {c.shape}")
+    if not np.all(np.isfinite(c)):
+        raise ParameterError("center must be finite")
+    return c
+
+
+def reconstruct(
+    projections,
+    theta,
+    *,
+    center=None,
+    algorithm: str = "gridrec",
+    filter: str = "shepp",  # noqa: A002 - the field's (and TomoPy's) name
+    backend: str = "auto",
+    pad=True,
+    mask=True,
+    n_out: int | None = None,
+    kernel_width: int = 4,
+    n_threads: int | None = None,
+    **tomopy_kwargs,
+) -> Reconstruction:
+    """Reconstruct parallel-beam projections.
+
+    Parameters
+    ----------
+    projections : (A, R, N) or (A, N) ndarray
+        -log(transmission) projections (angle, row, column), or one sinogram.
+        Converted to float32; not modified.
+    theta : (A,) array_like, radians
+        Projection angles; any set (non-uniform, 360 degrees) is fine: each
+        angle is weighted by its share of the half turn.
+    center : float or (R,) array_like, pixels, optional
+        Column index of the rotation axis (pixel centres at integers), one for
+        all rows or one per row. Default (N - 1) / 2, the detector's middle.
+    algorithm : {"gridrec", "fbp"} or a TomoPy algorithm name
+        ``gridrec``: Fourier gridding (Kaiser-Bessel kernel); ``fbp``: filtered
+        back-projection with linear interpolation. With the TomoPy backend any
+        ``tomopy.recon`` algorithm ("sirt", "mlem", ...) and its keywords.
+    filter : {"ramp", "shepp", "cosine", "hamming", "hann", "parzen"}
+        Window of the ramp filter (band-limited ramp of Kak and Slaney).
+    backend : {"auto", "builtin", "tomopy"}
+        ``auto`` uses TomoPy when it is importable, else the built-in kernels.
+    pad : bool or int
+        Pad each projection (edge values) to >= 2 N before filtering (True),
+        not at all (False), or to the given length.
+    mask : bool or float
+        Zero the pixels outside the circle of radius ``mask`` x n_out / 2
+        (True: 1.0; False: no mask).
+    n_out : int, optional
+        Side of the output slices, pixels (default N).
+    kernel_width : int
+        Gridding kernel width, grid cells (gridrec only).
+    n_threads : int, optional
+        Threads (None: all cores). Passed to TomoPy as ``ncore``.
+
+    Returns
+    -------
+    Reconstruction : (R, n_out, n_out) float32 ndarray ((n_out, n_out) for a
+        sinogram), attenuation per pixel; ``.meta`` records the backend,
+        algorithm, filter, centres and padding. Row 0 is the top of the slice
+        (y pointing up), as TomoPy and scikit-image lay it out.
+    """
+    arr = as_float32(projections, "projections")
+    single = arr.ndim == 2
+    if single:
+        arr = arr[:, np.newaxis, :]
+    if arr.ndim != 3:
+        raise ShapeError(
+            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
+        )
+    check_nonempty(arr, "projections")
+    check_finite(arr, "projections")
+    n_ang, n_rows, n_det = arr.shape
+    th = np.asarray(theta, dtype=np.float64).ravel()
+    if th.size != n_ang:
+        raise ShapeError(f"theta has {th.size} angles for {n_ang} projections")
+    if not np.all(np.isfinite(th)):
+        raise ParameterError("theta must be finite")
+    if n_det < 2:
+        raise ShapeError("projections need at least 2 columns")
+    choice(backend, "backend", ("auto", "builtin", "tomopy"))
+    choice(filter, "filter", FILTERS)
+    n_threads = n_threads_arg(n_threads)
+    centers = _centers(center, n_rows, n_det)
+    pad_len = padded_length(n_det, pad)
+    n_out = n_det if n_out is None else int(n_out)
+    if n_out < 1:
+        raise ParameterError(f"n_out must be >= 1, got {n_out}")
+    if mask is True:
+        ratio = 1.0
+    elif mask is False or mask is None:
+        ratio = None
+    else:
+        ratio = float(mask)
+        if not (np.isfinite(ratio) and ratio > 0):
+            raise ParameterError(f"mask must be a bool or a ratio > 0, got {mask!r}")
+
+    use = backend
+    if backend == "auto":
+        use = "tomopy" if tomopy_available() else "builtin"
+    if use == "builtin":
+        choice(algorithm, "algorithm (built-in backend)", BUILTIN_ALGORITHMS)
+        if tomopy_kwargs:
+            raise ParameterError(
+                f"unknown options for the built-in backend: {sorted(tomopy_kwargs)}"
+            )
+        if algorithm == "gridrec":
+            pad_len = max(pad_len, n_out + kernel_width)
+        out = _core.recon_builtin(
+            np.ascontiguousarray(arr),
+            th.tolist(),
+            angle_weights(th).tolist(),
+            centers.tolist(),
+            algorithm=algorithm,
+            filter=filter,
+            n_out=n_out,
+            pad_len=pad_len,
+            mask_radius=None if ratio is None else ratio * n_out / 2.0,
+            kernel_width=int(kernel_width),
+            n_threads=n_threads,
+        )
+    else:
+        from ._tomopy import recon_tomopy
+
+        out = recon_tomopy(
+            arr,
+            th,
+            centers,
+            algorithm=algorithm,
+            filter=_TOMOPY_FILTER.get(filter, filter),
+            pad_len=pad_len,
+            mask_ratio=ratio,
+            n_threads=n_threads,
+            **tomopy_kwargs,
+        )
+    log.info("reconstructed %d slice(s) with %s %s", n_rows, use, algorithm)
+    meta = {
+        "backend": use,
+        "algorithm": algorithm,
+        "filter": filter,
+        "center": centers.tolist(),
+        "pad_len": pad_len,
+        "mask_ratio": ratio,
+        "n_angles": n_ang,
+    }
+    res = out[0] if single else out
+    return Reconstruction(res, meta)

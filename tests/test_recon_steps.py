@@ -1,0 +1,127 @@
+"""Stripe removal and Paganin phase retrieval."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scintomo import _core
+from scintomo.exceptions import NonFiniteError, NumericalError, ParameterError, ShapeError
+from scintomo.recon import paganin, remove_stripes
+from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
+from scipy.ndimage import gaussian_filter1d, median_filter
+
+
+def test_kernels_match_numpy_scipy():
+    a = np.random.default_rng(0).random((60, 45), dtype=np.float32)
+    for size in (1, 5, 21):
+        ref = median_filter(a, (1, size), mode="reflect")
+        assert np.array_equal(_core.median_rows(a, size), ref)
+        i = np.argsort(a, axis=0, kind="stable")
+        srt = np.take_along_axis(a, i, 0)
+        sm = median_filter(srt, (1, size), mode="reflect")
+        back = np.empty_like(a)
+        np.put_along_axis(back, i, sm, 0)
+        s, m, b = _core.sort_median(a, size)
+        assert np.array_equal(s, srt) and np.array_equal(m, sm) and np.array_equal(b, back)
+    with pytest.raises(ParameterError):
+        _core.median_rows(a, 4)
+    a[0, 0] = np.nan
+    with pytest.raises(NonFiniteError):
+        _core.sort_median(a, 3)
+
+
+@pytest.fixture(scope="module")
+def striped():
+    n = 384
+    theta = np.linspace(0, np.pi, 540, endpoint=False)
+    rng = np.random.default_rng(0)
+    p = gaussian_filter1d(
+        ellipse_projections(shepp_logan_ellipses(n, fill=0.7), theta, n), 6, axis=1
+    )
+    p = (p + rng.normal(0, 0.002 * p.max(), p.shape)).astype(np.float32)  # real data are noisy
+    off = np.zeros(n, np.float32)
+    idx = np.sort(rng.choice(np.arange(20, n - 20), 16, replace=False))
+    off[idx] = rng.uniform(0.5, 1.0, idx.size) * rng.choice([-1, 1], idx.size) * 0.02 * p.max()
+    return p, p + off[None, :], idx, off
+
+
+@pytest.mark.parametrize("method", ["sort", "filter", "all"])
+def test_stripes_are_reduced(striped, method):
+    clean, data, idx, off = striped
+    before = data.copy()
+    # la_size scaled to this 384-column sinogram (61, TomoPy's default, is for ~2k columns)
+    out = remove_stripes(data, method=method, la_size=31)
+    assert np.array_equal(data, before) and out.dtype == np.float32 and out.shape == data.shape
+    resid = np.abs((out - clean).mean(axis=0))[idx]
+    assert resid.mean() < 0.45 * np.abs(off[idx]).mean()
+    # elsewhere the sinogram is left nearly alone
+    others = np.setdiff1d(np.arange(clean.shape[1]), idx)
+    assert np.abs(out - clean)[:, others].mean() < 0.25 * np.abs(off[idx]).mean()
+
+
+def test_large_stripe_is_replaced(striped):
+    clean, _, _, _ = striped
+    data = clean.copy()
+    data[:, 200:206] *= 1.15  # a wide gain error
+    out = remove_stripes(data, method="large")
+    err_before = np.abs(data[:, 200:206] - clean[:, 200:206]).mean()
+    assert np.abs(out[:, 200:206] - clean[:, 200:206]).mean() < 0.5 * err_before
+
+
+def test_dead_column_is_interpolated(striped):
+    clean, _, _, _ = striped
+    data = clean.copy()
+    data[:, 150] = data[:, 150].mean()  # an unresponsive pixel: constant
+    out = remove_stripes(data, method="dead")
+    assert (
+        np.abs(out[:, 150] - clean[:, 150]).mean()
+        < 0.2 * np.abs(data[:, 150] - clean[:, 150]).mean()
+    )
+
+
+def test_fw_removes_isolated_stripes():
+    s = np.zeros((720, 512), np.float32)
+    s[:, 100] = 1.0
+    out = remove_stripes(s, method="fw", level=4)
+    # Haar, 4 levels: what is left of a one-column stripe is the coarse band, 1 / 16.
+    assert abs(out[:, 100].mean()) < 0.07
+
+
+def test_stripes_stack_and_errors():
+    data = np.random.default_rng(1).random((50, 3, 40), dtype=np.float32)
+    out = remove_stripes(data, method="sort")
+    for r in range(3):
+        assert np.array_equal(out[:, r], remove_stripes(data[:, r], method="sort"))
+    with pytest.raises(ParameterError):
+        remove_stripes(data, method="nope")
+    with pytest.raises(ShapeError):
+        remove_stripes(np.ones(5, np.float32))
+
+
+def test_paganin_filter_response_is_exact():
+    """A small cosine in the transmission is scaled by the filter at its
+    frequency: 1 / (1 + pi lambda z (delta/beta) f^2) (periodic, no padding)."""
+    n, ps_um, z_mm, e_kev, db = 64, 1.0, 50.0, 20.0, 100.0
+    k = 5
+    x = np.arange(n)
+    img = 1.0 + 0.01 * np.cos(2 * np.pi * k * x / n)[None, :] * np.ones((n, 1))
+    out = paganin(
+        img, pixel_size=ps_um, distance=z_mm, energy=e_kev, delta_beta=db, pad=False, log=False
+    )
+    lam = 1.239841984e-9 / e_kev
+    f = k / (n * ps_um * 1e-6)
+    want = 0.01 / (1 + np.pi * lam * z_mm * 1e-3 * db * f**2)
+    amp = 2 * np.abs(np.fft.rfft(out[0]))[k] / n
+    assert abs(amp - want) < 1e-4 * want + 1e-6
+    flat = paganin(np.full((8, 8), 0.5), pixel_size=1, distance=10, energy=20, delta_beta=50)
+    np.testing.assert_allclose(flat, -np.log(0.5), rtol=1e-5)
+    assert flat.dtype == np.float32
+
+
+def test_paganin_errors():
+    with pytest.raises(ParameterError):
+        paganin(np.ones((4, 4)), pixel_size=-1, distance=1, energy=1, delta_beta=1)
+    with pytest.raises(NumericalError):
+        paganin(-np.ones((4, 4)), pixel_size=1, distance=1, energy=1, delta_beta=1, pad=False)
+    with pytest.raises(ShapeError):
+        paganin(np.ones(4), pixel_size=1, distance=1, energy=1, delta_beta=1)
