@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 import pytest
+
 from scintomo import deconv, psf
 
 skr = pytest.importorskip("skimage.restoration")
