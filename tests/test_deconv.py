@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.signal import fftconvolve
+
 from scintomo import deconv
 from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
-from scipy.signal import fftconvolve
 
 skr = pytest.importorskip("skimage.restoration")
 
@@ -308,6 +309,7 @@ def test_thread_counts_agree():
 def test_cli_deconvolve(tmp_path, method, src, dst):
     import h5py
     import tifffile
+
     from scintomo import psf as P
     from scintomo.cli import main
 

@@ -6,10 +6,11 @@ import json
 
 import numpy as np
 import pytest
-from scintomo import psf as P
-from scintomo.exceptions import FileFormatError, ParameterError, ShapeError
 from scipy import integrate
 from scipy.signal import fftconvolve
+
+from scintomo import psf as P
+from scintomo.exceptions import FileFormatError, ParameterError, ShapeError
 
 
 def render_edge(

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter, gaussian_filter1d
+
 from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
 from scintomo.recon import angle_weights, find_center, reconstruct, tomopy_available
 from scintomo.simulate import ellipse_projections, ellipses_image, shepp_logan_ellipses
-from scipy.ndimage import gaussian_filter, gaussian_filter1d
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 ALGORITHMS = ("fbp", "gridrec")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter1d, median_filter
+
 from scintomo import _core
 from scintomo.exceptions import NonFiniteError, NumericalError, ParameterError, ShapeError
 from scintomo.recon import paganin, remove_stripes
 from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
-from scipy.ndimage import gaussian_filter1d, median_filter
 
 
 def test_kernels_match_numpy_scipy():

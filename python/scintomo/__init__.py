@@ -7,7 +7,7 @@ Subpackages: :mod:`scintomo.flatfield`, :mod:`scintomo.io`,
 
 from __future__ import annotations
 
-from . import deconv, exceptions, flatfield, psf, recon
+from . import deconv, detector, exceptions, flatfield, psf, recon
 from ._core import __version__
 
-__all__ = ["__version__", "deconv", "exceptions", "flatfield", "psf", "recon"]
+__all__ = ["__version__", "deconv", "detector", "exceptions", "flatfield", "psf", "recon"]

@@ -90,3 +90,27 @@ def wiener(
     pad: tuple[int, int] | None = None,
     n_threads: int | None = None,
 ) -> None: ...
+
+# --- detector ---
+_Stack = npt.NDArray[np.uint16] | npt.NDArray[np.float32] | npt.NDArray[np.float64]
+
+def nps_sum(
+    frames: _Stack, *, roi: int, step: int, order: int, per_roi: bool, n_threads: int | None = None
+) -> tuple[npt.NDArray[np.float64], int, float]: ...
+def decay_fit(
+    frames: _Stack,
+    times: list[float],
+    *,
+    model: str,
+    exponent: float,
+    offset: bool,
+    k_min: float,
+    k_max: float,
+    rel_tol: float,
+    n_threads: int | None = None,
+) -> tuple[
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+    npt.NDArray[np.float32],
+]: ...

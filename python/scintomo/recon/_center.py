@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.fft as sfft
 
 from .._validate import as_float32, check_finite, check_nonempty, choice
 from ..exceptions import ParameterError, ShapeError
@@ -40,8 +41,9 @@ class _VoMetric:
     def __init__(self, sino: np.ndarray, ratio: float, drop: int):
         na, n = sino.shape
         s = sino - sino.mean()
-        a2 = np.fft.fft(np.fft.fft(s, axis=1), n=2 * na, axis=0)
-        b2 = np.fft.fft(np.fft.fft(s[:, ::-1], axis=1), n=2 * na, axis=0)
+        s = s.astype(np.float32)  # single precision FFTs: half the time
+        a2 = sfft.fft(sfft.fft(s, axis=1, workers=-1), n=2 * na, axis=0, workers=-1)
+        b2 = sfft.fft(sfft.fft(s[:, ::-1], axis=1, workers=-1), n=2 * na, axis=0, workers=-1)
         l_idx = np.fft.fftfreq(2 * na, 1.0 / (2 * na))
         k_idx = np.fft.fftfreq(n, 1.0 / n)
         la, ka = np.abs(l_idx)[:, None], np.abs(k_idx)[None, :]
@@ -79,12 +81,13 @@ def _vo(
     # then f / 4, ... 1), each level searching around the previous estimate;
     # angles cut to <= 4 per binned column pair; the last level steps 0.25 px
     # of centre and refines with a parabola. Binning by f moves the axis: in
-    # binned columns it sits at (c - (f - 1) / 2) / f.
+    # binned columns it sits at (c - (f - 1) / 2) / f. Angles: at most 1024
+    # (every 2nd of 1501), which changes the result by < 0.05 px in tests.
     f = max(1, n // 128)
     lo_c, hi_c = search
     c_est = None
     while True:
-        astep = max(1, int(np.ceil(na / max(64, 2 * (n // f)))))
+        astep = max(1, int(np.ceil(na / max(64, min(1024, 2 * (n // f))))))
         metric = _VoMetric(_bin_columns(sino[::astep], f), ratio, drop)
         mid_b = (metric.n - 1) / 2.0
 

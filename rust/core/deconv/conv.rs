@@ -154,31 +154,66 @@ impl Grid {
         self.spectrum_of(&grid)
     }
 
-    /// Spectrum of a full (nh, nw) real grid, scaled by 1 / (nh nw).
+    /// Spectrum of a full (nh, nw) real grid, scaled by 1 / (nh nw). Rows
+    /// that are all zero (most of them, for a small kernel) are skipped, and
+    /// both passes run on rayon's threads.
     pub fn spectrum_of(&self, grid: &[f32]) -> CoreResult<Spectrum> {
         let (nh, nw, wc) = (self.nh, self.nw, self.wc);
-        let mut rows = vec![Complex32::new(0.0, 0.0); nh * wc];
-        let mut rbuf = vec![0.0f32; nw];
-        let mut rs = self.r2c.make_scratch_vec();
-        for (r, out) in rows.chunks_mut(wc).enumerate() {
-            rbuf.copy_from_slice(&grid[r * nw..(r + 1) * nw]);
-            self.r2c
-                .process_with_scratch(&mut rbuf, out, &mut rs)
-                .map_err(|e| CoreError::numerical(format!("FFT failed: {e}")))?;
+        if grid.len() != nh * nw {
+            return Err(CoreError::shape("spectrum_of: grid of the wrong size"));
         }
+        let zero = Complex32::new(0.0, 0.0);
+        let mut rows = vec![zero; nh * wc];
+        let r2c = &self.r2c;
+        rows.par_chunks_mut(wc).enumerate().for_each_init(
+            || (vec![0.0f32; nw], r2c.make_scratch_vec()),
+            |(rbuf, rs), (r, out)| {
+                let src = &grid[r * nw..(r + 1) * nw];
+                if src.iter().any(|&v| v != 0.0) {
+                    rbuf.copy_from_slice(src);
+                    let _ = r2c.process_with_scratch(rbuf, out, rs);
+                }
+            },
+        );
         let scale = 1.0 / (nh as f32 * nw as f32);
-        let mut data = vec![Complex32::new(0.0, 0.0); wc * nh];
-        for (c, col) in data.chunks_mut(nh).enumerate() {
-            for (r, v) in col.iter_mut().enumerate() {
-                *v = rows[r * wc + c];
+        let mut data = vec![zero; wc * nh];
+        let fwd = &self.fwd;
+        let rows = &rows;
+        data.par_chunks_mut(GROUP * nh).enumerate().for_each_init(
+            || vec![zero; fwd.get_inplace_scratch_len()],
+            |cs, (g, chunk)| {
+                let c0 = g * GROUP;
+                let ng = chunk.len() / nh;
+                for r in 0..nh {
+                    for j in 0..ng {
+                        chunk[j * nh + r] = rows[r * wc + c0 + j];
+                    }
+                }
+                fwd.process_with_scratch(chunk, cs);
+                for v in chunk.iter_mut() {
+                    *v *= scale;
+                }
+            },
+        );
+        Ok(Spectrum { data })
+    }
+
+    /// |L|^2 of the 5-point Laplacian on this grid, in the spectrum layout
+    /// (wc, nh): (4 - 2 cos(2 pi u / nh) - 2 cos(2 pi v / nw))^2, unscaled.
+    pub fn laplacian_power(&self) -> Vec<f32> {
+        let (nh, nw, wc) = (self.nh, self.nw, self.wc);
+        let tau = 2.0 * std::f64::consts::PI;
+        let cu: Vec<f64> = (0..nh)
+            .map(|u| 2.0 - 2.0 * (tau * u as f64 / nh as f64).cos())
+            .collect();
+        let mut out = vec![0.0f32; wc * nh];
+        for (v, col) in out.chunks_mut(nh).enumerate() {
+            let cv = 2.0 - 2.0 * (tau * v as f64 / nw as f64).cos();
+            for (o, &c) in col.iter_mut().zip(&cu) {
+                *o = ((c + cv) * (c + cv)) as f32;
             }
         }
-        let mut cs = vec![Complex32::new(0.0, 0.0); self.fwd.get_inplace_scratch_len()];
-        self.fwd.process_with_scratch(&mut data, &mut cs);
-        for v in data.iter_mut() {
-            *v *= scale;
-        }
-        Ok(Spectrum { data })
+        out
     }
 
     /// out[0..oh, 0..ow] = (input (ih, iw) at the origin) circularly convolved

@@ -392,6 +392,21 @@ where
     }
 }
 
+fn sum2_chunks<F>(par: bool, len: usize, f: F) -> (f64, f64)
+where
+    F: Fn(std::ops::Range<usize>) -> (f64, f64) + Sync + Send,
+{
+    const CH: usize = 1 << 15;
+    if par {
+        (0..len.div_ceil(CH))
+            .into_par_iter()
+            .map(|c| f(c * CH..((c + 1) * CH).min(len)))
+            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
+    } else {
+        f(0..len)
+    }
+}
+
 /// Raw pointer that may be shared across threads for writes to disjoint
 /// ranges (each chunk of `each` touches only its own range).
 #[derive(Clone, Copy)]
@@ -463,27 +478,17 @@ fn one_image(
         .map_or((h * w) as f64, |m| m.iter().map(|&v| v as f64).sum());
     let e = g.eh * g.ew;
     let mut alpha;
+    // g_k . g_(k-1), |g_(k-1)|^2 and |g_k|^2 for the next step length.
+    let (mut num_next, mut den_next, mut gg_last) = (0.0f64, 0.0f64, 0.0f64);
     let mut k = 0usize;
     while k < o.iterations {
         // Prediction point p (Biggs-Andrews) or x itself.
         let use_p = o.accelerate && k >= 2;
         if o.accelerate {
             alpha = 0.0f64;
-            if use_p {
-                let (g1, g2) = (&wk.g1, &wk.g2);
-                let num = sum_chunks(par, e, |r| {
-                    g1[r.clone()]
-                        .iter()
-                        .zip(&g2[r])
-                        .map(|(&a, &b)| a as f64 * b as f64)
-                        .sum()
-                });
-                let den = sum_chunks(par, e, |r| g2[r].iter().map(|&b| b as f64 * b as f64).sum());
-                alpha = if den > 0.0 {
-                    (num / den).clamp(0.0, 1.0)
-                } else {
-                    0.0
-                };
+            // The dot products were accumulated in the previous update.
+            if use_p && den_next > 0.0 {
+                alpha = (num_next / den_next).clamp(0.0, 1.0);
             }
             let a = alpha as f32;
             let (x, xp) = (&wk.x, &wk.xprev);
@@ -607,17 +612,25 @@ fn one_image(
             // g2 <- g1, xprev <- x; then x <- update(p), g1 <- x - p.
             std::mem::swap(&mut wk.g1, &mut wk.g2);
             std::mem::swap(&mut wk.x, &mut wk.xprev);
-            let p = &wk.p;
+            let (p, g2) = (&wk.p, &wk.g2);
             let (xp, gp) = (Ptr(wk.x.as_mut_ptr()), Ptr(wk.g1.as_mut_ptr()));
-            each(par, e, |r| {
+            let (num, gg) = sum2_chunks(par, e, |r| {
                 // SAFETY: each chunk writes its own range of x and g1.
                 let (xo, go) = unsafe { (xp.slice(&r), gp.slice(&r)) };
+                let (mut num, mut gg) = (0.0f64, 0.0f64);
                 for (j, i) in r.clone().enumerate() {
                     let v = upd(i, p[i]);
+                    let gn = v - p[i];
                     xo[j] = v;
-                    go[j] = v - p[i];
+                    go[j] = gn;
+                    num += gn as f64 * g2[i] as f64;
+                    gg += gn as f64 * gn as f64;
                 }
+                (num, gg)
             });
+            num_next = num;
+            den_next = gg_last;
+            gg_last = gg;
         } else {
             let xp = Ptr(wk.x.as_mut_ptr());
             each(par, e, |r| {

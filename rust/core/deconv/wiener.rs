@@ -137,18 +137,17 @@ pub fn wiener(
         return Err(CoreError::parameter("psf sums to zero"));
     }
     let kspec = grid.place(&k, kh, kw, shift.0, shift.1, false)?;
-    let lap = [0.0f32, -1.0, 0.0, -1.0, 4.0, -1.0, 0.0, -1.0, 0.0];
-    let lspec = grid.place(&lap, 3, 3, 1, 1, false)?;
+    let lpow = grid.laplacian_power();
     let nn = (grid.nh * grid.nw) as f32;
     let b = opts.balance;
     let filt = Spectrum {
         data: kspec
             .data
-            .iter()
-            .zip(&lspec.data)
-            .map(|(&ks, &ls)| {
-                let (kk, ll) = (ks * nn, ls * nn);
-                let den = kk.norm_sqr() + b * ll.norm_sqr();
+            .par_iter()
+            .zip(&lpow)
+            .map(|(&ks, &lp)| {
+                let kk = ks * nn;
+                let den = kk.norm_sqr() + b * lp;
                 if den > 0.0 {
                     kk.conj() / den / nn
                 } else {
