@@ -101,7 +101,9 @@ class PSFModel:
     def extent(self, tol: float = 1e-7) -> float:
         """Distance (px) beyond which the ESF is within ``tol`` of 0 or 1."""
         r = 1.0
-        while r < 1000 and (1 - self.esf(np.array([r]))[0] > tol or self.esf(np.array([-r]))[0] > tol):
+        while r < 1000 and (
+            1 - self.esf(np.array([r]))[0] > tol or self.esf(np.array([-r]))[0] > tol
+        ):
             r *= 1.5
         return r
 
@@ -181,9 +183,9 @@ class MixturePSF(PSFModel):
         ExponentialPSF(self.b)
 
     def mtf(self, f):
-        return self.w * GaussianPSF(self.sigma).mtf(f) + (1 - self.w) * ExponentialPSF(
-            self.b
-        ).mtf(f)
+        return self.w * GaussianPSF(self.sigma).mtf(f) + (1 - self.w) * ExponentialPSF(self.b).mtf(
+            f
+        )
 
     def esf(self, x):
         if "parts" not in self._table:
