@@ -66,7 +66,7 @@ def test_noise_level():
 def test_bar_target_regions_and_bad_input():
     img, groups = bar_target([0.05, 0.1], GaussianPSF(0.5), n_bars=5)
     assert len(groups) == 2
-    for (r0, r1, c0, c1), f in groups:
+    for (r0, r1, c0, c1), _f in groups:
         p = img[r0:r1, c0:c1].mean(axis=0)
         assert p.max() > 0.8 and p.min() < 0.2
     with pytest.raises(ParameterError):

@@ -65,37 +65,6 @@ def _hamming(n: int, centre: float) -> np.ndarray:
     return np.where(np.abs(x) <= half, 0.54 + 0.46 * np.cos(np.pi * x / half), 0.0)
 
 
-def row_centroids(img: np.ndarray) -> np.ndarray:
-    """Per-row centroid (px, column coordinate) of the Hamming-windowed row
-    derivative (two passes: the second window centred on the first estimate)."""
-    d = np.diff(img, axis=1)  # position j + 0.5
-    s = np.sign(d.sum())
-    d = d * (s if s != 0 else 1.0)
-    xs = np.arange(d.shape[1]) + 0.5
-    cents = np.empty(img.shape[0])
-    for i, row in enumerate(d):
-        tot = row.sum()
-        c = (row * xs).sum() / tot if tot != 0 else d.shape[1] / 2
-        w = _hamming(d.shape[1], c - 0.5) * row
-        tot = w.sum()
-        cents[i] = (w * xs).sum() / tot if tot != 0 else c
-    return cents
-
-
-def _bin_esf(img, fit, rows, oversampling):
-    """Mean value per 1/oversampling-px bin of the horizontal offset to the edge."""
-    h, w = img.shape
-    r = np.arange(rows)
-    edge = np.polyval(fit, r)
-    off = np.arange(w)[None, :] - edge[:, None]
-    lo = math.floor(off.min())
-    idx = np.floor((off - lo) * oversampling).astype(np.int64)
-    nb = int(idx.max()) + 1
-    sums = np.bincount(idx.ravel(), weights=img[:rows].ravel(), minlength=nb)
-    cnt = np.bincount(idx.ravel(), minlength=nb)
-    return sums, cnt, lo
-
-
 def edge_profile(
     image,
     *,

@@ -134,7 +134,7 @@ def bar_target(
     xs = (np.arange(ws) + 0.5) / s  # column coordinate in px
     hi = np.zeros((hs, ws), dtype=np.float32)
     groups = []
-    for i, (f, gw) in enumerate(zip(freqs, widths)):
+    for i, (f, gw) in enumerate(zip(freqs, widths, strict=True)):
         r0 = margin_px + i * (bar_length_px + gap_px)
         c0 = margin_px + (wmax - gw) // 2
         x0 = c0
