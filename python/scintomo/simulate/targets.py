@@ -138,8 +138,15 @@ def bar_target(
         r0 = margin_px + i * (bar_length_px + gap_px)
         c0 = margin_px + (wmax - gw) // 2
         x0 = c0
-        inside = (xs >= x0) & (xs < x0 + n_bars / f - 0.5 / f)  # n_bars bright bars
-        wave = (np.floor((xs - x0) * 2 * f) % 2 == 0) & inside
+        length = (n_bars - 0.5) / f  # n_bars bright bars, the last one included
+
+        def cum(t, f=f, length=length):
+            # integral of the square wave (bright on [0, 1/(2f)) each period) from x0
+            t = np.clip(t, 0.0, length)
+            return np.floor(t * f) / (2 * f) + np.minimum((t * f) % 1.0, 0.5) / f
+
+        # exact coverage of each sub-sample cell (no 1/s quantisation of the bar edges)
+        wave = (cum(xs - x0 + 0.5 / s) - cum(xs - x0 - 0.5 / s)) * s
         hi[r0 * s : (r0 + bar_length_px) * s] = wave.astype(np.float32)
         groups.append(((r0, r0 + bar_length_px, c0, c0 + gw), f))
     fy = np.fft.fftfreq(hs, d=1 / s)
