@@ -41,3 +41,19 @@ def flatfield_correct(
 def minus_log_inplace(
     data: npt.NDArray[np.float32], *, lo: float, hi: float, n_threads: int | None = None
 ) -> _Counts: ...
+
+# --- mtf ------------------------------------------------------------------
+
+def mtf_row_centroids(
+    image: npt.NDArray[np.float64], *, n_threads: int | None = None
+) -> npt.NDArray[np.float64]: ...
+def mtf_bin_esf(
+    image: npt.NDArray[np.float64],
+    coeffs: list[float],
+    rows: int,
+    oversampling: int,
+    *,
+    n_threads: int | None = None,
+) -> tuple[
+    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint64], float
+]: ...
