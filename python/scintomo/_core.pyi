@@ -57,3 +57,14 @@ def mtf_bin_esf(
 ) -> tuple[
     npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint64], float
 ]: ...
+def mtf_row_shifts(
+    image: npt.NDArray[np.float64],
+    coeffs: list[float],
+    rows: int,
+    origin: float,
+    step: float,
+    esf: list[float],
+    grad: list[float],
+    *,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...

@@ -6,17 +6,6 @@ use rayon::prelude::*;
 
 use crate::{CoreError, CoreResult};
 
-/// Hamming window of `n` samples centred on `centre` (ISO 12233 `ahamming`).
-fn hamming(j: usize, n: usize, centre: f64) -> f64 {
-    let half = centre.max(n as f64 - 1.0 - centre).max(1.0);
-    let x = j as f64 - centre;
-    if x.abs() <= half {
-        0.54 + 0.46 * (std::f64::consts::PI * x / half).cos()
-    } else {
-        0.0
-    }
-}
-
 /// Centroid (column coordinate, px) of one row's derivative, sign-normalised by
 /// `sign`, windowed around a first unwindowed estimate.
 fn centroid(row: &[f64], sign: f64, scratch: &mut Vec<f64>) -> f64 {
@@ -29,11 +18,24 @@ fn centroid(row: &[f64], sign: f64, scratch: &mut Vec<f64>) -> f64 {
         sx += d * (j as f64 + 0.5);
     }
     let c0 = if s != 0.0 { sx / s } else { n as f64 / 2.0 };
+    // Hamming window 0.54 + 0.46 cos(pi (j - c) / half) with the cosine advanced by
+    // rotation (one complex multiply per sample instead of a cos call)
+    let centre = c0 - 0.5;
+    let half = centre.max(n as f64 - 1.0 - centre).max(1.0);
+    let delta = std::f64::consts::PI / half;
+    let (mut cr, mut ci) = ((-centre * delta).cos(), (-centre * delta).sin());
+    let (dr, di) = (delta.cos(), delta.sin());
     let (mut s, mut sx) = (0.0, 0.0);
     for (j, d) in scratch.iter().enumerate() {
-        let w = hamming(j, n, c0 - 0.5) * d;
-        s += w;
-        sx += w * (j as f64 + 0.5);
+        let x = j as f64 - centre;
+        if x.abs() <= half {
+            let w = (0.54 + 0.46 * cr) * d;
+            s += w;
+            sx += w * (j as f64 + 0.5);
+        }
+        let t = cr * dr - ci * di;
+        ci = cr * di + ci * dr;
+        cr = t;
     }
     if s != 0.0 {
         sx / s
@@ -139,6 +141,63 @@ pub fn bin_esf(
     Ok((sums, pos, counts, origin))
 }
 
+/// Least-squares shift (px) of each of the first `rows` rows against a tabulated
+/// ESF: `row(x) ~ esf(x - edge(row) - shift)`; the ESF and its derivative `grad`
+/// are sampled at `origin + i * step` (linear interpolation, clamped ends).
+pub fn row_shifts(
+    img: ArrayView2<'_, f64>,
+    coeffs: &[f64],
+    rows: usize,
+    origin: f64,
+    step: f64,
+    esf: &[f64],
+    grad: &[f64],
+) -> CoreResult<Vec<f64>> {
+    let (h, _w) = img.dim();
+    if rows == 0 || rows > h {
+        return Err(CoreError::shape(format!(
+            "rows = {rows} must be in 1..={h}"
+        )));
+    }
+    if esf.len() < 2 || esf.len() != grad.len() || !(step > 0.0) {
+        return Err(CoreError::parameter(
+            "esf and grad must have the same length >= 2 and step > 0",
+        ));
+    }
+    let n = esf.len();
+    let interp = |t: &[f64], u: f64| -> f64 {
+        if u <= 0.0 {
+            return t[0];
+        }
+        let i = u as usize;
+        if i >= n - 1 {
+            return t[n - 1];
+        }
+        let a = u - i as f64;
+        t[i] + a * (t[i + 1] - t[i])
+    };
+    let edge = |r: usize| -> f64 { coeffs.iter().rev().fold(0.0, |acc, c| acc * r as f64 + c) };
+    let out = (0..rows)
+        .into_par_iter()
+        .map(|r| {
+            let base = (-edge(r) - origin) / step;
+            let (mut num, mut den) = (0.0, 0.0);
+            for (j, v) in img.row(r).iter().enumerate() {
+                let u = j as f64 / step + base;
+                let d = interp(grad, u);
+                num += (v - interp(esf, u)) * d;
+                den += d * d;
+            }
+            if den > 0.0 {
+                -num / den
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,6 +219,22 @@ mod tests {
         assert_eq!(c.iter().sum::<u64>(), 320);
         let total: f64 = img.sum();
         assert!((s.iter().sum::<f64>() - total).abs() < 1e-6);
+    }
+
+    #[test]
+    fn row_shift_recovers_a_known_offset() {
+        // ESF = logistic on a 0.25 px grid; rows hold it shifted by 0.3 px
+        let step = 0.25;
+        let origin = -20.0;
+        let xs: Vec<f64> = (0..161).map(|i| origin + i as f64 * step).collect();
+        let f = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let esf: Vec<f64> = xs.iter().map(|&x| f(x)).collect();
+        let grad: Vec<f64> = xs.iter().map(|&x| f(x) * (1.0 - f(x))).collect();
+        let img = Array2::from_shape_fn((3, 32), |(_, c)| f(c as f64 - 16.0 - 0.3));
+        let s = row_shifts(img.view(), &[16.0], 3, origin, step, &esf, &grad).unwrap();
+        for v in s {
+            assert!((v - 0.3).abs() < 0.02, "{v}");
+        }
     }
 
     #[test]

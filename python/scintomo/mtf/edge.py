@@ -170,12 +170,18 @@ def edge_profile(
     # projected ESF (least squares), far less noisy than derivative centroids
     for _ in range(refine):
         grad = np.gradient(esf, centres)
-        x = np.arange(w)[None, :] - np.polyval(fit, rows[:rows_used])[:, None]
-        model = np.interp(x, centres, esf)
-        dm = np.interp(x, centres, grad)
-        res = img[:rows_used] - model
-        den = (dm * dm).sum(axis=1)
-        shift = np.where(den > 0, -(res * dm).sum(axis=1) / np.where(den > 0, den, 1), 0.0)
+        shift = np.asarray(
+            _core.mtf_row_shifts(
+                img,
+                np.asarray(fit[::-1], dtype=np.float64),
+                rows_used,
+                float(centres[0]),
+                1.0 / oversampling,
+                esf,
+                grad,
+                n_threads=nt,
+            )
+        )
         edge_r = np.polyval(fit, rows[:rows_used]) + shift
         fit = np.polyfit(rows[:rows_used], edge_r, fit_order)
         centres, esf, cnt, good = project(fit)

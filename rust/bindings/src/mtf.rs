@@ -50,8 +50,31 @@ fn mtf_bin_esf<'py>(
     ))
 }
 
+/// Least-squares per-row shift (px) of the rows against a tabulated ESF.
+#[pyfunction]
+#[pyo3(signature = (image, coeffs, rows, origin, step, esf, grad, *, n_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn mtf_row_shifts<'py>(
+    py: Python<'py>,
+    image: PyReadonlyArray2<'py, f64>,
+    coeffs: Vec<f64>,
+    rows: usize,
+    origin: f64,
+    step: f64,
+    esf: Vec<f64>,
+    grad: Vec<f64>,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray1<f64>>> {
+    let v = image.as_array();
+    let out = run(py, n_threads, || {
+        mtf::row_shifts(v, &coeffs, rows, origin, step, &esf, &grad)
+    })?;
+    Ok(out.into_pyarray(py))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mtf_row_centroids, m)?)?;
     m.add_function(wrap_pyfunction!(mtf_bin_esf, m)?)?;
+    m.add_function(wrap_pyfunction!(mtf_row_shifts, m)?)?;
     Ok(())
 }
