@@ -159,7 +159,7 @@ pub fn row_shifts(
             "rows = {rows} must be in 1..={h}"
         )));
     }
-    if esf.len() < 2 || esf.len() != grad.len() || !(step > 0.0) {
+    if esf.len() < 2 || esf.len() != grad.len() || step.is_nan() || step <= 0.0 {
         return Err(CoreError::parameter(
             "esf and grad must have the same length >= 2 and step > 0",
         ));

@@ -67,12 +67,6 @@ def _profile(region: np.ndarray) -> tuple[np.ndarray, str]:
     return pr, "horizontal"
 
 
-def _fundamental(p: np.ndarray, f: float) -> float:
-    x = np.arange(p.size)
-    q = p - p.mean()
-    return float(abs(np.sum(q * np.exp(-2j * np.pi * f * x))))
-
-
 def group_contrast(profile, frequency, *, refine: bool = True, n_bins: int | None = None):
     """(max, min, refined frequency) of the folded profile of one bar group
     (``frequency`` in cycles/px)."""
@@ -82,7 +76,9 @@ def group_contrast(profile, frequency, *, refine: bool = True, n_bins: int | Non
     f = float(frequency)
     if refine:
         cand = f * np.linspace(0.93, 1.07, 141)
-        f = float(cand[int(np.argmax([_fundamental(p, c) for c in cand]))])
+        q = p - p.mean()
+        amp = np.abs(np.exp(-2j * np.pi * np.outer(cand, np.arange(p.size))) @ q)
+        f = float(cand[int(np.argmax(amp))])
     x = np.arange(p.size)
     # long trains: drop the first and last period (end bars lack a neighbour)
     if p.size * f >= 6:
