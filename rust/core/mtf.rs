@@ -143,7 +143,8 @@ pub fn bin_esf(
 
 /// Least-squares shift (px) of each of the first `rows` rows against a tabulated
 /// ESF: `row(x) ~ esf(x - edge(row) - shift)`; the ESF and its derivative `grad`
-/// are sampled at `origin + i * step` (linear interpolation, clamped ends).
+/// are sampled at `origin + i * step` (linear interpolation); pixels outside the
+/// table are skipped (pass only the part of the ESF where it changes).
 pub fn row_shifts(
     img: ArrayView2<'_, f64>,
     coeffs: &[f64],
@@ -153,7 +154,7 @@ pub fn row_shifts(
     esf: &[f64],
     grad: &[f64],
 ) -> CoreResult<Vec<f64>> {
-    let (h, _w) = img.dim();
+    let (h, w) = img.dim();
     if rows == 0 || rows > h {
         return Err(CoreError::shape(format!(
             "rows = {rows} must be in 1..={h}"
@@ -182,8 +183,18 @@ pub fn row_shifts(
         .map(|r| {
             let base = (-edge(r) - origin) / step;
             let (mut num, mut den) = (0.0, 0.0);
-            for (j, v) in img.row(r).iter().enumerate() {
-                let u = j as f64 / step + base;
+            // columns whose offset falls inside the table
+            let inv = 1.0 / step;
+            let j0 = ((-base * step).ceil().max(0.0)) as usize;
+            let j1 = (((n - 1) as f64 - base) * step).floor();
+            let j1 = if j1 < 0.0 {
+                0
+            } else {
+                (j1 as usize + 1).min(w)
+            };
+            for j in j0..j1.max(j0) {
+                let u = j as f64 * inv + base;
+                let v = img[[r, j]];
                 let d = interp(grad, u);
                 num += (v - interp(esf, u)) * d;
                 den += d * d;

@@ -75,10 +75,13 @@ def group_contrast(profile, frequency, *, refine: bool = True, n_bins: int | Non
         raise ShapeError("a bar group's profile needs at least 4 pixels")
     f = float(frequency)
     if refine:
-        cand = f * np.linspace(0.93, 1.07, 141)
-        q = p - p.mean()
-        amp = np.abs(np.exp(-2j * np.pi * np.outer(cand, np.arange(p.size))) @ q)
-        f = float(cand[int(np.argmax(amp))])
+        # peak of the zero-padded spectrum within +-7% of the nominal frequency
+        nfft = 1 << max(15, int(np.ceil(np.log2(p.size))) + 2)
+        amp = np.abs(np.fft.rfft(p - p.mean(), nfft))
+        fr = np.fft.rfftfreq(nfft)
+        m = (fr >= 0.93 * f) & (fr <= 1.07 * f)
+        if m.any():
+            f = float(fr[m][int(np.argmax(amp[m]))])
     x = np.arange(p.size)
     # long trains: drop the first and last period (end bars lack a neighbour)
     if p.size * f >= 6:

@@ -170,15 +170,20 @@ def edge_profile(
     # projected ESF (least squares), far less noisy than derivative centroids
     for _ in range(refine):
         grad = np.gradient(esf, centres)
+        # only the part of the ESF that changes (|smoothed gradient| > 2% of its peak)
+        sm = np.abs(np.convolve(grad, np.ones(9) / 9, mode="same"))
+        sig = np.nonzero(sm > 0.02 * sm.max())[0]
+        a0 = max(int(sig[0]) - 8, 0) if sig.size else 0
+        a1 = min(int(sig[-1]) + 9, esf.size) if sig.size else esf.size
         shift = np.asarray(
             _core.mtf_row_shifts(
                 img,
                 np.asarray(fit[::-1], dtype=np.float64),
                 rows_used,
-                float(centres[0]),
+                float(centres[a0]),
                 1.0 / oversampling,
-                esf,
-                grad,
+                esf[a0:a1],
+                grad[a0:a1],
                 n_threads=nt,
             )
         )
