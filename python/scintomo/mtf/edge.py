@@ -48,6 +48,7 @@ class EdgeProfile:
     noise: float
     fit: np.ndarray = field(repr=False)
     bin_width_px: float = 1.0 / OVERSAMPLING
+    polarity: float = 1.0
 
 
 def _orient(img: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -232,6 +233,7 @@ def edge_profile(
         noise=noise,
         fit=fit,
         bin_width_px=1.0 / oversampling,
+        polarity=esf_sign,
     )
 
 
@@ -409,10 +411,13 @@ def edge_mtf(
         rng = np.random.default_rng(seed)
         curves, m50s = [], []
         nr = arr.shape[0]
+        # residual bootstrap over rows: the fitted edge model plus resampled rows of
+        # residuals (keeps the edge geometry and phase structure intact)
+        xoff = np.arange(arr.shape[1])[None, :] - np.polyval(prof.fit, np.arange(nr))[:, None]
+        model = np.interp(xoff, prof.x_px, prof.esf * prof.polarity)
+        resid = arr - model
         for _ in range(n_bootstrap):
-            # resample blocks of rows keeping their order (the edge must stay a line)
-            keep = np.sort(rng.choice(nr, size=nr, replace=True))
-            sub = arr[keep]
+            sub = model + resid[rng.integers(0, nr, nr)]
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", ScintomoWarning)
