@@ -53,15 +53,16 @@ def mtf50_errors():
 def test_mtf50_p95_snr50(mtf50_errors):
     p95 = np.percentile(mtf50_errors[50], 95)
     print(f"SNR 50: p95 |rel. error| of MTF50 = {100 * p95:.2f}%")
-    # target 1% (issue 3); measured 1.07% on this grid (300-row edges, 3 seeds)
-    assert p95 <= 0.012
+    # target 1% (issue 3); measured 0.88% on this grid (300-row edges, 3 seeds)
+    assert p95 <= 0.01
 
 
 def test_mtf50_p95_snr10(mtf50_errors):
     p95 = np.percentile(mtf50_errors[10], 95)
     print(f"SNR 10: p95 |rel. error| of MTF50 = {100 * p95:.2f}%")
-    # target 3% (issue 3) NOT met yet: measured 5.5% on this grid; guard against regressions
-    assert p95 <= 0.06
+    # target 3% (issue 3) NOT met: measured 4.05% on this grid (noise-limited for
+    # sigma = 0.3 px, MTF50 ~ 0.44 c/px); MTF Mapper publishes 4.2%. Guards regressions.
+    assert p95 <= 0.045
 
 
 def test_pixel_aperture_alone_nyquist():

@@ -59,13 +59,6 @@ def _orient(img: np.ndarray) -> tuple[np.ndarray, bool]:
     return img, False
 
 
-def _hamming(n: int, centre: float) -> np.ndarray:
-    """ISO-style Hamming window of length n, shifted to ``centre``."""
-    x = np.arange(n) - centre
-    half = max(centre, n - 1 - centre, 1.0)
-    return np.where(np.abs(x) <= half, 0.54 + 0.46 * np.cos(np.pi * x / half), 0.0)
-
-
 def edge_profile(
     image,
     *,
@@ -298,7 +291,7 @@ def _adaptive_half_width(prof: EdgeProfile, peak: int, avail: float) -> float:
         rise = _rise_10_90(prof.x_px, esf * math.copysign(1.0, esf[-1] - esf[0]))
     except (ValueError, IndexError):
         rise = 4.0
-    half = max(6.0, 3.0 * rise if math.isfinite(rise) else 16.0)
+    half = max(3.0, 2.0 * rise if math.isfinite(rise) else 16.0)
     while half * 1.5 <= avail:
         lo_i = int(peak - half / dx)
         hi_i = int(peak + half / dx)
