@@ -54,9 +54,13 @@ def numpy_edge_mtf(img):
     centres, esf, cnt = project(fit)
     for _ in range(2):
         grad = np.gradient(esf, centres)
+        sm = np.abs(np.convolve(grad, np.ones(9) / 9, mode="same"))
+        sig = np.nonzero(sm > 0.02 * sm.max())[0]
+        a0, a1 = max(sig[0] - 8, 0), min(sig[-1] + 9, esf.size)
         x = np.arange(w)[None, :] - np.polyval(fit, rows)[:, None]
-        res = img[:n] - np.interp(x, centres, esf)
-        dm = np.interp(x, centres, grad)
+        inside = (x >= centres[a0]) & (x <= centres[a1 - 1])
+        res = (img[:n] - np.interp(x, centres[a0:a1], esf[a0:a1])) * inside
+        dm = np.interp(x, centres[a0:a1], grad[a0:a1]) * inside
         shift = -(res * dm).sum(1) / (dm * dm).sum(1)
         fit = np.polyfit(rows, np.polyval(fit, rows) + shift, 1)
         centres, esf, cnt = project(fit)
@@ -66,7 +70,7 @@ def numpy_edge_mtf(img):
     lsf = np.zeros_like(esf)
     lsf[1:-1] = (esf[2:] - esf[:-2]) * 2
     peak = int(np.argmax(lsf))
-    hw = 8 * 4
+    hw = 6 * 4  # the window edge_mtf picks here (2 x the 10-90 rise)
     k = np.abs(np.arange(lsf.size) - peak) / hw
     tw = np.where(k < 0.5, 1.0, np.where(k < 1, 0.5 * (1 + np.cos(np.pi * (k - 0.5) / 0.5)), 0))
     lw = lsf * tw

@@ -107,10 +107,10 @@ def edge_profile(
         raise ShapeError(f"the edge ROI must be at least 8 x 8 px, got {img.shape}")
     nt = _validate.n_threads_arg(n_threads)
     # clipping check on the raw values
-    if warn:
-        vmax, vmin = float(arr.max()), float(arr.min())
+    if warn and np.issubdtype(arr.dtype, np.integer):  # ADC saturation
+        vmax, vmin = arr.max(), arr.min()
         frac = max(np.mean(arr == vmax), np.mean(arr == vmin))
-        if frac > 0.02 and np.issubdtype(arr.dtype, np.integer):  # ADC saturation
+        if frac > 0.02:
             warnings.warn(
                 f"{100 * frac:.0f}% of the ROI sits at its extreme value: clipped edge?",
                 ScintomoWarning,
