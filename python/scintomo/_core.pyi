@@ -54,9 +54,7 @@ def mtf_bin_esf(
     oversampling: int,
     *,
     n_threads: int | None = None,
-) -> tuple[
-    npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint64], float
-]: ...
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint64], float]: ...
 def mtf_row_shifts(
     image: npt.NDArray[np.float64],
     coeffs: list[float],
