@@ -7,7 +7,7 @@ Subpackages: :mod:`scintomo.flatfield`, :mod:`scintomo.io`,
 
 from __future__ import annotations
 
-from . import exceptions, flatfield
+from . import exceptions, flatfield, mtf
 from ._core import __version__
 
-__all__ = ["__version__", "exceptions", "flatfield"]
+__all__ = ["__version__", "exceptions", "flatfield", "mtf"]
