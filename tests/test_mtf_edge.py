@@ -130,7 +130,7 @@ def test_warnings_and_errors():
     with pytest.warns(ScintomoWarning, match="contrast"):
         im = add_noise(slanted_edge((96, 96), 5.0, contrast=0.05), read_noise=0.05, seed=0)
         edge_mtf(im, n_bootstrap=0)
-    clipped = np.clip(slanted_edge((96, 96), 5.0) * 1000, 0, 600).astype(np.uint16)
+    clipped = np.clip(slanted_edge((96, 96), 5.0) * 6000, 0, 4095).astype(np.uint16)
     with pytest.warns(ScintomoWarning, match="clipped"):
         edge_mtf(clipped, n_bootstrap=0)
     with pytest.raises(ShapeError):
@@ -144,3 +144,21 @@ def test_warnings_and_errors():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         edge_mtf(slanted_edge((96, 96), 5.0), n_bootstrap=0)
+
+
+def test_quadratic_fit_on_straight_edge_agrees():
+    im = add_noise(slanted_edge((256, 96), 5.0, GaussianPSF(1.0)), read_noise=0.016, seed=4)
+    ref = analytic_mtf50(GaussianPSF(1.0), 5.0)
+    m1 = edge_mtf(im, n_bootstrap=0)
+    m2 = edge_mtf(im, n_bootstrap=0, fit_order=2)
+    assert abs(m1.mtf50 / ref - 1) < 0.02 and abs(m2.mtf50 / ref - 1) < 0.02
+    with pytest.raises(ParameterError):
+        edge_mtf(im, fit_order=3)
+
+
+def test_input_not_modified_and_uint16():
+    im = (slanted_edge((128, 96), 5.0, GaussianPSF(1.0)) * 1000 + 100).astype(np.uint16)
+    before = im.copy()
+    m = edge_mtf(im, n_bootstrap=0)
+    np.testing.assert_array_equal(im, before)
+    assert abs(m.mtf50 / analytic_mtf50(GaussianPSF(1.0), 5.0) - 1) < 0.02

@@ -107,12 +107,17 @@ def edge_profile(
         raise ShapeError(f"the edge ROI must be at least 8 x 8 px, got {img.shape}")
     nt = _validate.n_threads_arg(n_threads)
     # clipping check on the raw values
-    if warn and np.issubdtype(arr.dtype, np.integer):  # ADC saturation
-        vmax, vmin = arr.max(), arr.min()
-        frac = max(np.mean(arr == vmax), np.mean(arr == vmin))
+    if warn and np.issubdtype(arr.dtype, np.integer):
+        # ADC saturation: many pixels at a full-scale code (2^k - 1) or at 0
+        vmax, vmin = int(arr.max()), int(arr.min())
+        full_scale = vmax + 1 in {1 << k for k in range(8, 33)}
+        frac = max(
+            float(np.mean(arr == vmax)) if full_scale else 0.0,
+            float(np.mean(arr == vmin)) if vmin == 0 else 0.0,
+        )
         if frac > 0.02:
             warnings.warn(
-                f"{100 * frac:.0f}% of the ROI sits at its extreme value: clipped edge?",
+                f"{100 * frac:.0f}% of the ROI sits at full scale or 0: clipped edge?",
                 ScintomoWarning,
                 stacklevel=2,
             )
