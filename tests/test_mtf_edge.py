@@ -84,6 +84,9 @@ def test_long_tail_low_frequency_drop_detected():
     for f in (0.02, 0.05, 0.1):
         ref = float(analytic_mtf(psf, f, 5.0))
         assert abs(np.interp(f, m.frequencies, m.values) - ref) < 0.02
+    # still detected in noise (SNR 10)
+    noisy = edge_mtf(add_noise(im, read_noise=0.08, seed=0), n_bootstrap=0)
+    assert noisy.low_frequency_drop > 0.04 and noisy.half_width_px > 24
     # a Gaussian edge shows no drop
     g = edge_mtf(slanted_edge((200, 400), 5.0, GaussianPSF(0.8)), n_bootstrap=0)
     assert abs(g.low_frequency_drop) < 0.005

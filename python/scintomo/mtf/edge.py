@@ -297,6 +297,12 @@ def _adaptive_half_width(prof: EdgeProfile, peak: int, avail: float) -> float:
     except (ValueError, IndexError):
         rise = 4.0
     half = max(3.0, 2.0 * rise if math.isfinite(rise) else 16.0)
+    # plateaus: the outer quarter of the available ESF on each side
+    n_out = max(8, int(0.25 * avail / dx))
+    left_p = float(
+        np.mean(esf[max(0, peak - int(avail / dx)) : max(1, peak - int(avail / dx) + n_out)])
+    )
+    right_p = float(np.mean(esf[peak + int(avail / dx) - n_out + 1 : peak + int(avail / dx) + 1]))
     while half * 1.5 <= avail:
         lo_i = int(peak - half / dx)
         hi_i = int(peak + half / dx)
@@ -305,10 +311,10 @@ def _adaptive_half_width(prof: EdgeProfile, peak: int, avail: float) -> float:
         b = esf[hi_i : hi_i + outer]
         if a.size < 4 or b.size < 4:
             break
-        # change of the ESF across each tail segment vs its noise
-        da = abs(np.mean(a[a.size // 2 :]) - np.mean(a[: a.size // 2]))
-        db = abs(np.mean(b[b.size // 2 :]) - np.mean(b[: b.size // 2]))
-        thr = 3 * sig * math.sqrt(4.0 / a.size) + 2e-4 * prof.contrast
+        # does the ESF just outside the window still differ from its plateau?
+        da = abs(float(np.mean(a)) - left_p)
+        db = abs(float(np.mean(b)) - right_p)
+        thr = 3 * sig * math.sqrt(1.0 / a.size + 1.0 / n_out) + 1e-3 * prof.contrast
         if max(da, db) <= thr:
             break
         half *= 1.5
