@@ -3,6 +3,9 @@
 
 - :mod:`.phantom`: analytic phantoms (Shepp-Logan ellipses) and their exact
   parallel-beam projections.
+- :mod:`.psf_models`: isotropic PSFs with analytic MTFs (Gaussian, exponential,
+  Lorentzian, scintillator mixture); :mod:`.targets`: slanted edges and bar
+  groups rendered through them (resolution oracle).
 - :mod:`.scan`: a micro-CT scan as a scintillator-film microscope records it
   (film PSF, gain pattern, dark current, Poisson and read noise, uint16).
 - :mod:`.detector`: detector test data (ideal photon-counting flats, flats
@@ -19,10 +22,20 @@ from .detector import (
     photon_counting_flats,
 )
 from .phantom import ellipse_projections, ellipses_image, shepp_logan_ellipses
+from .psf_models import ExponentialPSF, GaussianPSF, LorentzianPSF, MixturePSF, PSFModel
 from .scan import DetectorModel, SimulatedScan, simulate_scan
+from .targets import add_noise, bar_target, slanted_edge
 
 __all__ = [
     "DetectorModel",
+    "ExponentialPSF",
+    "GaussianPSF",
+    "LorentzianPSF",
+    "MixturePSF",
+    "PSFModel",
+    "add_noise",
+    "bar_target",
+    "slanted_edge",
     "SimulatedScan",
     "afterglow_series",
     "curved_film_image",

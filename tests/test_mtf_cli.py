@@ -1,0 +1,38 @@
+"""``scintomo mtf`` end to end."""
+
+import json
+
+import numpy as np
+
+from scintomo.cli import main
+from scintomo.simulate import GaussianPSF, bar_target, slanted_edge
+
+
+def test_cli_edge(tmp_path):
+    img = tmp_path / "edge.npy"
+    np.save(img, slanted_edge((128, 128), 5.0, GaussianPSF(1.0)))
+    out = tmp_path / "r" / "report.json"
+    rc = main(
+        ["mtf", str(img), "--pixel-size", "0.185um", "--roi", "0", "128", "8", "120",
+         "--bootstrap", "5", "-o", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    rep = json.loads(out.read_text())
+    assert abs(rep["mtf50"] / 0.17996 - 1) < 0.005  # Gaussian sigma 1 x aperture at 5 deg
+    assert abs(rep["mtf50_lp_per_mm"] - rep["mtf50"] * 1e3 / 0.185) < 1e-6
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_cli_bars_and_errors(tmp_path, capsys):
+    im, groups = bar_target([0.05, 0.1, 0.15, 0.2], GaussianPSF(1.0), n_bars=10)
+    path = tmp_path / "bars.npy"
+    np.save(path, im)
+    args = ["mtf", str(path), "-o", str(tmp_path / "b.json")]
+    for (r0, r1, c0, c1), f in groups:
+        args += ["--bars", str(r0), str(r1), str(c0), str(c1), str(f)]
+    assert main(args) == 0
+    rep = json.loads((tmp_path / "b.json").read_text())
+    assert rep["frequency_unit"] == "cycles/px" and len(rep["ctf"]) == 4
+    assert main(["mtf", str(tmp_path / "nope.npy"), "-o", str(tmp_path / "x.json")]) == 2
+    assert "error" in capsys.readouterr().err
