@@ -233,15 +233,62 @@ impl Grid {
         s: &mut Scratch,
         par: bool,
     ) {
+        let nh = self.nh;
+        let mul =
+            |c0: usize, buf: &mut [Complex32], _: &mut Vec<Complex32>, _: &mut [Complex32]| {
+                let ng = buf.len() / nh;
+                for j in 0..ng {
+                    let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
+                    for (v, &kv) in buf[j * nh..(j + 1) * nh].iter_mut().zip(k) {
+                        *v *= kv;
+                    }
+                }
+            };
+        debug_assert!(input.len() >= ih * iw);
+        let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&input[r * iw..(r + 1) * iw]);
+        self.convolve_with(&fill, ih, iw, &mul, out, oh, ow, s, par);
+    }
+
+    /// Forward FFT of `fft` columns in place (`buf` holds whole columns of
+    /// length nh), with the given scratch.
+    pub fn col_fft(&self, buf: &mut [Complex32], scratch: &mut [Complex32]) {
+        self.fwd.process_with_scratch(buf, scratch);
+    }
+
+    /// r2c of one real row of length nw into wc complex values.
+    pub fn row_fft(&self, row: &mut [f32], out: &mut [Complex32]) {
+        let _ = self.r2c.process(row, out);
+    }
+
+    /// As `convolve`, with the spectrum product done by `mul(c0, buf,
+    /// extra, fft_scratch)`: `buf` holds the column spectra of columns
+    /// [c0, c0 + buf.len() / nh), column-major; `extra` is a per-thread
+    /// buffer the closure may use; `fft_scratch` suits `col_fft`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolve_with<F, M>(
+        &self,
+        fill: &F,
+        ih: usize,
+        iw: usize,
+        mul: &M,
+        out: &mut [f32],
+        oh: usize,
+        ow: usize,
+        s: &mut Scratch,
+        par: bool,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+        M: Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync,
+    {
         debug_assert!(ih <= self.nh && iw <= self.nw && oh <= self.nh && ow <= self.nw);
-        debug_assert!(input.len() >= ih * iw && out.len() >= oh * ow);
+        debug_assert!(out.len() >= oh * ow);
         let (nh, nw, wc) = (self.nh, self.nw, self.wc);
 
         // Row pass: r2c on the ih non-zero rows.
         let r2c = &self.r2c;
         let row_fwd = |(r, orow): (usize, &mut [Complex32]),
                        (rbuf, rs): &mut (Vec<f32>, Vec<Complex32>)| {
-            rbuf[..iw].copy_from_slice(&input[r * iw..(r + 1) * iw]);
+            fill(r, &mut rbuf[..iw]);
             rbuf[iw..].fill(0.0);
             // Lengths are right by construction; the only error is a length mismatch.
             let _ = r2c.process_with_scratch(rbuf, orow, rs);
@@ -266,41 +313,38 @@ impl Grid {
         let scratch_len = fwd
             .get_inplace_scratch_len()
             .max(inv.get_inplace_scratch_len());
-        let col_pass = |g: usize, (buf, cs): &mut (Vec<Complex32>, Vec<Complex32>)| {
-            let c0 = g * GROUP;
-            let ng = GROUP.min(wc - c0);
-            let buf = &mut buf[..ng * nh];
-            for r in 0..ih {
-                // SAFETY: reads columns [c0, c0 + ng) of row r, which only
-                // this group touches.
-                let src = unsafe { rows_ptr.slice(r * wc + c0, ng) };
-                for (j, &v) in src.iter().enumerate() {
-                    buf[j * nh + r] = v;
+        let col_pass =
+            |g: usize, (buf, cs, ex): &mut (Vec<Complex32>, Vec<Complex32>, Vec<Complex32>)| {
+                let c0 = g * GROUP;
+                let ng = GROUP.min(wc - c0);
+                let buf = &mut buf[..ng * nh];
+                for r in 0..ih {
+                    // SAFETY: reads columns [c0, c0 + ng) of row r, which only
+                    // this group touches.
+                    let src = unsafe { rows_ptr.slice(r * wc + c0, ng) };
+                    for (j, &v) in src.iter().enumerate() {
+                        buf[j * nh + r] = v;
+                    }
                 }
-            }
-            for j in 0..ng {
-                buf[j * nh + ih..(j + 1) * nh].fill(Complex32::new(0.0, 0.0));
-            }
-            fwd.process_with_scratch(buf, cs);
-            for j in 0..ng {
-                let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
-                for (v, &kv) in buf[j * nh..(j + 1) * nh].iter_mut().zip(k) {
-                    *v *= kv;
+                for j in 0..ng {
+                    buf[j * nh + ih..(j + 1) * nh].fill(Complex32::new(0.0, 0.0));
                 }
-            }
-            inv.process_with_scratch(buf, cs);
-            for r in 0..oh {
-                // SAFETY: as above, this group's columns only.
-                let dst = unsafe { rows_ptr.slice(r * wc + c0, ng) };
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = buf[j * nh + r];
+                fwd.process_with_scratch(buf, cs);
+                mul(c0, buf, ex, cs);
+                inv.process_with_scratch(buf, cs);
+                for r in 0..oh {
+                    // SAFETY: as above, this group's columns only.
+                    let dst = unsafe { rows_ptr.slice(r * wc + c0, ng) };
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = buf[j * nh + r];
+                    }
                 }
-            }
-        };
+            };
         let init_c = || {
             (
                 vec![Complex32::new(0.0, 0.0); GROUP * nh],
                 vec![Complex32::new(0.0, 0.0); scratch_len],
+                Vec::new(),
             )
         };
         // The row buffer must hold oh rows on the way out.

@@ -136,75 +136,165 @@ pub fn wiener(
     if opts.boundary == WienerBoundary::Reflect && ksum.abs() < 1e-12 {
         return Err(CoreError::parameter("psf sums to zero"));
     }
-    let kspec = grid.place(&k, kh, kw, shift.0, shift.1, false)?;
-    let lpow = grid.laplacian_power();
     let nn = (grid.nh * grid.nw) as f32;
     let b = opts.balance;
-    let filt = Spectrum {
-        data: kspec
-            .data
-            .par_iter()
-            .zip(&lpow)
-            .map(|(&ks, &lp)| {
-                let kk = ks * nn;
-                let den = kk.norm_sqr() + b * lp;
-                if den > 0.0 {
-                    kk.conj() / den / nn
-                } else {
-                    Complex32::new(0.0, 0.0)
-                }
-            })
-            .collect(),
+    let par_inner = n < rayon::current_num_threads();
+    // For a single image (par_inner) the filter is built inside the fused
+    // column pass, group by group, from the kernel's few non-zero row
+    // spectra: no full-size spectrum buffers are allocated or touched.
+    let filt = if par_inner {
+        None
+    } else {
+        let kspec = grid.place(&k, kh, kw, shift.0, shift.1, false)?;
+        let lpow = grid.laplacian_power();
+        Some(Spectrum {
+            data: kspec
+                .data
+                .par_iter()
+                .zip(&lpow)
+                .map(|(&ks, &lp)| {
+                    let kk = ks * nn;
+                    let den = kk.norm_sqr() + b * lp;
+                    if den > 0.0 {
+                        kk.conj() / den / nn
+                    } else {
+                        Complex32::new(0.0, 0.0)
+                    }
+                })
+                .collect(),
+        })
     };
+    let (nh, nw) = (grid.nh, grid.nw);
+    // Kernel rows placed on the grid (row a at (a - sh) mod nh, column b at
+    // (b - sw) mod nw), as (grid row, row spectrum), unscaled.
+    let krows: Vec<(usize, Vec<Complex32>)> = if par_inner {
+        if kh > nh || kw > nw {
+            return Err(CoreError::shape(format!(
+                "kernel {kh} x {kw} does not fit the FFT grid {nh} x {nw}"
+            )));
+        }
+        (0..kh)
+            .map(|a| {
+                let mut row = vec![0.0f32; nw];
+                for bb in 0..kw {
+                    let c = (bb as isize - shift.1).rem_euclid(nw as isize) as usize;
+                    row[c] += k[a * kw + bb];
+                }
+                let mut spec = vec![Complex32::new(0.0, 0.0); grid.wc];
+                grid.row_fft(&mut row, &mut spec);
+                let r = (a as isize - shift.0).rem_euclid(nh as isize) as usize;
+                (r, spec)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let tau = 2.0 * std::f64::consts::PI;
+    let cu: Vec<f64> = if par_inner {
+        (0..nh)
+            .map(|u| 2.0 - 2.0 * (tau * u as f64 / nh as f64).cos())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let fused_mul =
+        |c0: usize, buf: &mut [Complex32], ex: &mut Vec<Complex32>, cs: &mut [Complex32]| {
+            let ng = buf.len() / nh;
+            ex.clear();
+            ex.resize(ng * nh, Complex32::new(0.0, 0.0));
+            for (r, ks) in &krows {
+                for j in 0..ng {
+                    ex[j * nh + r] = ks[c0 + j];
+                }
+            }
+            grid.col_fft(ex, cs);
+            for j in 0..ng {
+                let cv = 2.0 - 2.0 * (tau * (c0 + j) as f64 / nw as f64).cos();
+                let col = &mut buf[j * nh..(j + 1) * nh];
+                let kc = &ex[j * nh..(j + 1) * nh];
+                for ((v, &kk), &c) in col.iter_mut().zip(kc).zip(&cu) {
+                    let lp = ((c + cv) * (c + cv)) as f32;
+                    let den = kk.norm_sqr() + b * lp;
+                    *v = if den > 0.0 {
+                        *v * (kk.conj() / den / nn)
+                    } else {
+                        Complex32::new(0.0, 0.0)
+                    };
+                }
+            }
+        };
     let dc = if opts.boundary == WienerBoundary::Reflect {
         (1.0 / ksum) as f32
     } else {
         0.0
     };
 
-    let par_inner = n < rayon::current_num_threads();
-    let pool: Mutex<Vec<(Scratch, Vec<f32>)>> = Mutex::new(Vec::new());
+    // Column source index and taper weight of each padded column (Reflect).
+    let cidx: Vec<usize> = (0..w + 2 * pw)
+        .map(|c| reflect(c as isize - pw as isize, w))
+        .collect();
+    let wc: Vec<f32> = (0..w + 2 * pw).map(|c| taper(c, w, pw)).collect();
+    let pool: Mutex<Vec<Scratch>> = Mutex::new(Vec::new());
     let (gh, gw) = (h + 2 * ph, w + 2 * pw);
     let run_one = |i: usize, mut o: ArrayViewMut2<f32>| {
         let mut ws = pool
             .lock()
             .ok()
             .and_then(|mut p| p.pop())
-            .unwrap_or_else(|| (grid.scratch(), vec![0.0f32; gh * gw]));
+            .unwrap_or_else(|| grid.scratch());
         let y = stack.index_axis(Axis(0), i);
         let mean = if opts.boundary == WienerBoundary::Reflect {
             (y.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32
         } else {
             0.0
         };
-        let (scr, buf) = (&mut ws.0, &mut ws.1);
-        if opts.boundary == WienerBoundary::Periodic {
-            for (d, &v) in buf.iter_mut().zip(y.iter()) {
-                *d = v;
-            }
-        } else {
-            let wc: Vec<f32> = (0..gw).map(|c| taper(c, w, pw)).collect();
-            let rowfill = |r: usize, row: &mut [f32]| {
+        let scr = &mut ws;
+        let fill = |r: usize, d: &mut [f32]| {
+            if opts.boundary == WienerBoundary::Periodic {
+                let yr = y.row(r);
+                match yr.as_slice() {
+                    Some(src) => d.copy_from_slice(src),
+                    None => d.iter_mut().zip(yr.iter()).for_each(|(d, &v)| *d = v),
+                }
+            } else {
                 let yr = y.row(reflect(r as isize - ph as isize, h));
                 let tr = taper(r, h, ph);
-                for (c, d) in row.iter_mut().enumerate() {
-                    *d = (yr[reflect(c as isize - pw as isize, w)] - mean) * tr * wc[c];
+                for ((d, &c), &t) in d.iter_mut().zip(&cidx).zip(&wc) {
+                    *d = (yr[c] - mean) * tr * t;
                 }
-            };
-            if par_inner {
-                buf.par_chunks_mut(gw)
-                    .enumerate()
-                    .for_each(|(r, row)| rowfill(r, row));
-            } else {
-                buf.chunks_mut(gw)
-                    .enumerate()
-                    .for_each(|(r, row)| rowfill(r, row));
             }
-        }
-        let mut res = vec![0.0f32; h * w];
-        grid.convolve(buf, gh, gw, &filt, &mut res, h, w, scr, par_inner);
-        for (d, &v) in o.iter_mut().zip(&res) {
-            *d = v + mean * dc;
+        };
+        let conv = |res: &mut [f32], scr: &mut Scratch| match &filt {
+            Some(f) => {
+                let mul = |c0: usize,
+                           buf: &mut [Complex32],
+                           _: &mut Vec<Complex32>,
+                           _: &mut [Complex32]| {
+                    for (j, col) in buf.chunks_mut(nh).enumerate() {
+                        let k = &f.data[(c0 + j) * nh..(c0 + j + 1) * nh];
+                        for (v, &kv) in col.iter_mut().zip(k) {
+                            *v *= kv;
+                        }
+                    }
+                };
+                grid.convolve_with(&fill, gh, gw, &mul, res, h, w, scr, par_inner)
+            }
+            None => grid.convolve_with(&fill, gh, gw, &fused_mul, res, h, w, scr, par_inner),
+        };
+        let add = mean * dc;
+        if let Some(os) = o.as_slice_mut() {
+            conv(os, scr);
+            if add != 0.0 {
+                for d in os.iter_mut() {
+                    *d += add;
+                }
+            }
+        } else {
+            let mut res = vec![0.0f32; h * w];
+            conv(&mut res, scr);
+            for (d, &v) in o.iter_mut().zip(&res) {
+                *d = v + add;
+            }
         }
         if let Ok(mut p) = pool.lock() {
             p.push(ws);
