@@ -46,6 +46,21 @@ def as_stack(a, name: str, *, native=NATIVE) -> tuple[np.ndarray, bool]:
     return arr, False
 
 
+def as_sinogram_stack(projections, name: str = "projections", *, finite: bool = True):
+    """``projections`` as a float32 (angle, row, column) stack; one sinogram
+    (angle, column) becomes a stack of one row. Returns (stack, was_single)."""
+    arr = as_float32(projections, name)
+    single = arr.ndim == 2
+    if single:
+        arr = arr[:, np.newaxis, :]
+    if arr.ndim != 3:
+        raise ShapeError(f"{name} must be (angle, row, column) or (angle, column), got {arr.shape}")
+    check_nonempty(arr, name)
+    if finite:
+        check_finite(arr, name)
+    return arr, single
+
+
 def check_nonempty(arr: np.ndarray, name: str) -> None:
     if arr.size == 0:
         raise ShapeError(f"{name} is empty (shape {arr.shape})")

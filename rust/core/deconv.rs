@@ -8,6 +8,24 @@ pub mod wiener;
 pub use rl::{richardson_lucy, Boundary, Noise, RlOptions, RlReport};
 pub use wiener::{wiener, WienerBoundary, WienerOptions};
 
+/// The PSF's values, row-major, after the checks every method needs: not
+/// empty, all finite (the count is given).
+pub(crate) fn psf_values(psf: &ndarray::ArrayView2<f32>) -> crate::CoreResult<Vec<f32>> {
+    let (kh, kw) = psf.dim();
+    if kh == 0 || kw == 0 {
+        return Err(crate::CoreError::shape("psf is empty"));
+    }
+    let v: Vec<f32> = psf.iter().copied().collect();
+    let bad = v.iter().filter(|x| !x.is_finite()).count();
+    if bad > 0 {
+        return Err(crate::CoreError::NonFinite {
+            what: "psf".into(),
+            count: bad,
+        });
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import FileFormatError
+from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .atomic import atomic_path
 from .scan import Scan
@@ -24,12 +25,7 @@ def read_dxchange(path) -> Scan:
         Not HDF5, truncated, a required dataset missing, or inconsistent shapes.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise FileFormatError(f"{path}: not a readable HDF5 file ({e})") from None
+    f = open_hdf5(path)
     try:
         if "exchange/data" not in f:
             raise FileFormatError(f"{path}: no /exchange/data dataset (is it a DXchange file?)")

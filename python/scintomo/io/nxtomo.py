@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import FileFormatError
+from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .lazy import FrameSelection, _runs
 from .scan import Scan
@@ -241,12 +242,7 @@ def read_nxtomo(
         that fits neither the frames nor the projections.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as e:
-        raise FileFormatError(f"{path}: not a readable HDF5 file ({e})") from None
+    f = open_hdf5(path)
     try:
         if data_path is None or image_key_path is None:
             d_p, k_p, a_p = _find_paths(path, f)

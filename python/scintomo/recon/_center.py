@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.fft as sfft
 
-from .._validate import as_float32, check_finite, check_nonempty, choice
+from .._validate import as_sinogram_stack, check_finite, choice
 from ..exceptions import ParameterError, ShapeError
 
 
@@ -181,14 +181,7 @@ def find_center(
     the axis column index (the ``center`` of :func:`reconstruct`).
     """
     choice(method, "method", ("vo", "pc"))
-    arr = as_float32(projections, "projections")
-    if arr.ndim == 2:
-        arr = arr[:, np.newaxis, :]
-    if arr.ndim != 3:
-        raise ShapeError(
-            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
-        )
-    check_nonempty(arr, "projections")
+    arr, _ = as_sinogram_stack(projections, finite=False)
     th = np.asarray(theta, dtype=np.float64).ravel()
     if th.size != arr.shape[0]:
         raise ShapeError(f"theta has {th.size} angles for {arr.shape[0]} projections")

@@ -8,7 +8,7 @@ import logging
 import numpy as np
 
 from .. import _core
-from .._validate import as_float32, check_finite, check_nonempty, choice, n_threads_arg
+from .._validate import as_sinogram_stack, choice, n_threads_arg
 from ..exceptions import ParameterError, ShapeError
 
 log = logging.getLogger("scintomo.recon")
@@ -160,16 +160,7 @@ def reconstruct(
         algorithm, filter, centres and padding. Row 0 is the top of the slice
         (y pointing up), as TomoPy and scikit-image lay it out.
     """
-    arr = as_float32(projections, "projections")
-    single = arr.ndim == 2
-    if single:
-        arr = arr[:, np.newaxis, :]
-    if arr.ndim != 3:
-        raise ShapeError(
-            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
-        )
-    check_nonempty(arr, "projections")
-    check_finite(arr, "projections")
+    arr, single = as_sinogram_stack(projections)
     n_ang, n_rows, n_det = arr.shape
     th = np.asarray(theta, dtype=np.float64).ravel()
     if th.size != n_ang:

@@ -14,8 +14,8 @@ import numpy as np
 from scipy.ndimage import binary_dilation, median_filter, uniform_filter1d
 
 from .. import _core
-from .._validate import as_float32, check_finite, check_nonempty, choice, n_threads_arg
-from ..exceptions import ParameterError, ShapeError
+from .._validate import as_sinogram_stack, choice, n_threads_arg
+from ..exceptions import ParameterError
 
 METHODS = ("all", "sort", "filter", "large", "dead", "fw")
 
@@ -191,16 +191,7 @@ def remove_stripes(
     """
     choice(method, "method", METHODS)
     nt = n_threads_arg(n_threads)
-    arr = as_float32(projections, "projections")
-    single = arr.ndim == 2
-    if single:
-        arr = arr[:, np.newaxis, :]
-    if arr.ndim != 3:
-        raise ShapeError(
-            f"projections must be (angle, row, column) or (angle, column), got {arr.shape}"
-        )
-    check_nonempty(arr, "projections")
-    check_finite(arr, "projections")
+    arr, single = as_sinogram_stack(projections)
     if not (np.isfinite(snr) and snr > 0):
         raise ParameterError(f"snr must be > 0, got {snr!r}")
     if method == "fw" and not (1 <= int(level) <= 12 and fw_sigma > 0):

@@ -113,18 +113,7 @@ struct Shared<'a> {
 }
 
 fn check_psf(psf: &ArrayView2<f32>) -> CoreResult<Vec<f32>> {
-    let (kh, kw) = psf.dim();
-    if kh == 0 || kw == 0 {
-        return Err(CoreError::shape("psf is empty"));
-    }
-    let v: Vec<f32> = psf.iter().copied().collect();
-    let bad = v.iter().filter(|x| !x.is_finite()).count();
-    if bad > 0 {
-        return Err(CoreError::NonFinite {
-            what: "psf".into(),
-            count: bad,
-        });
-    }
+    let v = super::psf_values(psf)?;
     if v.iter().any(|&x| x < 0.0) {
         return Err(CoreError::parameter(
             "psf has negative values; Richardson-Lucy needs a non-negative PSF",

@@ -78,17 +78,7 @@ pub fn wiener(
         )));
     }
     let (kh, kw) = psf.dim();
-    if kh == 0 || kw == 0 {
-        return Err(CoreError::shape("psf is empty"));
-    }
-    let k: Vec<f32> = psf.iter().copied().collect();
-    let bad = k.iter().filter(|v| !v.is_finite()).count();
-    if bad > 0 {
-        return Err(CoreError::NonFinite {
-            what: "psf".into(),
-            count: bad,
-        });
-    }
+    let k = super::psf_values(&psf)?;
     let ksum: f64 = k.iter().map(|&v| v as f64).sum();
     if !(opts.balance.is_finite() && opts.balance >= 0.0) {
         return Err(CoreError::parameter(format!(
