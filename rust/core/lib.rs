@@ -15,9 +15,7 @@ pub mod flatfield;
 // One module per capability; each grows with its issue.
 pub mod deconv;
 pub mod detector;
-pub mod fft;
 pub mod mtf;
-pub mod psf;
 pub mod recon;
 
 pub use error::{CoreError, CoreResult};

@@ -21,7 +21,6 @@ mod deconv;
 mod detector;
 mod flatfield;
 mod mtf;
-mod psf;
 mod recon;
 
 #[pymodule]
@@ -30,7 +29,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(util::simd_level, m)?)?;
     flatfield::register(m)?;
     mtf::register(m)?;
-    psf::register(m)?;
     deconv::register(m)?;
     recon::register(m)?;
     detector::register(m)?;

@@ -1,7 +1,0 @@
-//! Bindings of the psf kernels.
-
-use pyo3::prelude::*;
-
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    Ok(())
-}

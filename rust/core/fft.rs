@@ -1,1 +1,0 @@
-//! fft kernels (see the issue for this capability).

@@ -1,1 +1,0 @@
-//! psf kernels (see the issue for this capability).
