@@ -29,6 +29,11 @@ def fake_recon(monkeypatch):
     return mod
 
 
+def recon(scan_file, options: str) -> int:
+    """``scintomo recon --file-name SCAN OPTIONS --no-progress``; the exit code."""
+    return main(["recon", "--file-name", str(scan_file), *options.split(), "--no-progress"])
+
+
 @pytest.fixture
 def scan_file(tmp_path):
     sim = simulate_scan(n_angles=40, n_rows=6, n_cols=32, seed=1)
@@ -49,21 +54,9 @@ def test_init_writes_a_config_that_recon_reads(tmp_path, capsys):
 
 def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, capsys):
     base = scan_file.parent.parent / "data_rec"
-    rc = main(
-        [
-            "recon",
-            "--file-name",
-            str(scan_file),
-            "--rotation-axis",
-            "15.5",
-            "--reconstruction-type",
-            "try",
-            "--center-search-width",
-            "1",
-            "--center-search-step",
-            "0.5",
-            "--no-progress",
-        ]
+    rc = recon(
+        scan_file,
+        "--rotation-axis 15.5 --reconstruction-type try --center-search-width 1 --center-search-step 0.5",
     )
     assert rc == 0
     names = sorted(p.name for p in (base / "try_center" / "sample").iterdir())
@@ -74,23 +67,9 @@ def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, caps
         "recon_slice0002_center16.00.tiff",
         "recon_slice0002_center16.50.tiff",
     ]
-    rc = main(
-        [
-            "recon",
-            "--file-name",
-            str(scan_file),
-            "--rotation-axis",
-            "15.5",
-            "--reconstruction-type",
-            "full",
-            "--nsino-per-chunk",
-            "4",
-            "--save-format",
-            "tiff",
-            "--threads",
-            "1",
-            "--no-progress",
-        ]
+    rc = recon(
+        scan_file,
+        "--rotation-axis 15.5 --reconstruction-type full --nsino-per-chunk 4 --save-format tiff --threads 1",
     )
     assert rc == 0
     files = sorted((base / "sample_rec").glob("recon_*.tiff"))
@@ -102,40 +81,16 @@ def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, caps
     assert "6 slices of 32 x 32" in out and "0 already on disk" in out
     # run again: everything is on disk already
     assert (
-        main(
-            [
-                "recon",
-                "--file-name",
-                str(scan_file),
-                "--rotation-axis",
-                "15.5",
-                "--reconstruction-type",
-                "full",
-                "--nsino-per-chunk",
-                "4",
-                "--no-progress",
-            ]
-        )
-        == 0
+        recon(scan_file, "--rotation-axis 15.5 --reconstruction-type full --nsino-per-chunk 4") == 0
     )
     assert "2 already on disk" in capsys.readouterr().out
 
 
 def test_recon_finds_the_centre_and_reports_bad_input(scan_file, fake_recon, tmp_path, capsys):
     assert (
-        main(
-            [
-                "recon",
-                "--file-name",
-                str(scan_file),
-                "--reconstruction-type",
-                "full",
-                "--save-format",
-                "h5",
-                "--no-progress",
-                "--output-folder",
-                str(tmp_path / "o"),
-            ]
+        recon(
+            scan_file,
+            f"--reconstruction-type full --save-format h5 --output-folder {tmp_path / 'o'}",
         )
         == 0
     )

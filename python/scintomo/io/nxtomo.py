@@ -80,9 +80,10 @@ def _get(path: Path, f: h5py.File, dpath: str) -> h5py.Dataset:
     return d
 
 
-def _resolvable(f: h5py.File, dpath: str) -> bool:
+def _resolvable(f: h5py.File, path: str, kind: type = h5py.Dataset) -> bool:
+    """Whether ``path`` opens (external links included) as a ``kind`` (dataset or group)."""
     try:
-        return isinstance(f[dpath], h5py.Dataset)
+        return isinstance(f[path], kind)
     except (KeyError, OSError, ValueError):
         return False
 
@@ -180,13 +181,6 @@ def _find_angles(
             ):
                 return c
     return None
-
-
-def _resolvable_group(f: h5py.File, gpath: str) -> bool:
-    try:
-        return isinstance(f[gpath], h5py.Group)
-    except (KeyError, OSError, ValueError):
-        return False
 
 
 def _unit(ds: h5py.Dataset, given: str | None) -> tuple[str, bool]:
@@ -323,7 +317,7 @@ def read_nxtomo(
     }
     entry = "/" + data_path.strip("/").split("/")[0]
     for sub in ("sample", "instrument/source", "instrument/detector"):
-        if _resolvable_group(f, f"{entry}/{sub}"):
+        if _resolvable(f, f"{entry}/{sub}", h5py.Group):
             meta.update(scalars(f[f"{entry}/{sub}"], limit=50))
     for name in ("start_time", "end_time", "title"):
         for cand in (f"entry/{name}", f"entry1/{name}"):
