@@ -167,3 +167,9 @@ def mtf_bar_contrasts(
     npt.NDArray[np.float64],
     npt.NDArray[np.bool_],
 ]: ...
+def mtf_bar_regions(
+    ok: npt.NDArray[np.bool_],
+    freq: npt.NDArray[np.float64],
+    score: npt.NDArray[np.float64],
+    tol: float,
+) -> npt.NDArray[np.int64]: ...

@@ -128,13 +128,15 @@ def noise_sigma(img) -> float:
     return max(sig, 1e-3 * float(hi - lo))
 
 
-def _components(ok, freq, score):
-    """Region growing on the (strip, window) grid: 8-neighbours whose frequency
-    is within FREQ_TOL of the seed's. Returns lists of (i, j) index arrays."""
+def regions_python(ok, freq, score, tol):
+    """Region growing on the (strip, window) grid (reference of
+    ``_core.mtf_bar_regions``): seeds by decreasing score (ties: grid order),
+    8-neighbours whose frequency is within ``tol`` of the seed's. Returns the
+    label of each cell (-1: not ok)."""
     ns, nw = ok.shape
     label = np.full(ok.shape, -1, dtype=np.int64)
-    comps = []
-    order = np.argsort(-np.where(ok, score, -np.inf), axis=None)
+    order = np.argsort(-np.where(ok, score, -np.inf), axis=None, kind="stable")
+    lab = 0
     for flat in order:
         i0, j0 = divmod(int(flat), nw)
         if not ok[i0, j0]:
@@ -142,27 +144,31 @@ def _components(ok, freq, score):
         if label[i0, j0] >= 0:
             continue
         f0 = freq[i0, j0]
-        lab = len(comps)
         stack = [(i0, j0)]
         label[i0, j0] = lab
-        members = []
         while stack:
             i, j = stack.pop()
-            members.append((i, j))
-            for di in (-1, 0, 1):
-                for dj in (-1, 0, 1):
-                    u, v = i + di, j + dj
-                    if (
-                        0 <= u < ns
-                        and 0 <= v < nw
-                        and ok[u, v]
-                        and label[u, v] < 0
-                        and abs(freq[u, v] - f0) <= FREQ_TOL * f0
-                    ):
+            for u in range(max(i - 1, 0), min(i + 2, ns)):
+                for v in range(max(j - 1, 0), min(j + 2, nw)):
+                    if ok[u, v] and label[u, v] < 0 and abs(freq[u, v] - f0) <= tol * f0:
                         label[u, v] = lab
                         stack.append((u, v))
-        comps.append(np.array(members))
-    return comps
+        lab += 1
+    return label
+
+
+def _components(label, min_size=3):
+    """(i, j) index arrays of the labelled regions with >= ``min_size`` cells."""
+    i, j = np.nonzero(label >= 0)
+    lab = label[i, j]
+    order = np.argsort(lab, kind="stable")
+    i, j, lab = i[order], j[order], lab[order]
+    cuts = np.flatnonzero(np.diff(lab)) + 1
+    return [
+        np.stack([a, b], axis=1)
+        for a, b in zip(np.split(i, cuts), np.split(j, cuts), strict=True)
+        if a.size >= min_size
+    ]
 
 
 def _numpy_stats(img, transpose, L, a, sa, sl):
@@ -178,6 +184,7 @@ def rust_stats(n_threads=None):
             img, L, a, sa, sl, transpose=transpose, n_threads=n_threads
         )
 
+    fn.regions = _core.mtf_bar_regions
     return fn
 
 
@@ -203,9 +210,8 @@ def _candidates(stats_fn, img, sigma):
             )
             if not ok.any():
                 continue
-            for comp in _components(ok, freq, conc):
-                if len(comp) < 3:
-                    continue
+            grow = getattr(stats_fn, "regions", regions_python)
+            for comp in _components(grow(ok, freq, conc, FREQ_TOL)):
                 i, j = comp[:, 0], comp[:, 1]
                 # view coordinates: rows = along the bars, cols = across
                 r0, r1 = int(i.min() * sa), int(i.max() * sa + a)
@@ -225,25 +231,41 @@ def _inter(a, b):
     return _area((max(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), min(a[3], b[3])))
 
 
+def _near(a, b, margin):
+    """Whether boxes a and b overlap once grown by ``margin`` px."""
+    return (
+        a[0] - margin < b[1]
+        and b[0] - margin < a[1]
+        and a[2] - margin < b[3]
+        and b[2] - margin < a[3]
+    )
+
+
 def _merge(cands):
-    """Unite overlapping candidates of the same orientation and frequency
-    (within 8%), strongest first; others are kept for refinement."""
-    kept: list[list] = []
-    for orient, box, f, score in sorted(cands, key=lambda c: -c[3]):
-        for k in kept:
-            if orient != k[0] or abs(f - k[2]) > 0.08 * k[2]:
-                continue
-            if _inter(box, k[1]) / max(min(_area(box), _area(k[1])), 1) > 0.3:
-                k[1] = (
-                    min(k[1][0], box[0]),
-                    max(k[1][1], box[1]),
-                    min(k[1][2], box[2]),
-                    max(k[1][3], box[3]),
-                )
-                k[3] += score
-                break
-        else:
-            kept.append([orient, box, f, score])
+    """Unite candidates of the same orientation and frequency (within 8%) that
+    overlap or nearly touch (fragments of one group seen by short windows),
+    strongest first, until nothing changes; others are kept for refinement."""
+    kept = [list(c) for c in sorted(cands, key=lambda c: -c[3])]
+    changed = True
+    while changed:
+        changed = False
+        out: list[list] = []
+        for orient, box, f, score in kept:
+            margin = 0.5 / f + 2
+            for k in out:
+                if orient == k[0] and abs(f - k[2]) <= 0.08 * k[2] and _near(box, k[1], margin):
+                    k[1] = (
+                        min(k[1][0], box[0]),
+                        max(k[1][1], box[1]),
+                        min(k[1][2], box[2]),
+                        max(k[1][3], box[3]),
+                    )
+                    k[3] += score
+                    changed = True
+                    break
+            else:
+                out.append([orient, box, f, score])
+        kept = out
     return kept
 
 
@@ -336,7 +358,8 @@ def _bar_edges(p, n0, n1, f):
     spaced by half a period (+-25%, at least +-0.6 px) is kept: it ends at the
     first and last bars' outer edges, and stops where a neighbouring group of
     another frequency (or a wide gap) begins. Returns half-open bounds, or the
-    run unchanged when fewer than 4 crossings chain up."""
+    run unchanged when fewer than 4 crossings chain up or the chain spans less
+    than 60% of the run."""
     half = 0.5 / f
     lo, hi = max(int(n0 - half), 0), min(int(math.ceil(n1 + half)), p.size)
     seg = p[lo:hi]
@@ -354,7 +377,9 @@ def _bar_edges(p, n0, n1, f):
                 best = (run_start, k)
             run_start = k + 1
     a, b = best  # crossings a..b (b - a intervals)
-    if b - a < 3:
+    # too few, or a chain much shorter than the run: the crossings are not reliable
+    # (bars of 2-4 px sampled without blur alias into uneven crossings)
+    if b - a < 3 or (x[b] - x[a]) < 0.6 * (n1 - n0):
         return n0, n1
     # an edge at pixel-centre coordinate x: the bars begin with pixel round(x + 0.5)
     return int(round(x[a] + 0.5)), int(round(x[b] + 0.5))
@@ -366,6 +391,8 @@ def refine(img, orient, box, f, *, iterations: int = 3):
     view = img if orient == "vertical" else img.T
     r0, r1, c0, c1 = box if orient == "vertical" else (box[2], box[3], box[0], box[1])
     vh, vw = view.shape
+    # the windows' frequency is coarse (short windows): first estimate on the box
+    f = _peak_frequency(np.asarray(view[r0:r1, c0:c1], dtype=np.float64).mean(axis=0), f)
     for _ in range(iterations):
         # along the bars (rows of the view): amplitude at f of each line
         g0, g1 = max(r0 - 8, 0), min(r1 + 8, vh)
@@ -382,7 +409,7 @@ def refine(img, orient, box, f, *, iterations: int = 3):
         # across the bars (columns of the view): lock-in envelope of the profile,
         # the search range grown while the run touches its ends
         pad = int(2 / f) + 2
-        for _grow in range(4):
+        for _grow in range(8):
             e0, e1 = max(c0 - pad, 0), min(c1 + pad, vw)
             p = np.asarray(view[r0:r1, e0:e1], dtype=np.float64).mean(axis=0)
             env = _lockin_envelope(p, f)
@@ -395,6 +422,7 @@ def refine(img, orient, box, f, *, iterations: int = 3):
             c0, c1 = n0, n1
             if not touching:
                 break
+            pad *= 2
         if (c1 - c0) * f < 1.5:
             return None
         f = _peak_frequency(view[r0:r1, c0:c1].astype(np.float64).mean(axis=0), f)
@@ -427,7 +455,12 @@ def detect(img, stats_fn=None, *, min_periods: float = MIN_GROUP_PERIODS) -> lis
         stats_fn = _numpy_stats
     sigma = noise_sigma(img)
     groups = []
-    for orient, box, f, _ in _merge(_candidates(stats_fn, img, sigma)):
+    # highest frequency first: a candidate mostly covered by groups already found
+    # (of higher frequency, which win overlaps, see _resolve) is not refined
+    cands = sorted(_merge(_candidates(stats_fn, img, sigma)), key=lambda c: (-c[2], -c[3]))
+    for orient, box, f, _ in cands:
+        if sum(_inter(box, g.region) for g in groups) >= 0.5 * _area(box):
+            continue
         r = refine(img, orient, box, f)
         if r is None:
             continue

@@ -92,9 +92,15 @@ def group_contrast(profile, frequency, *, refine: bool = True, n_bins: int | Non
     if n_bins is None:
         n_bins = int(np.clip(p.size // 3, 4, 48))
     idx = np.minimum((phase * n_bins).astype(int), n_bins - 1)
-    # per-bin median: robust to the few samples the train's ends disturb
-    meds = [np.median(p[idx == k]) for k in range(n_bins) if np.any(idx == k)]
-    return float(max(meds)), float(min(meds)), f
+    # per-bin median (robust to the few samples the train's ends disturb),
+    # vectorised: values sorted within bins, middle one(s) of each bin
+    order = np.lexsort((p, idx))
+    sv = p[order]
+    cnt = np.bincount(idx, minlength=n_bins)
+    start = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    ne = cnt > 0
+    meds = 0.5 * (sv[start[ne] + (cnt[ne] - 1) // 2] + sv[start[ne] + cnt[ne] // 2])
+    return float(meds.max()), float(meds.min()), f
 
 
 def contrasts_numpy(image, rois, freqs, orientation, *, refine: bool = True):
@@ -138,8 +144,10 @@ def _make_ctf_func(f, c):
     """Monotone interpolant of the contrast (PCHIP in f), log-linear extrapolation."""
     from scipy.interpolate import PchipInterpolator
 
-    order = np.argsort(f)
-    f, c = np.asarray(f)[order], _monotone_decreasing(np.asarray(c)[order])
+    # groups of equal frequency (both orientations on a card): their mean contrast
+    f, inv = np.unique(np.asarray(f, dtype=np.float64), return_inverse=True)
+    c = np.bincount(inv, np.asarray(c, dtype=np.float64)) / np.bincount(inv)
+    c = _monotone_decreasing(c)
     c = np.clip(c, 1e-6, None)
     if f.size == 1:
         return lambda q: np.where(np.asarray(q) <= f[0], c[0], 0.0)
@@ -288,6 +296,7 @@ def detect_bar_groups(
     magnification: float = 1.0,
     min_periods: float = MIN_GROUP_PERIODS,
     n_threads=None,
+    backend: str = "rust",
 ) -> list[BarGroup]:
     """Find the line-pair groups of a bar target by local spectral analysis.
 
@@ -310,6 +319,8 @@ def detect_bar_groups(
     min_periods : fewest periods across a group (default 3; 3-bar cards such as
         USAF 1951 have 2.5: pass 2.4)
     n_threads : threads of the Rust kernels (None: all cores)
+    backend : ``"rust"`` (default) or ``"numpy"``: the window spectra in
+        vectorised numpy (the reference of tests and benchmarks)
 
     Returns
     -------
@@ -330,7 +341,9 @@ def detect_bar_groups(
         raise ParameterError(f"min_periods must be > 0, got {min_periods}")
     px_um = _pixel_size_um(pixel_size, magnification)
     nt = _validate.n_threads_arg(n_threads)
-    found = _detect.detect(arr, _detect.rust_stats(nt), min_periods=min_periods)
+    _validate.choice(backend, "backend", ("rust", "numpy"))
+    stats = _detect.rust_stats(nt) if backend == "rust" else None
+    found = _detect.detect(arr, stats, min_periods=min_periods)
     if frequencies is None:
         return found
     out = []
@@ -360,6 +373,7 @@ def bar_mtf(
     refine_frequency: bool = True,
     min_periods: float = MIN_GROUP_PERIODS,
     n_threads=None,
+    backend: str = "rust",
 ) -> BarMTF:
     """Resolution from a line-pair (bar) target.
 
@@ -382,6 +396,8 @@ def bar_mtf(
     min_periods : detection only: fewest periods across a group (3; 2.4 for
         3-bar cards)
     n_threads : threads of the Rust kernels (None: all cores)
+    backend : ``"rust"`` (default) or ``"numpy"`` (the same method in vectorised
+        numpy: the reference of tests and benchmarks)
 
     Returns
     -------
@@ -394,6 +410,7 @@ def bar_mtf(
         raise ShapeError(f"image must be 2-D, got shape {arr.shape}")
     _validate.check_nonempty(arr, "image")
     _validate.choice(basis, "basis", ("mtf", "ctf"))
+    _validate.choice(backend, "backend", ("rust", "numpy"))
     if not 0 < threshold < 1:
         raise ParameterError(f"threshold must be in (0, 1), got {threshold}")
     px_um = _pixel_size_um(pixel_size, magnification)
@@ -413,6 +430,7 @@ def bar_mtf(
             magnification=magnification,
             min_periods=min_periods,
             n_threads=n_threads,
+            backend=backend,
         )
         if not found:
             raise NumericalError(
@@ -449,9 +467,15 @@ def bar_mtf(
         rois.append((r0, r1, c0, c1))
         nominal.append(freq)
         f_cpps.append(f_cpp)
-    hi, lo, fpx, vert = _core.mtf_bar_contrasts(
-        arr, rois, f_cpps, orient_codes, refine=refine_frequency, n_threads=nt
-    )
+    if backend == "numpy":
+        _validate.check_finite(arr, "image")
+        hi, lo, fpx, vert = contrasts_numpy(
+            arr, rois, f_cpps, orient_codes, refine=refine_frequency
+        )
+    else:
+        hi, lo, fpx, vert = _core.mtf_bar_contrasts(
+            arr, rois, f_cpps, orient_codes, refine=refine_frequency, n_threads=nt
+        )
     freqs = np.asarray(nominal) * fpx / np.asarray(f_cpps)
     orient = ["vertical" if v else "horizontal" for v in vert]
     freqs, fpx, hi, lo = map(np.asarray, (freqs, fpx, hi, lo))

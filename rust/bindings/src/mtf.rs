@@ -166,7 +166,25 @@ fn mtf_bar_contrasts<'py>(
     ))
 }
 
+/// Region growing over the window grid: label per cell (-1: not `ok`), seeds
+/// by decreasing score, 8-neighbours within `tol` (relative) of the seed's
+/// frequency.
+#[pyfunction]
+#[pyo3(signature = (ok, freq, score, tol))]
+fn mtf_bar_regions<'py>(
+    py: Python<'py>,
+    ok: PyReadonlyArray2<'py, bool>,
+    freq: PyReadonlyArray2<'py, f64>,
+    score: PyReadonlyArray2<'py, f64>,
+    tol: f64,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let (o, f, s) = (ok.as_array(), freq.as_array(), score.as_array());
+    let l = run(py, None, || bars::grow_regions(o, f, s, tol))?;
+    Ok(l.into_pyarray(py))
+}
+
 fn register_bars(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(mtf_bar_regions, m)?)?;
     m.add_function(wrap_pyfunction!(mtf_bar_window_stats, m)?)?;
     m.add_function(wrap_pyfunction!(mtf_bar_contrasts, m)?)?;
     Ok(())

@@ -3,6 +3,7 @@
 //! folded contrast (the measurement). Python (`scintomo.mtf._detect`,
 //! `scintomo.mtf.bars`) holds the same computations in numpy as references.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
@@ -11,6 +12,11 @@ use realfft::num_complex::Complex;
 use realfft::{RealFftPlanner, RealToComplex};
 
 use crate::{CoreError, CoreResult, Pixel};
+
+thread_local! {
+    /// FFT plans of the refinement, cached per thread (sizes repeat across groups).
+    static PLANNER: RefCell<RealFftPlanner<f64>> = RefCell::new(RealFftPlanner::new());
+}
 
 /// Per-window statistics of [`window_stats`], each (n_strips, n_windows).
 pub struct WindowStats {
@@ -156,6 +162,54 @@ pub fn window_stats<T: Pixel>(
     Ok(st)
 }
 
+/// Region growing on the (strip, window) grid of [`window_stats`]: seeds in
+/// order of decreasing `score` (ties: grid order), each growing over
+/// 8-neighbours with `ok` whose frequency is within `tol` (relative) of the
+/// seed's. Returns the label of each cell (-1: not `ok`), labels numbered in
+/// seed order.
+pub fn grow_regions(
+    ok: ArrayView2<'_, bool>,
+    freq: ArrayView2<'_, f64>,
+    score: ArrayView2<'_, f64>,
+    tol: f64,
+) -> CoreResult<Array2<i64>> {
+    let (ns, nw) = ok.dim();
+    if freq.dim() != (ns, nw) || score.dim() != (ns, nw) {
+        return Err(CoreError::shape(
+            "ok, freq and score must have the same shape",
+        ));
+    }
+    let mut seeds: Vec<(usize, usize)> = ok
+        .indexed_iter()
+        .filter(|(_, &v)| v)
+        .map(|(ij, _)| ij)
+        .collect();
+    seeds.sort_by(|a, b| score[*b].total_cmp(&score[*a]));
+    let mut label = Array2::<i64>::from_elem((ns, nw), -1);
+    let mut next = 0i64;
+    let mut stack = Vec::new();
+    for &(i0, j0) in &seeds {
+        if label[(i0, j0)] >= 0 {
+            continue;
+        }
+        let f0 = freq[(i0, j0)];
+        label[(i0, j0)] = next;
+        stack.push((i0, j0));
+        while let Some((i, j)) = stack.pop() {
+            for u in i.saturating_sub(1)..(i + 2).min(ns) {
+                for v in j.saturating_sub(1)..(j + 2).min(nw) {
+                    if ok[(u, v)] && label[(u, v)] < 0 && (freq[(u, v)] - f0).abs() <= tol * f0 {
+                        label[(u, v)] = next;
+                        stack.push((u, v));
+                    }
+                }
+            }
+        }
+        next += 1;
+    }
+    Ok(label)
+}
+
 /// One bar group's measurement: `hi`, `lo` (max and min of the per-phase-bin
 /// medians of the folded profile), the refined frequency (cycles/px) and
 /// whether the bars are vertical (profile across columns).
@@ -215,16 +269,16 @@ fn dtft_power(p: &[f64], f: f64) -> f64 {
 
 /// Peak of the `nfft`-point zero-padded spectrum of `p - mean` on the grid
 /// `k / nfft` within `[0.93 f, 1.07 f]`: a coarse zero-padded FFT (4x the
-/// length, `planner` cached per thread) locates the peak, the fine grid is
+/// length, plans cached per thread) locates the peak, the fine grid is
 /// evaluated around it directly.
-fn refine_frequency(p: &[f64], f: f64, planner: &mut RealFftPlanner<f64>) -> CoreResult<f64> {
+fn refine_frequency(p: &[f64], f: f64) -> CoreResult<f64> {
     let n = p.len();
     let lg = (n as f64).log2().ceil() as u32;
     let nfft = 1usize << (lg + 2).max(15);
     let nc = (1usize << (lg + 2)).min(nfft);
     let mean = p.iter().sum::<f64>() / n as f64;
     let q: Vec<f64> = p.iter().map(|v| v - mean).collect();
-    let fft = planner.plan_fft_forward(nc);
+    let fft = PLANNER.with(|pl| pl.borrow_mut().plan_fft_forward(nc));
     let mut buf = vec![0.0; nc];
     buf[..n].copy_from_slice(&q);
     let mut spec = fft.make_output_vec();
@@ -243,12 +297,12 @@ fn refine_frequency(p: &[f64], f: f64, planner: &mut RealFftPlanner<f64>) -> Cor
     let c_hi = (k_hi / r + 1).min(nc / 2);
     let mut best_c = c_lo;
     let mut best = f64::NEG_INFINITY;
-    for c in c_lo..=c_hi {
+    for (c, z) in spec.iter().enumerate().take(c_hi + 1).skip(c_lo) {
         let kf = c * r;
         if kf + r < k_lo || kf > k_hi + r {
             continue;
         }
-        let v = spec[c].norm_sqr();
+        let v = z.norm_sqr();
         if v > best {
             best = v;
             best_c = c;
@@ -309,24 +363,100 @@ fn fold_contrast(p: &[f64], f: f64, n_bins: Option<usize>) -> (f64, f64) {
     (hi, lo)
 }
 
-/// Column and row means (float64) of `img[r0..r1, c0..c1]`.
-fn roi_means<T: Pixel>(img: &ArrayView2<'_, T>, roi: [usize; 4]) -> (Vec<f64>, Vec<f64>) {
-    let [r0, r1, c0, c1] = roi;
-    let mut cols = vec![0.0f64; c1 - c0];
-    let mut rows = Vec::with_capacity(r1 - r0);
-    for r in r0..r1 {
-        let row = img.row(r);
-        let mut acc = 0.0;
-        for (o, v) in cols.iter_mut().zip(row.iter().skip(c0).take(c1 - c0)) {
-            let x = v.to_f64();
-            *o += x;
-            acc += x;
+/// Add the pixels of `row` into `cols` (f64) and return their sum (four
+/// partial sums, so that both loops vectorise).
+#[inline]
+fn add_row<T: Pixel>(cols: &mut [f64], row: &[T], want_sum: bool) -> f64 {
+    for (o, v) in cols.iter_mut().zip(row) {
+        *o += v.to_f64();
+    }
+    if !want_sum {
+        return 0.0;
+    }
+    let mut acc = [0.0f64; 4];
+    let mut it = row.chunks_exact(4);
+    for c in &mut it {
+        for k in 0..4 {
+            acc[k] += c[k].to_f64();
         }
-        rows.push(acc / (c1 - c0) as f64);
+    }
+    let tail: f64 = it.remainder().iter().map(|v| v.to_f64()).sum();
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
+
+/// Column means and (if `want_rows`) row means, float64, of
+/// `img[r0..r1, c0..c1]`; rows in parallel chunks.
+fn roi_means<T: Pixel>(
+    img: &ArrayView2<'_, T>,
+    roi: [usize; 4],
+    want_rows: bool,
+) -> (Vec<f64>, Vec<f64>) {
+    let [r0, r1, c0, c1] = roi;
+    let w = c1 - c0;
+    let chunk = 32;
+    let parts: Vec<(Vec<f64>, Vec<f64>)> = (r0..r1)
+        .step_by(chunk)
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|a| {
+            let b = (a + chunk).min(r1);
+            let mut cols = vec![0.0f64; w];
+            let mut rows = Vec::with_capacity(b - a);
+            let mut tmp: Vec<T> = Vec::new();
+            for r in a..b {
+                let row = img.row(r);
+                let sum = match row.as_slice() {
+                    Some(sl) => add_row(&mut cols, &sl[c0..c1], want_rows),
+                    None => {
+                        tmp.clear();
+                        tmp.extend(row.iter().skip(c0).take(w).copied());
+                        add_row(&mut cols, &tmp, want_rows)
+                    }
+                };
+                rows.push(sum / w as f64);
+            }
+            (cols, rows)
+        })
+        .collect();
+    let mut cols = vec![0.0f64; w];
+    let mut rows = Vec::with_capacity(if want_rows { r1 - r0 } else { 0 });
+    for (c, r) in parts {
+        cols.iter_mut().zip(&c).for_each(|(x, y)| *x += y);
+        if want_rows {
+            rows.extend(r);
+        }
     }
     let inv = 1.0 / (r1 - r0) as f64;
     cols.iter_mut().for_each(|v| *v *= inv);
     (cols, rows)
+}
+
+/// Row means of `img[r0..r1, c0..c1]` for horizontal bars: the columns are
+/// summed as in [`roi_means`] and not needed, so each row is summed once.
+fn roi_row_means<T: Pixel>(img: &ArrayView2<'_, T>, roi: [usize; 4]) -> Vec<f64> {
+    let [r0, r1, c0, c1] = roi;
+    let w = c1 - c0;
+    (r0..r1)
+        .into_par_iter()
+        .map(|r| {
+            let row = img.row(r);
+            let s: f64 = match row.as_slice() {
+                Some(sl) => {
+                    let mut acc = [0.0f64; 4];
+                    let mut it = sl[c0..c1].chunks_exact(4);
+                    for c in &mut it {
+                        for k in 0..4 {
+                            acc[k] += c[k].to_f64();
+                        }
+                    }
+                    let tail: f64 = it.remainder().iter().map(|v| v.to_f64()).sum();
+                    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+                }
+                None => row.iter().skip(c0).take(w).map(|v| v.to_f64()).sum(),
+            };
+            s / w as f64
+        })
+        .collect()
 }
 
 /// Measure bar groups: for each `rois[i] = [r0, r1, c0, c1]` (half-open) with
@@ -363,29 +493,28 @@ pub fn group_contrasts<T: Pixel>(
     rois.par_iter()
         .zip(freqs.par_iter())
         .zip(orientation.par_iter())
-        .map_init(RealFftPlanner::<f64>::new, |planner, ((roi, &f), &o)| {
-            let (cols, rows) = roi_means(&img, *roi);
-            if T::CAN_BE_NONFINITE
-                && (cols.iter().any(|v| !v.is_finite()) || rows.iter().any(|v| !v.is_finite()))
-            {
+        .map(|((roi, &f), &o)| {
+            let (vertical, p) = match o {
+                Orientation::Vertical => (true, roi_means(&img, *roi, false).0),
+                Orientation::Horizontal => (false, roi_row_means(&img, *roi)),
+                Orientation::Auto => {
+                    let (cols, rows) = roi_means(&img, *roi, true);
+                    if diff_var(&cols) >= diff_var(&rows) {
+                        (true, cols)
+                    } else {
+                        (false, rows)
+                    }
+                }
+            };
+            if T::CAN_BE_NONFINITE && p.iter().any(|v| !v.is_finite()) {
                 return Err(non_finite("image (bar group region)"));
             }
-            let vertical = match o {
-                Orientation::Vertical => true,
-                Orientation::Horizontal => false,
-                Orientation::Auto => diff_var(&cols) >= diff_var(&rows),
-            };
-            let p = if vertical { cols } else { rows };
             if p.len() < 4 {
                 return Err(CoreError::shape(
                     "a bar group's profile needs at least 4 pixels",
                 ));
             }
-            let fr = if refine {
-                refine_frequency(&p, f, planner)?
-            } else {
-                f
-            };
+            let fr = if refine { refine_frequency(&p, f)? } else { f };
             let (hi, lo) = fold_contrast(&p, fr, n_bins);
             Ok(GroupContrast {
                 hi,
@@ -450,6 +579,23 @@ mod tests {
         assert!(r[0].vertical);
         assert!((r[0].freq - f).abs() < 1e-4, "{}", r[0].freq);
         assert!((r[0].hi - 1.0).abs() < 1e-12 && r[0].lo.abs() < 1e-12);
+    }
+
+    #[test]
+    fn regions_split_by_frequency() {
+        // two touching blocks of different frequency, one of a third frequency apart
+        let ok = Array2::from_shape_fn((4, 9), |(_, j)| j != 6);
+        let freq = Array2::from_shape_fn((4, 9), |(_, j)| match j {
+            0..=2 => 0.10,
+            3..=5 => 0.13,
+            _ => 0.101,
+        });
+        let score = Array2::from_shape_fn((4, 9), |(i, j)| (i * 9 + j) as f64);
+        let l = grow_regions(ok.view(), freq.view(), score.view(), 0.05).unwrap();
+        assert_eq!(l[(0, 6)], -1);
+        assert_eq!(l[(0, 7)], 0); // highest score seeds first
+        assert!(l[(0, 0)] >= 0 && l[(0, 0)] == l[(3, 2)]);
+        assert!(l[(0, 3)] != l[(0, 2)] && l[(0, 3)] != l[(0, 7)]);
     }
 
     #[test]
