@@ -23,10 +23,12 @@ Method (one pass per bar orientation and per window scale ``L``):
    the frequency is re-estimated from the zero-padded spectrum of the refined
    profile.
 
-The window statistics (step 1-2, the heavy part) run in Rust
-(``_core.mtf_bar_window_stats``, see :func:`rust_stats`);
-:func:`window_stats_numpy` is the same computation in vectorised numpy (the
-reference for tests and benchmarks: ``detect(img)`` without ``stats_fn``).
+The window statistics (step 1-2, the heavy part) and the region growing run
+in Rust (``_core.mtf_bar_window_stats``, ``_core.mtf_bar_regions``, see
+:func:`rust_stats`); refinement is numpy;
+:func:`window_stats_numpy` (vectorised numpy) and :func:`regions_python` (a
+plain flood fill) are the references for tests and benchmarks
+(``detect(img)`` without ``stats_fn``).
 """
 
 from __future__ import annotations
