@@ -36,3 +36,27 @@ def test_cli_bars_and_errors(tmp_path, capsys):
     assert rep["frequency_unit"] == "cycles/px" and len(rep["ctf"]) == 4
     assert main(["mtf", str(tmp_path / "nope.npy"), "-o", str(tmp_path / "x.json")]) == 2
     assert "error" in capsys.readouterr().err
+
+
+def test_cli_bars_auto_and_frequencies(tmp_path, capsys):
+    im, groups = bar_target([0.05, 0.1, 0.15, 0.2], GaussianPSF(1.0), n_bars=10)
+    path = tmp_path / "bars.npy"
+    np.save(path, im)
+    out = tmp_path / "auto.json"
+    assert main(["mtf", str(path), "--bars", "auto", "--pixel-size", "1um", "-o", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["frequency_unit"] == "lp/mm" and len(rep["regions"]) == 4
+    np.testing.assert_allclose(rep["frequencies"], [50, 100, 150, 200], rtol=0.01)
+    for (r0, r1, _, _), _f in groups:  # detected rows = the rendered groups' rows
+        assert any(abs(g[0] - r0) <= 1 and abs(g[1] - r1) <= 1 for g in rep["regions"])
+    assert out.with_suffix(".png").stat().st_size > 1000
+    out2 = tmp_path / "freq.json"
+    assert main(["mtf", str(path), "--bar-frequencies", "0.1", "0.2", "-o", str(out2)]) == 0
+    np.testing.assert_allclose(json.loads(out2.read_text())["frequencies"], [0.1, 0.2], rtol=0.01)
+    # malformed --bars and nothing to detect: clear errors, exit status 2
+    assert main(["mtf", str(path), "--bars", "1", "2", "-o", str(out2)]) == 2
+    assert "R0 R1 C0 C1 FREQ" in capsys.readouterr().err
+    flat = tmp_path / "flat.npy"
+    np.save(flat, np.full((64, 64), 10.0, np.float32))
+    assert main(["mtf", str(flat), "--bars", "auto", "-o", str(tmp_path / "f.json")]) == 2
+    assert "no bar groups found" in capsys.readouterr().err

@@ -139,3 +139,37 @@ def mtf_row_shifts(
     *,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
+
+# --- mtf bars ---
+
+def mtf_bar_window_stats(
+    image: npt.NDArray[np.uint16] | npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    window: int,
+    strip: int,
+    strip_step: int,
+    window_step: int,
+    *,
+    transpose: bool = False,
+    n_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def mtf_bar_contrasts(
+    image: npt.NDArray[np.uint16] | npt.NDArray[np.float32] | npt.NDArray[np.float64],
+    rois: list[tuple[int, int, int, int]],
+    freqs: list[float],
+    orientation: list[int],
+    *,
+    refine: bool = True,
+    n_bins: int | None = None,
+    n_threads: int | None = None,
+) -> tuple[
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.float64],
+    npt.NDArray[np.bool_],
+]: ...
+def mtf_bar_regions(
+    ok: npt.NDArray[np.bool_],
+    freq: npt.NDArray[np.float64],
+    score: npt.NDArray[np.float64],
+    tol: float,
+) -> npt.NDArray[np.int64]: ...

@@ -1,6 +1,8 @@
 //! Slanted-edge MTF kernels (ISO 12233 e-SFR): per-row derivative centroids and
 //! the projection of pixels into oversampled bins along the rows.
 
+pub mod bars;
+
 use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;
 

@@ -10,7 +10,8 @@ def add_parser(sub) -> None:
         "mtf",
         help="resolution from a slanted edge (ISO 12233) or bar groups (Coltman)",
         description="Measure the MTF of an image: slanted edge (default; ROI optional) or "
-        "line-pair groups (--bars, one per group). Writes a JSON report and a PNG figure "
+        "line-pair groups (--bars auto: detected; --bars R0 R1 C0 C1 FREQ, one per group; or "
+        "--bar-frequencies F ...). Writes a JSON report and a PNG figure "
         "(same name, .png) atomically. Images: .tif/.tiff, .npy, .dcm (DICOM).",
     )
     p.add_argument("image", type=Path, help="image file (.tif, .tiff, .npy, .dcm)")
@@ -24,10 +25,19 @@ def add_parser(sub) -> None:
     )
     p.add_argument(
         "--bars",
-        nargs=5,
+        nargs="+",
         action="append",
-        metavar=("R0", "R1", "C0", "C1", "FREQ"),
-        help="one bar group: region and frequency (lp/mm with --pixel-size, else cycles/px)",
+        metavar="auto | R0 R1 C0 C1 FREQ",
+        help="bar groups: 'auto' (detect them), or one group per --bars: region (px, "
+        "half-open) and frequency (lp/mm with --pixel-size, else cycles/px)",
+    )
+    p.add_argument(
+        "--bar-frequencies",
+        nargs="+",
+        type=float,
+        metavar="FREQ",
+        help="bar groups by frequency only (lp/mm with --pixel-size, else cycles/px): "
+        "the detected group nearest each",
     )
     p.add_argument("--threshold", type=float, default=0.2, help="bar modulation threshold")
     p.add_argument("--bootstrap", type=int, default=50, help="edge bootstrap resamples")
@@ -67,6 +77,28 @@ def read_image(path: Path):
     return img
 
 
+def _bar_groups(args):
+    """``groups`` for bar_mtf from --bars / --bar-frequencies."""
+    from ..exceptions import ParameterError
+
+    if args.bar_frequencies:
+        if args.bars:
+            raise ParameterError("give either --bars or --bar-frequencies, not both")
+        return list(args.bar_frequencies)
+    if len(args.bars) == 1 and args.bars[0] == ["auto"]:
+        return "auto"
+    groups = []
+    for g in args.bars:
+        if len(g) != 5:
+            raise ParameterError(f"--bars takes 'auto' or R0 R1 C0 C1 FREQ, got {' '.join(g)!r}")
+        try:
+            r0, r1, c0, c1 = (int(v) for v in g[:4])
+            groups.append(((r0, r1, c0, c1), float(g[4])))
+        except ValueError as e:
+            raise ParameterError(f"--bars {' '.join(g)}: {e}") from e
+    return groups
+
+
 def run(args) -> int:
     import json
 
@@ -79,13 +111,10 @@ def run(args) -> int:
     from ..io.atomic import atomic_path
 
     img = read_image(args.image)
-    if args.bars:
-        groups = [
-            ((int(r0), int(r1), int(c0), int(c1)), float(f)) for r0, r1, c0, c1, f in args.bars
-        ]
+    if args.bars or args.bar_frequencies:
         res = mtf.bar_mtf(
             img,
-            groups=groups,
+            groups=_bar_groups(args),
             pixel_size=args.pixel_size,
             magnification=args.magnification,
             threshold=args.threshold,

@@ -76,5 +76,116 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mtf_row_centroids, m)?)?;
     m.add_function(wrap_pyfunction!(mtf_bin_esf, m)?)?;
     m.add_function(wrap_pyfunction!(mtf_row_shifts, m)?)?;
+    register_bars(m)?;
+    Ok(())
+}
+
+// --- bars ---
+
+use crate::util::Image2;
+use crate::with_view;
+use numpy::PyArray2;
+use scintomo_core::mtf::bars;
+
+type Stats<'py> = (
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray2<f64>>,
+    Bound<'py, PyArray2<f64>>,
+);
+
+/// Local spectra for bar-group detection: per window (strip, position) the
+/// peak frequency (cycles/px), the concentration of the AC power around it and
+/// the peak power per sample; `transpose`: profiles along the image columns.
+#[pyfunction]
+#[pyo3(signature = (image, window, strip, strip_step, window_step, *, transpose = false, n_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn mtf_bar_window_stats<'py>(
+    py: Python<'py>,
+    image: Image2<'py>,
+    window: usize,
+    strip: usize,
+    strip_step: usize,
+    window_step: usize,
+    transpose: bool,
+    n_threads: Option<usize>,
+) -> PyResult<Stats<'py>> {
+    let st = with_view!(image, Image2, |v| run(py, n_threads, || {
+        bars::window_stats(v, transpose, window, strip, strip_step, window_step)
+    }))?;
+    Ok((
+        st.freq.into_pyarray(py),
+        st.conc.into_pyarray(py),
+        st.power.into_pyarray(py),
+    ))
+}
+
+type Contrasts<'py> = (
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<f64>>,
+    Bound<'py, PyArray1<bool>>,
+);
+
+/// Per bar group (`rois` = [(r0, r1, c0, c1)], `freqs` in cycles/px,
+/// `orientation` 0 auto / 1 vertical / 2 horizontal): (max, min) of the folded
+/// profile's per-bin medians, the (refined) frequency and whether the bars are
+/// vertical.
+#[pyfunction]
+#[pyo3(signature = (image, rois, freqs, orientation, *, refine = true, n_bins = None, n_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn mtf_bar_contrasts<'py>(
+    py: Python<'py>,
+    image: Image2<'py>,
+    rois: Vec<[usize; 4]>,
+    freqs: Vec<f64>,
+    orientation: Vec<u8>,
+    refine: bool,
+    n_bins: Option<usize>,
+    n_threads: Option<usize>,
+) -> PyResult<Contrasts<'py>> {
+    let orient: Vec<bars::Orientation> = orientation
+        .iter()
+        .map(|o| match o {
+            1 => bars::Orientation::Vertical,
+            2 => bars::Orientation::Horizontal,
+            _ => bars::Orientation::Auto,
+        })
+        .collect();
+    let r = with_view!(image, Image2, |v| run(py, n_threads, || {
+        bars::group_contrasts(v, &rois, &freqs, &orient, refine, n_bins)
+    }))?;
+    let hi: Vec<f64> = r.iter().map(|g| g.hi).collect();
+    let lo: Vec<f64> = r.iter().map(|g| g.lo).collect();
+    let f: Vec<f64> = r.iter().map(|g| g.freq).collect();
+    let vert: Vec<bool> = r.iter().map(|g| g.vertical).collect();
+    Ok((
+        hi.into_pyarray(py),
+        lo.into_pyarray(py),
+        f.into_pyarray(py),
+        vert.into_pyarray(py),
+    ))
+}
+
+/// Region growing over the window grid: label per cell (-1: not `ok`), seeds
+/// by decreasing score, 8-neighbours within `tol` (relative) of the seed's
+/// frequency.
+#[pyfunction]
+#[pyo3(signature = (ok, freq, score, tol))]
+fn mtf_bar_regions<'py>(
+    py: Python<'py>,
+    ok: PyReadonlyArray2<'py, bool>,
+    freq: PyReadonlyArray2<'py, f64>,
+    score: PyReadonlyArray2<'py, f64>,
+    tol: f64,
+) -> PyResult<Bound<'py, PyArray2<i64>>> {
+    let (o, f, s) = (ok.as_array(), freq.as_array(), score.as_array());
+    let l = run(py, None, || bars::grow_regions(o, f, s, tol))?;
+    Ok(l.into_pyarray(py))
+}
+
+fn register_bars(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(mtf_bar_regions, m)?)?;
+    m.add_function(wrap_pyfunction!(mtf_bar_window_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(mtf_bar_contrasts, m)?)?;
     Ok(())
 }
