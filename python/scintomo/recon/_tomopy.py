@@ -1,10 +1,26 @@
 """Pass-through to TomoPy (https://tomopy.readthedocs.io), used when installed.
 
-TomoPy threads itself (``ncore``); scintomo does not wrap it in its own pool.
-Padding is done here (edge values, centre shifted by the pad) because
-``tomopy.recon`` does not pad: unpadded gridrec wraps around (TomoPy issue
-#481). The centre is passed unchanged: scintomo's centre is the one TomoPy's
-``find_center*`` functions return.
+TomoPy's conventions, checked against TomoPy 1.15 (built from its repository)
+and handled here:
+
+- threads: TomoPy threads itself; ``ncore`` is passed through and scintomo
+  does not wrap the call in its own pool.
+- centre: the same convention as scintomo's (column index of the axis, pixel
+  centres at integers), passed unchanged (shifted by the padding). TomoPy's
+  gridrec reconstructs two rows at once and uses the *first* row's centre for
+  both, so rows are sent in runs of equal centre (one call per run).
+- padding: ``tomopy.recon`` does not pad; unpadded gridrec wraps around
+  (TomoPy issue #481), so projections are padded here with edge values.
+- output grid: TomoPy puts the rotation axis on output pixel ``P // 2`` of a
+  P-wide grid, scintomo on ``(n - 1) / 2``. The padding is chosen so that
+  the axis lands on pixel ``(n - 1) / 2`` for odd n; for even n the axis sits
+  on pixel ``n / 2``, half a pixel right of and below scintomo's (recorded in
+  the result's ``meta["axis_pixel"]``). TomoPy's fbp has the axis at
+  (n - 1) / 2 in columns but half a pixel higher in rows.
+- ``fbp``: TomoPy's "fbp" back-projects without filtering ("Filtering is not
+  implemented for fbp"); the projections are filtered here (the same windowed
+  band-limited ramp as the built-in FBP, angle weights included), so the
+  result is a true FBP on scintomo's scale.
 """
 
 from __future__ import annotations
@@ -13,42 +29,111 @@ import numpy as np
 
 from ..exceptions import ParameterError
 
+_WINDOWS = {
+    "ramp": lambda f: np.ones_like(f),
+    "ramlak": lambda f: np.ones_like(f),
+    "shepp": lambda f: np.sinc(f),
+    "cosine": lambda f: np.cos(np.pi * f),
+    "hamming": lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f),
+    "hann": lambda f: 0.5 + 0.5 * np.cos(2 * np.pi * f),
+    "parzen": lambda f: np.where(
+        2 * np.abs(f) <= 0.5,
+        1 - 6 * (2 * f) ** 2 + 6 * np.abs(2 * f) ** 3,
+        2 * (1 - np.abs(2 * f)) ** 3,
+    ),
+}
+
+
+def ramp_response(filter_name: str, n: int) -> np.ndarray:
+    """Frequency response (rfft order, length n // 2 + 1) of the band-limited
+    ramp of Kak and Slaney times the window, as the built-in kernels use."""
+    h = np.zeros(n)
+    h[0] = 0.25
+    k = np.arange(1, n // 2 + 1, 2)
+    h[k] = -1.0 / (np.pi * k) ** 2
+    h[n - k] = h[k]
+    f = np.fft.rfftfreq(n)
+    return np.fft.rfft(h).real * _WINDOWS[filter_name](f)
+
+
+def _pads(n_det: int, pad_len: int, algorithm: str) -> tuple[int, int]:
+    """Left and right pad (see the module docstring). gridrec: an even total
+    width whose middle pixel is the axis pixel closest to (n_det - 1) / 2, at
+    least one column on the left (the rows are cropped one lower); others:
+    symmetric."""
+    left = max(0, (pad_len - n_det) // 2)
+    if algorithm != "gridrec":
+        return left, left
+    left = max(left, 1)
+    return (left, left - 1) if n_det % 2 else (left, left)
+
 
 def recon_tomopy(
     proj,
     theta,
     centers,
+    weights,
     *,
     algorithm,
-    filter,
-    pad_len,  # noqa: A002
+    filter,  # noqa: A002
+    pad_len,
     mask_ratio,
     n_threads,
     **kwargs,
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Reconstruct with ``tomopy.recon``; returns the slices and the
+    (row, column) output pixel of the rotation axis."""
     try:
         import tomopy
     except ImportError as e:  # pragma: no cover - depends on the machine
         raise ParameterError(
-            "backend='tomopy' but TomoPy is not installed (conda install tomopy)"
+            "backend='tomopy' but TomoPy is not installed (conda install -c conda-forge tomopy)"
         ) from e
     n_det = proj.shape[2]
-    npad = max(0, (pad_len - n_det) // 2)
-    if npad:
-        proj = np.pad(proj, ((0, 0), (0, 0), (npad, npad)), mode="edge")
+    left, right = _pads(n_det, pad_len, algorithm)
+    if left or right:
+        proj = np.pad(proj, ((0, 0), (0, 0), (left, right)), mode="edge")
+    proj = np.ascontiguousarray(proj, dtype=np.float32)
     opts = dict(kwargs)
-    if algorithm in ("gridrec", "fbp") and "filter_name" not in opts:
+    if algorithm == "gridrec" and "filter_name" not in opts:
         opts["filter_name"] = filter
-    rec = tomopy.recon(
-        np.ascontiguousarray(proj, dtype=np.float32),
-        np.asarray(theta, dtype=np.float32),
-        center=np.asarray(centers, dtype=np.float32) + npad,
-        algorithm=algorithm,
-        ncore=n_threads,
-        **opts,
-    )
-    if npad:
-        rec = rec[:, npad : npad + n_det, npad : npad + n_det]
+    if algorithm == "fbp":
+        fname = opts.pop("filter_name", filter)
+        if fname not in _WINDOWS:
+            raise ParameterError(f"filter {fname!r} is not available for TomoPy's fbp here")
+        m = proj.shape[2]
+        nf = 1 << int(np.ceil(np.log2(2 * m)))
+        spec = np.fft.rfft(proj, n=nf, axis=2) * ramp_response(fname, nf)
+        proj = np.fft.irfft(spec, n=nf, axis=2)[:, :, :m]
+        proj *= np.asarray(weights, dtype=np.float64)[:, None, None]
+        proj = np.ascontiguousarray(proj, dtype=np.float32)
+    c = np.asarray(centers, dtype=np.float64) + left
+    th = np.asarray(theta, dtype=np.float32)
+    # Runs of rows with one centre: TomoPy's gridrec uses one centre per pair.
+    cuts = [0] + [i for i in range(1, len(c)) if c[i] != c[i - 1]] + [len(c)]
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        parts.append(
+            tomopy.recon(
+                proj[:, a:b],
+                th,
+                center=np.full(b - a, c[a], dtype=np.float32),
+                algorithm=algorithm,
+                ncore=n_threads,
+                **opts,
+            )
+        )
+    rec = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    width = rec.shape[2]
+    if algorithm == "gridrec":
+        # The axis is on column width // 2 and, rows running downwards, on row
+        # width // 2 - 1: crop the rows one higher to put it on the same index.
+        rec = rec[:, left - 1 : left - 1 + n_det, left : left + n_det]
+        axis = (width // 2 - left, width // 2 - left)
+    else:
+        rec = rec[:, left : left + n_det, left : left + n_det]
+        # fbp: the column axis between pixels as scintomo's, the row axis half a pixel up.
+        axis = ((width - 1) / 2 - left - 0.5, (width - 1) / 2 - left)
     if mask_ratio is not None:
         rec = tomopy.circ_mask(rec, axis=0, ratio=mask_ratio)
-    return np.ascontiguousarray(rec, dtype=np.float32)
+    return np.ascontiguousarray(rec, dtype=np.float32), (float(axis[0]), float(axis[1]))
