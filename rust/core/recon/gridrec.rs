@@ -97,12 +97,19 @@ impl Kernel {
         self.table.get(i).copied().unwrap_or(0.0)
     }
     /// Its continuous Fourier transform at `x` cycles per grid length (x / g
-    /// cycles per grid unit), by quadrature on the table.
+    /// cycles per grid unit), by quadrature on the table; cos(i t) by the
+    /// Chebyshev recurrence (float64, a few thousand steps: ~1e-12).
     fn transform(&self, x: f64, g: f64) -> f64 {
         let du = 1.0 / KB_OVERSAMPLE as f64;
+        let t = 2.0 * PI * du * x / g;
+        let c1 = t.cos();
+        let (mut prev, mut cur) = (1.0f64, c1); // cos(0 t), cos(1 t)
         let mut s = self.table[0] as f64;
-        for (i, &v) in self.table.iter().enumerate().skip(1) {
-            s += 2.0 * v as f64 * (2.0 * PI * i as f64 * du * x / g).cos();
+        for &v in self.table.iter().skip(1) {
+            s += 2.0 * v as f64 * cur;
+            let next = 2.0 * c1 * cur - prev;
+            prev = cur;
+            cur = next;
         }
         s * du
     }
@@ -129,6 +136,9 @@ struct Plan<'a> {
     deapod: Vec<f32>,
     /// i % g for i < 3 g: wrapping by table instead of division.
     wrap: Vec<usize>,
+    /// Roll-off of the padding (`pad_edge`'s), left and right of the data.
+    taper_l: Vec<f32>,
+    taper_r: Vec<f32>,
 }
 
 /// Per-thread buffers, reused from one slice group to the next.
@@ -148,12 +158,34 @@ impl Bufs {
     }
 }
 
+/// `v` as `len` zeros. A fresh buffer comes from the allocator already
+/// zeroed (untouched pages cost nothing until written: a half-plane grid
+/// never writes half of them); a reused one is cleared.
 fn zeroed(v: &mut Vec<Complex32>, len: usize) {
-    v.clear();
-    v.resize(len, Complex32::new(0.0, 0.0));
+    if v.len() == len {
+        v.fill(Complex32::new(0.0, 0.0));
+    } else {
+        *v = vec![Complex32::new(0.0, 0.0); len];
+    }
 }
 
 impl Plan<'_> {
+    /// `pad_edge` with the roll-off tables of this length (no cos per sample).
+    fn pad(&self, row: ndarray::ArrayView1<f32>, buf: &mut [f32]) {
+        let (left, nd) = (self.left, self.nd);
+        let first = row[0];
+        let last = row[nd - 1];
+        for (b, &v) in buf[left..left + nd].iter_mut().zip(row.iter()) {
+            *b = v;
+        }
+        for (b, &t) in buf[..left].iter_mut().zip(&self.taper_l) {
+            *b = first * t;
+        }
+        for (b, &t) in buf[left + nd..].iter_mut().zip(&self.taper_r) {
+            *b = last * t;
+        }
+    }
+
     /// Gridded values of angle `a` for k = kmin..=kmax into `dst(kk, value)`.
     #[allow(clippy::too_many_arguments)]
     fn angle_values(
@@ -166,21 +198,11 @@ impl Plan<'_> {
         tmp: &mut AngleTmp,
         mut dst: impl FnMut(usize, Complex32),
     ) {
-        let (g, nd, left) = (self.g, self.nd, self.left);
+        let (g, left) = (self.g, self.left);
         let gi = g as isize;
-        pad_edge(
-            proj.slice(ndarray::s![a, rows[0], ..]).into_iter(),
-            nd,
-            left,
-            &mut tmp.re,
-        );
+        self.pad(proj.slice(ndarray::s![a, rows[0], ..]), &mut tmp.re);
         if two {
-            pad_edge(
-                proj.slice(ndarray::s![a, rows[1], ..]).into_iter(),
-                nd,
-                left,
-                &mut tmp.im,
-            );
+            self.pad(proj.slice(ndarray::s![a, rows[1], ..]), &mut tmp.im);
         }
         for (z, (&x, &y)) in tmp.buf.iter_mut().zip(tmp.re.iter().zip(&tmp.im)) {
             *z = Complex32::new(x, if two { y } else { 0.0 });
@@ -206,11 +228,15 @@ impl Plan<'_> {
         let c32 = |z: Complex64| Complex32::new(z.re as f32, z.im as f32);
         let buf = &tmp.buf;
         for k in kmin..=self.kmax {
-            let ik = k.rem_euclid(gi) as usize;
+            let (ik, jk) = if k >= 0 {
+                (k as usize, if k == 0 { 0 } else { (gi - k) as usize })
+            } else {
+                ((gi + k) as usize, (-k) as usize)
+            };
             let f = self.resp[ik] * wf;
             let v = if two {
                 let q = buf[ik];
-                let qc = buf[(-k).rem_euclid(gi) as usize].conj();
+                let qc = buf[jk].conj();
                 // Split the two real slices' spectra.
                 let p1 = (q + qc) * 0.5;
                 let p2 = (q - qc) * Complex32::new(0.0, -0.5);
@@ -419,6 +445,7 @@ impl Plan<'_> {
         // ... then along v, only for the n columns the slice needs, eight
         // neighbouring columns per pass so the reads are 64-byte runs.
         let grid = &bufs.grid;
+        let gi = g as isize;
         let cols: Vec<Vec<Complex32>> = (0..n.div_ceil(BLOCK))
             .into_par_iter()
             .map_init(
@@ -429,27 +456,30 @@ impl Plan<'_> {
                     let ms: Vec<usize> = (c0..c1).map(|col| self.wrap[col + g - hh]).collect();
                     let mut cs: Vec<Vec<Complex32>> =
                         vec![vec![Complex32::new(0.0, 0.0); g]; c1 - c0];
-                    for v in 0..g {
+                    for v in (0..g).filter(|&v| used(v)) {
                         let row = &grid[v * g..(v + 1) * g];
                         for (c, &m) in cs.iter_mut().zip(&ms) {
                             c[v] = row[m];
                         }
                     }
-                    for c in cs.iter_mut() {
-                        inv.process_with_scratch(c, s);
-                    }
-                    cs
+                    // Keep only the n entries the slice reads (row -> nn).
+                    cs.into_iter()
+                        .map(|mut c| {
+                            inv.process_with_scratch(&mut c, s);
+                            (0..n)
+                                .map(|row| c[(hh as isize - row as isize).rem_euclid(gi) as usize])
+                                .collect::<Vec<Complex32>>()
+                        })
+                        .collect::<Vec<_>>()
                 },
             )
             .flatten()
             .collect();
-        let gi = g as isize;
         for row in 0..n {
             let (c0, c1) = mask_cols(n, row, self.geo.mask_radius);
-            let nn = (hh as isize - row as isize).rem_euclid(gi) as usize;
             let dy = self.deapod[row.abs_diff(hh)];
             for col in c0..c1 {
-                let z = cols[col][nn] * (self.deapod[col.abs_diff(hh)] * dy);
+                let z = cols[col][row] * (self.deapod[col.abs_diff(hh)] * dy);
                 if two {
                     outs[0][[row, col]] = z.re;
                     outs[1][[row, col]] = z.im;
@@ -477,6 +507,19 @@ impl AngleTmp {
             im: vec![0f32; p.g],
             scratch: vec![Complex32::new(0.0, 0.0); p.fwd.get_inplace_scratch_len()],
         }
+    }
+}
+
+/// The padding roll-off of `pad_edge` (left or right side) as a table, from
+/// the total pad and its left part: ones where it sees the edge value.
+fn taper(total: usize, left: usize, is_left: bool) -> Vec<f32> {
+    let mut buf = vec![0f32; total + 1];
+    // One data sample of value 1 between the two pads.
+    pad_edge([1.0f32].iter(), 1, left, &mut buf);
+    if is_left {
+        buf[..left].to_vec()
+    } else {
+        buf[left + 1..].to_vec()
     }
 }
 
@@ -534,6 +577,8 @@ pub fn gridrec(
         trig: geo.theta.iter().map(|t| (t.cos(), t.sin())).collect(),
         deapod,
         wrap: (0..3 * g).map(|i| i % g).collect(),
+        taper_l: taper(g - nd, (g - nd) / 2, true),
+        taper_r: taper(g - nd, (g - nd) / 2, false),
     };
 
     let mut out = Array3::<f32>::zeros((nr, n, n));
