@@ -58,14 +58,14 @@ def ramp_response(filter_name: str, n: int) -> np.ndarray:
 
 def _pads(n_det: int, pad_len: int, algorithm: str) -> tuple[int, int]:
     """Left and right pad (see the module docstring). gridrec: an even total
-    width whose middle pixel is the axis pixel closest to (n_det - 1) / 2, at
-    least one column on the left (the rows are cropped one lower); others:
-    symmetric."""
+    width whose middle pixel is the axis pixel closest to (n_det - 1) / 2
+    (odd n: one column more on the left than on the right); others and
+    unpadded even widths: symmetric. No more than needed: TomoPy's grid is
+    the next power of two >= the width, so one extra column can double it."""
     left = max(0, (pad_len - n_det) // 2)
-    if algorithm != "gridrec":
+    if algorithm != "gridrec" or n_det % 2 == 0:
         return left, left
-    left = max(left, 1)
-    return (left, left - 1) if n_det % 2 else (left, left)
+    return (left, left - 1) if left else (1, 0)
 
 
 def recon_tomopy(
@@ -127,8 +127,12 @@ def recon_tomopy(
     width = rec.shape[2]
     if algorithm == "gridrec":
         # The axis is on column width // 2 and, rows running downwards, on row
-        # width // 2 - 1: crop the rows one higher to put it on the same index.
-        rec = rec[:, left - 1 : left - 1 + n_det, left : left + n_det]
+        # width // 2 - 1: crop the rows one higher to put it on the same index
+        # (unpadded: roll the rows by one; the wrapped row is outside the disc).
+        if left:
+            rec = rec[:, left - 1 : left - 1 + n_det, left : left + n_det]
+        else:
+            rec = np.roll(rec[:, :n_det, :n_det], 1, axis=1)
         axis = (width // 2 - left, width // 2 - left)
     else:
         rec = rec[:, left : left + n_det, left : left + n_det]
