@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 
@@ -39,9 +40,17 @@ class Reconstruction(np.ndarray):
         return str(self.meta.get("backend", ""))
 
 
+@functools.cache
 def tomopy_available() -> bool:
-    """True when TomoPy can be imported."""
-    return importlib.util.find_spec("tomopy") is not None
+    """True when TomoPy imports (an installed package whose compiled libtomo
+    cannot be loaded counts as absent). Checked once per process."""
+    if importlib.util.find_spec("tomopy") is None:
+        return False
+    try:
+        import tomopy  # noqa: F401
+    except Exception:  # ImportError, or OSError / ModuleNotFoundError from libtomo
+        return False
+    return True
 
 
 def angle_weights(theta: np.ndarray) -> np.ndarray:
