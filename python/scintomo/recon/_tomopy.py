@@ -11,12 +11,12 @@ and handled here:
   both, so rows are sent in runs of equal centre (one call per run).
 - padding: ``tomopy.recon`` does not pad; unpadded gridrec wraps around
   (TomoPy issue #481), so projections are padded here with edge values.
-- output grid: TomoPy puts the rotation axis on output pixel ``P // 2`` of a
-  P-wide grid, scintomo on ``(n - 1) / 2``. The padding is chosen so that
-  the axis lands on pixel ``(n - 1) / 2`` for odd n; for even n the axis sits
-  on pixel ``n / 2``, half a pixel right of and below scintomo's (recorded in
-  the result's ``meta["axis_pixel"]``). TomoPy's fbp has the axis at
-  (n - 1) / 2 in columns but half a pixel higher in rows.
+- output grid: TomoPy's gridrec puts the rotation axis on output pixel
+  ``P // 2`` of a P-wide grid (its fbp: on (P - 1) / 2 in columns, half a
+  pixel higher in rows), scintomo on ``(n - 1) / 2``. The padding puts it as
+  close as whole pixels can, and the rest (half a pixel) is taken up by
+  shifting each projection by tx cos(theta) + ty sin(theta) (a phase ramp),
+  which translates the image: the slices come out on scintomo's grid.
 - ``fbp``: TomoPy's "fbp" back-projects without filtering ("Filtering is not
   implemented for fbp"); the projections are filtered here (the same windowed
   band-limited ramp as the built-in FBP, angle weights included), so the
@@ -68,6 +68,25 @@ def _pads(n_det: int, pad_len: int, algorithm: str) -> tuple[int, int]:
     return (left, left - 1) if left else (1, 0)
 
 
+def _filter_and_shift(proj, theta, weights, fname, tx, ty) -> np.ndarray:
+    """Projections (A, R, M) shifted by tx cos(theta) + ty sin(theta) columns
+    (a phase ramp: exact for band-limited data) and, when ``fname`` is
+    given, filtered by the windowed ramp and weighted per angle (fbp)."""
+    m = proj.shape[2]
+    nf = 1 << int(np.ceil(np.log2(2 * m)))
+    f = np.fft.rfftfreq(nf)
+    th = np.asarray(theta, dtype=np.float64)
+    shift = tx * np.cos(th) + ty * np.sin(th)
+    h = np.exp(-2j * np.pi * shift[:, None] * f[None, :])
+    if fname is not None:
+        h = h * ramp_response(fname, nf)[None, :] * np.asarray(weights, np.float64)[:, None]
+    out = np.empty(proj.shape, dtype=np.float32)
+    for r in range(proj.shape[1]):  # one row at a time: bounded memory
+        spec = np.fft.rfft(proj[:, r], n=nf, axis=1) * h
+        out[:, r] = np.fft.irfft(spec, n=nf, axis=1)[:, :m]
+    return out
+
+
 def recon_tomopy(
     proj,
     theta,
@@ -97,16 +116,21 @@ def recon_tomopy(
     opts = dict(kwargs)
     if algorithm == "gridrec" and "filter_name" not in opts:
         opts["filter_name"] = filter
-    if algorithm == "fbp":
-        fname = opts.pop("filter_name", filter)
-        if fname not in _WINDOWS:
-            raise ParameterError(f"filter {fname!r} is not available for TomoPy's fbp here")
-        m = proj.shape[2]
-        nf = 1 << int(np.ceil(np.log2(2 * m)))
-        spec = np.fft.rfft(proj, n=nf, axis=2) * ramp_response(fname, nf)
-        proj = np.fft.irfft(spec, n=nf, axis=2)[:, :, :m]
-        proj *= np.asarray(weights, dtype=np.float64)[:, None, None]
-        proj = np.ascontiguousarray(proj, dtype=np.float32)
+    width = proj.shape[2]
+    # Where TomoPy will put the axis in the cropped slice (row, column) ...
+    if algorithm == "gridrec":
+        axis = (width // 2 - left, width // 2 - left)
+    else:
+        axis = ((width - 1) / 2 - left - 0.5, (width - 1) / 2 - left)
+    # ... and the image translation (x right, y up, pixels) that moves it to
+    # scintomo's (n - 1) / 2: each projection shifted by tx cos + ty sin.
+    mid = (n_det - 1) / 2.0
+    tx, ty = mid - axis[1], axis[0] - mid
+    fname = opts.pop("filter_name", filter) if algorithm == "fbp" else None
+    if fname is not None and fname not in _WINDOWS:
+        raise ParameterError(f"filter {fname!r} is not available for TomoPy's fbp here")
+    if fname is not None or tx or ty:
+        proj = _filter_and_shift(proj, theta, weights, fname, tx, ty)
     c = np.asarray(centers, dtype=np.float64) + left
     th = np.asarray(theta, dtype=np.float32)
     # Runs of rows with one centre: TomoPy's gridrec uses one centre per pair.
@@ -124,20 +148,16 @@ def recon_tomopy(
             )
         )
     rec = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
-    width = rec.shape[2]
     if algorithm == "gridrec":
-        # The axis is on column width // 2 and, rows running downwards, on row
-        # width // 2 - 1: crop the rows one higher to put it on the same index
+        # Rows run downwards: TomoPy's axis row is width // 2 - 1 in its
+        # slice; cropping the rows one higher puts it on the column's index
         # (unpadded: roll the rows by one; the wrapped row is outside the disc).
         if left:
             rec = rec[:, left - 1 : left - 1 + n_det, left : left + n_det]
         else:
             rec = np.roll(rec[:, :n_det, :n_det], 1, axis=1)
-        axis = (width // 2 - left, width // 2 - left)
     else:
         rec = rec[:, left : left + n_det, left : left + n_det]
-        # fbp: the column axis between pixels as scintomo's, the row axis half a pixel up.
-        axis = ((width - 1) / 2 - left - 0.5, (width - 1) / 2 - left)
     if mask_ratio is not None:
         rec = tomopy.circ_mask(rec, axis=0, ratio=mask_ratio)
-    return np.ascontiguousarray(rec, dtype=np.float32), (float(axis[0]), float(axis[1]))
+    return np.ascontiguousarray(rec, dtype=np.float32), (mid, mid)
