@@ -114,6 +114,8 @@ def recon_tomopy(
         proj = np.pad(proj, ((0, 0), (0, 0), (left, right)), mode="edge")
     proj = np.ascontiguousarray(proj, dtype=np.float32)
     opts = dict(kwargs)
+    if "num_gridx" in opts or "num_gridy" in opts:
+        raise ParameterError("num_gridx / num_gridy: the slices are the detector's width here")
     if algorithm == "gridrec" and "filter_name" not in opts:
         opts["filter_name"] = filter
     width = proj.shape[2]
@@ -159,5 +161,7 @@ def recon_tomopy(
     else:
         rec = rec[:, left : left + n_det, left : left + n_det]
     if mask_ratio is not None:
-        rec = tomopy.circ_mask(rec, axis=0, ratio=mask_ratio)
+        # As the built-in mask: centred on (n - 1) / 2, radius ratio x n / 2.
+        yy, xx = np.mgrid[:n_det, :n_det] - mid
+        rec[:, xx**2 + yy**2 > (mask_ratio * n_det / 2.0) ** 2] = 0.0
     return np.ascontiguousarray(rec, dtype=np.float32), (mid, mid)
