@@ -1,10 +1,12 @@
 """Speed of the built-in reconstruction and its steps on a 1501 x 2048 sinogram.
 
 Run: ``python -m pytest benches/test_bench_recon.py -s``. Prints timings and
-ratios against references measured in the same run (scikit-image's iradon)
-or, where the reference is not installed (TomoPy), against the figures
+ratios against references measured in the same run (scikit-image's iradon;
+TomoPy's gridrec, padded as scintomo pads and unpadded, when TomoPy is
+installed) or, where the reference is not installed, against the figures
 measured for the issue on the 2-core machine (REFERENCES.md), labelled as
-such. scikit-image's iradon needs ~110 s per 2048-wide slice: it is timed on
+such. Each timing is the median of repeated calls after one warm-up call
+(the first call of a process pays the first touch of ~200 MB of buffers). scikit-image's iradon needs ~110 s per 2048-wide slice: it is timed on
 the same problem scaled down 4x in columns and angles (work / 64), where our
 FBP is timed too, so the ratio compares like with like.
 """
@@ -16,8 +18,8 @@ import time
 import numpy as np
 import pytest
 
-from scintomo.recon import find_center, reconstruct, remove_stripes
-from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
+from scintomo.recon import find_center, reconstruct, remove_stripes, tomopy_available
+from scintomo.simulate import ellipse_projections, ellipses_image, shepp_logan_ellipses
 
 N_ANG, N_DET = 1501, 2048
 TOMOPY_FIND_CENTER_VO_S = 66.0  # REFERENCES.md, same machine, 1501 x 2048
@@ -35,6 +37,18 @@ def timed(f, repeat=1):
     return float(np.median(ts)), out
 
 
+def timed_cpu(f, repeat=1):
+    """Median wall and process CPU seconds (all threads) per call: on a
+    loaded machine the CPU time still says what a call costs."""
+    ws, cs = [], []
+    for _ in range(repeat):
+        c, t = time.process_time(), time.perf_counter()
+        f()
+        ws.append(time.perf_counter() - t)
+        cs.append(time.process_time() - c)
+    return float(np.median(ws)), float(np.median(cs))
+
+
 @pytest.fixture(scope="module")
 def data():
     theta = np.linspace(0, np.pi, N_ANG, endpoint=False)
@@ -47,17 +61,67 @@ def data():
     return theta, center, stack.astype(np.float32)
 
 
+def accuracy(rec, truth):
+    """Correlation with the phantom and scale inside the field of view, the
+    phantom resampled onto the slice's grid (``meta["axis_pixel"]``)."""
+    from scipy.ndimage import shift
+
+    n = truth.shape[0]
+    dy, dx = (a - (n - 1) / 2 for a in rec.meta["axis_pixel"])
+    t = shift(truth, (dy, dx), order=1) if (dy or dx) else truth
+    yy, xx = np.mgrid[:n, :n] - (n - 1) / 2.0
+    m = xx**2 + yy**2 < (n / 2.0 - 4) ** 2
+    r, t = np.asarray(rec, np.float64)[m], np.asarray(t, np.float64)[m]
+    return np.corrcoef(r, t)[0, 1], (r * t).sum() / (t * t).sum()
+
+
+def test_bench_gridrec_vs_tomopy(data):
+    """Built-in gridrec vs TomoPy's gridrec on the same stack, same run."""
+    theta, center, stack = data
+    truth = ellipses_image(shepp_logan_ellipses(N_DET, fill=0.8), N_DET, supersample=2)
+    runs = [("builtin", {}, "built-in gridrec (pad 4096)")]
+    if tomopy_available():
+        runs += [
+            ("tomopy", {}, "TomoPy gridrec (pad 4096)"),
+            ("tomopy", {"pad": False}, "TomoPy gridrec (no pad)"),
+        ]
+    else:
+        print(f"\nTomoPy not installed: its gridrec ref {TOMOPY_GRIDREC_S} s/slice (REFERENCES.md)")
+    print(f"\ngridrec, {N_ANG} angles x {N_DET} columns: median s per call, slices/s, accuracy")
+    for backend, opts, name in runs:
+
+        def run(rows, nt, b=backend, o=opts):
+            return reconstruct(stack[:, :rows], theta, center=center, backend=b, n_threads=nt, **o)
+
+        rec = run(1, 2)  # warm-up, and the accuracy
+        c, s = accuracy(rec[0], truth)
+        for rows in (1, 8):
+            for nt in (1, 2):
+                t, cpu = timed_cpu(
+                    lambda r=rows, n=nt, f=run: f(r, n), repeat=3 if rows == 1 else 1
+                )
+                print(
+                    f"  {name:28s} {rows} slice(s) {nt} thread(s): {t:6.2f} s"
+                    f" {t / rows:6.3f} s/slice {rows / t:6.2f} slices/s"
+                    f" (CPU {cpu / rows:6.3f} s/slice)  corr {c:.4f} scale {s:.3f}"
+                )
+
+
 def test_bench_reconstruct(data):
     theta, center, stack = data
     print(f"\nreconstruct, {N_ANG} angles x {N_DET} columns (padded to 4096)")
-    for alg in ("gridrec", "fbp"):
-        for rows in (1, 8):
+    reconstruct(stack[:, :1], theta, center=center, backend="builtin", algorithm="fbp")  # warm-up
+    for alg in ("fbp",):  # gridrec: test_bench_gridrec_vs_tomopy
+        for rows in (1,):  # 8 slices: ~40 s, 8 x the 1-slice time
             for nt in (1, 2):
-                if alg == "fbp" and rows == 8 and nt == 1:
-                    continue  # ~40 s; 8 slices x the 1-slice time
                 t, _ = timed(
                     lambda rows=rows, alg=alg, nt=nt: reconstruct(
-                        stack[:, :rows], theta, center=center, algorithm=alg, n_threads=nt
+                        stack[:, :rows],
+                        theta,
+                        center=center,
+                        algorithm=alg,
+                        n_threads=nt,
+                        backend="builtin",
                     )
                 )
                 ref = TOMOPY_GRIDREC_S if alg == "gridrec" else SKIMAGE_IRADON_S
@@ -83,7 +147,10 @@ def test_bench_fbp_vs_skimage(data):
     print(f"\nFBP vs skimage iradon on {sub.shape[0]} angles x {sub.shape[1]} columns")
     for nt in (1, 2):
         t, _ = timed(
-            lambda nt=nt: reconstruct(sub, th, center=c, algorithm="fbp", n_threads=nt), repeat=3
+            lambda nt=nt: reconstruct(
+                sub, th, center=c, algorithm="fbp", n_threads=nt, backend="builtin"
+            ),
+            repeat=3,
         )
         print(f"  skimage {t_sk:.2f} s, ours {nt} thread(s) {t:.3f} s: x{t_sk / t:.0f}")
 
@@ -101,15 +168,18 @@ def test_bench_find_center(data):
 def test_bench_remove_stripes(data):
     _, _, stack = data
     sino = stack[:, 0]
+    ref_s, ref_name = TOMOPY_REMOVE_ALL_STRIPE_S, "ref (REFERENCES.md)"
+    if tomopy_available():
+        import tomopy
+
+        ref_s, _ = timed(lambda: tomopy.remove_all_stripe(stack[:, :1], ncore=1))
+        ref_name = "measured now, ncore=1"
     for method in ("all", "sort", "filter", "fw"):
         for nt in (1, 2):
             t, _ = timed(
                 lambda m=method, nt=nt: remove_stripes(sino, method=m, n_threads=nt), repeat=3
             )
-            ref = (
-                f"; TomoPy remove_all_stripe ref {TOMOPY_REMOVE_ALL_STRIPE_S} s:"
-                f" x{TOMOPY_REMOVE_ALL_STRIPE_S / t:.0f}"
-            )
+            ref = f"; TomoPy remove_all_stripe {ref_name} {ref_s:.2f} s: x{ref_s / t:.0f}"
             print(
                 f"\nremove_stripes {method:6s} {nt} thread(s) {N_ANG} x {N_DET}: {t:.3f} s"
                 + (ref if method == "all" else "")

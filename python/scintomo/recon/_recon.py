@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 
@@ -21,7 +22,8 @@ _TOMOPY_FILTER = {"ramp": "ramlak"}
 class Reconstruction(np.ndarray):
     """The reconstructed slices: a plain float32 ndarray, (row, y, x), with a
     ``meta`` dict saying how it was made (``backend``, ``algorithm``,
-    ``filter``, ``center``, ``pad_len``, ...). ``np.asarray(rec)`` drops it."""
+    ``filter``, ``center``, ``pad_len``, ``axis_pixel`` (row, column) of the
+    rotation axis in the slice, ...). ``np.asarray(rec)`` drops it."""
 
     meta: dict
 
@@ -38,9 +40,17 @@ class Reconstruction(np.ndarray):
         return str(self.meta.get("backend", ""))
 
 
+@functools.cache
 def tomopy_available() -> bool:
-    """True when TomoPy can be imported."""
-    return importlib.util.find_spec("tomopy") is not None
+    """True when TomoPy imports (an installed package whose compiled libtomo
+    cannot be loaded counts as absent). Checked once per process."""
+    if importlib.util.find_spec("tomopy") is None:
+        return False
+    try:
+        import tomopy  # noqa: F401
+    except Exception:  # ImportError, or OSError / ModuleNotFoundError from libtomo
+        return False
+    return True
 
 
 def angle_weights(theta: np.ndarray) -> np.ndarray:
@@ -190,6 +200,7 @@ def reconstruct(
     if backend == "auto":
         use = "tomopy" if tomopy_available() else "builtin"
     if use == "builtin":
+        axis_pixel = ((n_out - 1) / 2.0, (n_out - 1) / 2.0)
         choice(algorithm, "algorithm (built-in backend)", BUILTIN_ALGORITHMS)
         if tomopy_kwargs:
             raise ParameterError(
@@ -213,10 +224,13 @@ def reconstruct(
     else:
         from ._tomopy import recon_tomopy
 
-        out = recon_tomopy(
+        if n_out != n_det:
+            raise ParameterError("n_out is an option of the built-in backend only")
+        out, axis_pixel = recon_tomopy(
             arr,
             th,
             centers,
+            angle_weights(th),
             algorithm=algorithm,
             filter=_TOMOPY_FILTER.get(filter, filter),
             pad_len=pad_len,
@@ -233,6 +247,7 @@ def reconstruct(
         "pad_len": pad_len,
         "mask_ratio": ratio,
         "n_angles": n_ang,
+        "axis_pixel": axis_pixel,
     }
     res = out[0] if single else out
     return Reconstruction(res, meta)

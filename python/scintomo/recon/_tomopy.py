@@ -1,10 +1,26 @@
 """Pass-through to TomoPy (https://tomopy.readthedocs.io), used when installed.
 
-TomoPy threads itself (``ncore``); scintomo does not wrap it in its own pool.
-Padding is done here (edge values, centre shifted by the pad) because
-``tomopy.recon`` does not pad: unpadded gridrec wraps around (TomoPy issue
-#481). The centre is passed unchanged: scintomo's centre is the one TomoPy's
-``find_center*`` functions return.
+TomoPy's conventions, checked against TomoPy 1.15 (built from its repository)
+and handled here:
+
+- threads: TomoPy threads itself; ``ncore`` is passed through and scintomo
+  does not wrap the call in its own pool.
+- centre: the same convention as scintomo's (column index of the axis, pixel
+  centres at integers), passed unchanged (shifted by the padding). TomoPy's
+  gridrec reconstructs two rows at once and uses the *first* row's centre for
+  both, so rows are sent in runs of equal centre (one call per run).
+- padding: ``tomopy.recon`` does not pad; unpadded gridrec wraps around
+  (TomoPy issue #481), so projections are padded here with edge values.
+- output grid: TomoPy's gridrec puts the rotation axis on output pixel
+  ``P // 2`` of a P-wide grid (its fbp: on (P - 1) / 2 in columns, half a
+  pixel higher in rows), scintomo on ``(n - 1) / 2``. The padding puts it as
+  close as whole pixels can, and the rest (half a pixel) is taken up by
+  shifting each projection by tx cos(theta) + ty sin(theta) (a phase ramp),
+  which translates the image: the slices come out on scintomo's grid.
+- ``fbp``: TomoPy's "fbp" back-projects without filtering ("Filtering is not
+  implemented for fbp"); the projections are filtered here (the same windowed
+  band-limited ramp as the built-in FBP, angle weights included), so the
+  result is a true FBP on scintomo's scale.
 """
 
 from __future__ import annotations
@@ -13,42 +29,139 @@ import numpy as np
 
 from ..exceptions import ParameterError
 
+_WINDOWS = {
+    "ramp": lambda f: np.ones_like(f),
+    "ramlak": lambda f: np.ones_like(f),
+    "shepp": lambda f: np.sinc(f),
+    "cosine": lambda f: np.cos(np.pi * f),
+    "hamming": lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f),
+    "hann": lambda f: 0.5 + 0.5 * np.cos(2 * np.pi * f),
+    "parzen": lambda f: np.where(
+        2 * np.abs(f) <= 0.5,
+        1 - 6 * (2 * f) ** 2 + 6 * np.abs(2 * f) ** 3,
+        2 * (1 - np.abs(2 * f)) ** 3,
+    ),
+}
+
+
+def ramp_response(filter_name: str, n: int) -> np.ndarray:
+    """Frequency response (rfft order, length n // 2 + 1) of the band-limited
+    ramp of Kak and Slaney times the window, as the built-in kernels use."""
+    h = np.zeros(n)
+    h[0] = 0.25
+    k = np.arange(1, n // 2 + 1, 2)
+    h[k] = -1.0 / (np.pi * k) ** 2
+    h[n - k] = h[k]
+    f = np.fft.rfftfreq(n)
+    return np.fft.rfft(h).real * _WINDOWS[filter_name](f)
+
+
+def _pads(n_det: int, pad_len: int, algorithm: str) -> tuple[int, int]:
+    """Left and right pad (see the module docstring). gridrec: an even total
+    width whose middle pixel is the axis pixel closest to (n_det - 1) / 2
+    (odd n: one column more on the left than on the right); others and
+    unpadded even widths: symmetric. No more than needed: TomoPy's grid is
+    the next power of two >= the width, so one extra column can double it."""
+    left = max(0, (pad_len - n_det) // 2)
+    if algorithm != "gridrec" or n_det % 2 == 0:
+        return left, left
+    return (left, left - 1) if left else (1, 0)
+
+
+def _filter_and_shift(proj, theta, weights, fname, tx, ty) -> np.ndarray:
+    """Projections (A, R, M) shifted by tx cos(theta) + ty sin(theta) columns
+    (a phase ramp: exact for band-limited data) and, when ``fname`` is
+    given, filtered by the windowed ramp and weighted per angle (fbp)."""
+    m = proj.shape[2]
+    nf = 1 << int(np.ceil(np.log2(2 * m)))
+    f = np.fft.rfftfreq(nf)
+    th = np.asarray(theta, dtype=np.float64)
+    shift = tx * np.cos(th) + ty * np.sin(th)
+    h = np.exp(-2j * np.pi * shift[:, None] * f[None, :])
+    if fname is not None:
+        h = h * ramp_response(fname, nf)[None, :] * np.asarray(weights, np.float64)[:, None]
+    out = np.empty(proj.shape, dtype=np.float32)
+    for r in range(proj.shape[1]):  # one row at a time: bounded memory
+        spec = np.fft.rfft(proj[:, r], n=nf, axis=1) * h
+        out[:, r] = np.fft.irfft(spec, n=nf, axis=1)[:, :m]
+    return out
+
 
 def recon_tomopy(
     proj,
     theta,
     centers,
+    weights,
     *,
     algorithm,
-    filter,
-    pad_len,  # noqa: A002
+    filter,  # noqa: A002
+    pad_len,
     mask_ratio,
     n_threads,
     **kwargs,
-) -> np.ndarray:
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Reconstruct with ``tomopy.recon``; returns the slices and the
+    (row, column) output pixel of the rotation axis."""
     try:
         import tomopy
     except ImportError as e:  # pragma: no cover - depends on the machine
         raise ParameterError(
-            "backend='tomopy' but TomoPy is not installed (conda install tomopy)"
+            "backend='tomopy' but TomoPy is not installed (conda install -c conda-forge tomopy)"
         ) from e
     n_det = proj.shape[2]
-    npad = max(0, (pad_len - n_det) // 2)
-    if npad:
-        proj = np.pad(proj, ((0, 0), (0, 0), (npad, npad)), mode="edge")
+    left, right = _pads(n_det, pad_len, algorithm)
+    if left or right:
+        proj = np.pad(proj, ((0, 0), (0, 0), (left, right)), mode="edge")
+    proj = np.ascontiguousarray(proj, dtype=np.float32)
     opts = dict(kwargs)
-    if algorithm in ("gridrec", "fbp") and "filter_name" not in opts:
+    if "num_gridx" in opts or "num_gridy" in opts:
+        raise ParameterError("num_gridx / num_gridy: the slices are the detector's width here")
+    if algorithm == "gridrec" and "filter_name" not in opts:
         opts["filter_name"] = filter
-    rec = tomopy.recon(
-        np.ascontiguousarray(proj, dtype=np.float32),
-        np.asarray(theta, dtype=np.float32),
-        center=np.asarray(centers, dtype=np.float32) + npad,
-        algorithm=algorithm,
-        ncore=n_threads,
-        **opts,
-    )
-    if npad:
-        rec = rec[:, npad : npad + n_det, npad : npad + n_det]
+    width = proj.shape[2]
+    # Where TomoPy will put the axis in the cropped slice (row, column) ...
+    if algorithm == "gridrec":
+        axis = (width // 2 - left, width // 2 - left)
+    else:
+        axis = ((width - 1) / 2 - left - 0.5, (width - 1) / 2 - left)
+    # ... and the image translation (x right, y up, pixels) that moves it to
+    # scintomo's (n - 1) / 2: each projection shifted by tx cos + ty sin.
+    mid = (n_det - 1) / 2.0
+    tx, ty = mid - axis[1], axis[0] - mid
+    fname = opts.pop("filter_name", filter) if algorithm == "fbp" else None
+    if fname is not None and fname not in _WINDOWS:
+        raise ParameterError(f"filter {fname!r} is not available for TomoPy's fbp here")
+    if fname is not None or tx or ty:
+        proj = _filter_and_shift(proj, theta, weights, fname, tx, ty)
+    c = np.asarray(centers, dtype=np.float64) + left
+    th = np.asarray(theta, dtype=np.float32)
+    # Runs of rows with one centre: TomoPy's gridrec uses one centre per pair.
+    cuts = [0] + [i for i in range(1, len(c)) if c[i] != c[i - 1]] + [len(c)]
+    parts = []
+    for a, b in zip(cuts[:-1], cuts[1:], strict=True):
+        parts.append(
+            tomopy.recon(
+                proj[:, a:b],
+                th,
+                center=np.full(b - a, c[a], dtype=np.float32),
+                algorithm=algorithm,
+                ncore=n_threads,
+                **opts,
+            )
+        )
+    rec = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+    if algorithm == "gridrec":
+        # Rows run downwards: TomoPy's axis row is width // 2 - 1 in its
+        # slice; cropping the rows one higher puts it on the column's index
+        # (unpadded: roll the rows by one; the wrapped row is outside the disc).
+        if left:
+            rec = rec[:, left - 1 : left - 1 + n_det, left : left + n_det]
+        else:
+            rec = np.roll(rec[:, :n_det, :n_det], 1, axis=1)
+    else:
+        rec = rec[:, left : left + n_det, left : left + n_det]
     if mask_ratio is not None:
-        rec = tomopy.circ_mask(rec, axis=0, ratio=mask_ratio)
-    return np.ascontiguousarray(rec, dtype=np.float32)
+        # As the built-in mask: centred on (n - 1) / 2, radius ratio x n / 2.
+        yy, xx = np.mgrid[:n_det, :n_det] - mid
+        rec[:, xx**2 + yy**2 > (mask_ratio * n_det / 2.0) ** 2] = 0.0
+    return np.ascontiguousarray(rec, dtype=np.float32), (mid, mid)
