@@ -71,6 +71,7 @@ def run_demo(
     quiet=False,
     nsino_per_chunk=8,
     n_threads=None,
+    backend="auto",
 ) -> dict:
     """Simulate, reconstruct with the pipeline, write the volume and ``report.html``.
 
@@ -125,7 +126,7 @@ def run_demo(
         f"integrals: bias {ff_bias:+.4f}, rms {ff_rms:.4f} -> {ff_path}"
     )
     try:
-        from . import recon  # noqa: F401
+        from . import recon
     except ImportError:
         say("reconstruction skipped: scintomo.recon is not in this build of scintomo")
         summary = {
@@ -144,6 +145,10 @@ def run_demo(
     cfg.output.format = "h5"
     cfg.output.nsino_per_chunk = nsino_per_chunk
     cfg.recon.algorithm = "gridrec"
+    cfg.recon.backend = backend
+    used = backend
+    if backend == "auto":
+        used = "tomopy" if recon.tomopy_available() else "builtin"
     cfg.run.progress = not quiet
     cfg.run.n_threads = n_threads or 0
     if psf_path is not None:
@@ -215,6 +220,7 @@ def run_demo(
         "deconvolution": psf_path is not None,
         "flatfield_bias": ff_bias,
         "flatfield_rms": ff_rms,
+        "recon_backend": used,
         "center_px": res.center,
         "true_center_px": true_center,
         "central_slice_rms_per_px": rms,

@@ -24,6 +24,12 @@ def add_parser(sub) -> None:
     p.add_argument("--nsino-per-chunk", type=int, default=8, help="rows per block")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--backend",
+        choices=("auto", "tomopy", "builtin"),
+        default="auto",
+        help="reconstruction backend (auto: TomoPy when importable)",
+    )
     p.set_defaults(func=run)
 
 
@@ -38,5 +44,6 @@ def run(args) -> int:
         seed=args.seed,
         nsino_per_chunk=args.nsino_per_chunk,
         n_threads=args.threads,
+        backend=args.backend,
     )
     return 0
