@@ -64,12 +64,55 @@ def test_dqe_of_ideal_counter_is_sinc_squared(counter_nps):
 def test_dqe_fluence_from_air_kerma_rqa5(counter_nps):
     d = D.dqe(counter_nps, lambda f: np.ones_like(f), air_kerma=2.0, beam_quality="RQA5")
     assert d.fluence == pytest.approx(2.0 * 29653.0)  # IEC 62220-1-1:2015
-    with pytest.raises(ParameterError):
-        D.dqe(counter_nps, lambda f: f, air_kerma=2.0, beam_quality="RQA9")
+    assert "IEC 62220-1-1:2015" in d.source_of_fluence
+    with pytest.raises(ParameterError, match="RQA4"):
+        D.dqe(counter_nps, lambda f: f, air_kerma=2.0, beam_quality="RQA4")
     with pytest.raises(ParameterError):
         D.dqe(counter_nps, lambda f: f)
     with pytest.raises(ParameterError):
         D.dqe(counter_nps, lambda f: f, fluence=1.0, air_kerma=1.0)
+    with pytest.raises(ParameterError):
+        D.dqe(counter_nps, lambda f: f, air_kerma=1.0, spectrum=(1.0, 2.0))
+
+
+def test_modelled_rqa5_spectrum_reproduces_the_standards_snr_in_squared():
+    # Independent check of the q/K integral and of the beam model: the
+    # standard's RQA5 value (IEC 62220-1-1:2015, from its reference spectra)
+    # against Kramers 70 kV + 21 mm Al (+ 2.5 mm inherent) with xraydb's air.
+    computed = D.fluence_per_air_kerma(D.beam_quality_spectrum("RQA5"))
+    assert computed == pytest.approx(D.SNR_IN_SQUARED["RQA5"], rel=0.05)
+    # harder beams carry more photons per uGy up to RQA7 (mu_en of air falls
+    # faster than 1/E below ~80 keV), then about level
+    q = {k: D.beam_quality_snr_in_squared(k)[0] for k in D.BEAM_QUALITIES}
+    assert q["RQA3"] < q["RQA5"] < q["RQA7"]
+    assert q["RQA9"] == pytest.approx(q["RQA7"], rel=0.1)
+    assert "computed" in D.beam_quality_snr_in_squared("RQA7")[1]
+
+
+def test_dqe_with_other_beam_qualities_and_spectra(counter_nps):
+    one = lambda f: np.ones_like(f)  # noqa: E731
+    d7 = D.dqe(counter_nps, one, air_kerma=2.0, beam_quality="RQA7")
+    q7, origin = D.beam_quality_snr_in_squared("RQA7")
+    assert d7.fluence == pytest.approx(2.0 * q7) and "computed" in d7.source_of_fluence
+    # a monochromatic spectrum: q / K = 1 / (E mu_en/rho), checked by hand
+    # from xraydb's components (photo + Compton electron share) at 60 keV
+    import xraydb
+
+    e = 60.0
+    photo = xraydb.material_mu("air", e * 1e3, density=1.0, kind="photo")
+    incoh = xraydb.material_mu("air", e * 1e3, density=1.0, kind="incoh")
+    t_e = xraydb.get_xraydb().compton_energies(np.array([e * 1e3])).electron_mean[0]
+    mu_en = photo + incoh * t_e / (e * 1e3)  # cm^2/g
+    # 1 photon/mm^2 = 100 photons/cm^2; Gy = J/kg; 1 keV = 1.602e-16 J
+    k_ugy = 100 * e * 1.602176634e-16 * mu_en * 1e3 * 1e6
+    mono = D.Spectrum(np.array([e]), np.array([1.0]))
+    dm = D.dqe(counter_nps, one, air_kerma=3.0, spectrum=mono)
+    assert dm.fluence == pytest.approx(3.0 / k_ugy, rel=1e-9)
+    # NIST's (mu_en/rho)_air at 60 keV is ~0.0304 cm^2/g: xraydb within 6%
+    assert mu_en == pytest.approx(0.0304, rel=0.06)
+    # snr_in_squared overrides everything
+    dg = D.dqe(counter_nps, one, air_kerma=1.0, spectrum=mono, snr_in_squared=123.0)
+    assert dg.fluence == pytest.approx(123.0)
 
 
 def _numpy_nnps(frames, roi, step, pixel_mm, order=2):
