@@ -554,3 +554,38 @@ def test_cli_characterise(tmp_path, capsys):
     )
     assert np.load(tmp_path / "maps.npz")["tau"].shape == (16, 16)
     assert main(["characterise", "nps", str(tmp_path / "missing.npy"), "--pixel-size", "1"]) == 2
+    args = ["characterise", "nps", str(tmp_path / "flats.tif"), "--pixel-size", "50"]
+    out2 = tmp_path / "nps_region.json"
+    assert main([*args, "--region", "10,290,20,280", "-o", str(out2)]) == 0
+    assert json.loads(out2.read_text())["region"] == [10, 290, 20, 280]
+    assert main([*args, "--region", "middle"]) == 2
+
+
+def test_nps_region_iec_is_the_central_125_mm():
+    rng = np.random.default_rng(7)
+    frames = rng.poisson(400.0, (2, 400, 300)).astype(np.float32)
+    # noise 10x stronger outside the central area must not reach the result
+    inner = np.zeros((400, 300), bool)
+    inner[75:325, 25:275] = True  # 125 mm at 500 um = 250 px, centred
+    frames[:, ~inner] = rng.normal(400.0, 200.0, (2, int((~inner).sum())))
+    r = D.nps(frames, pixel_size=500.0, roi=64, region="iec")
+    assert r.region == (75, 325, 25, 275)
+    crop = np.ascontiguousarray(frames[:, 75:325, 25:275])
+    ref = D.nps(crop, pixel_size=500.0, roi=64)
+    np.testing.assert_allclose(r.horizontal, ref.horizontal, rtol=1e-6)
+    np.testing.assert_allclose(r.vertical, ref.vertical, rtol=1e-6)
+    assert r.n_rois == ref.n_rois == 2 * 6 * 6
+    # Poisson: NNPS ~ dx^2 / mean; the noisy border would give ~100x more
+    assert np.mean(r.values) == pytest.approx(0.5**2 / 400.0, rel=0.1)
+    whole = D.nps(frames, pixel_size=500.0, roi=64)
+    assert np.mean(whole.values) > 10 * np.mean(r.values)
+    explicit = D.nps(frames, pixel_size=500.0, roi=64, region=(75, 325, 25, 275))
+    np.testing.assert_array_equal(explicit.horizontal, r.horizontal)
+    # frames smaller than 125 mm: the whole extent along that axis
+    assert D.nps(frames, pixel_size=100.0, roi=64, region="iec").region == (0, 400, 0, 300)
+    with pytest.raises(ShapeError):
+        D.nps(frames, pixel_size=500.0, roi=64, region=(0, 500, 0, 300))
+    with pytest.raises(ParameterError):
+        D.nps(frames, pixel_size=500.0, roi=64, region="centre")
+    with pytest.raises(ShapeError):
+        D.nps(frames, pixel_size=500.0, roi=64, region=(0, 32, 0, 300))
