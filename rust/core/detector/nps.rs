@@ -267,7 +267,8 @@ struct BandScratch {
     /// The same as one complex signal a + i b.
     pair: Vec<Complex<f32>>,
     cscratch: Vec<Complex<f32>>,
-    /// Half spectra of up to TILE rows, row-major (TILE x nc).
+    /// Half spectra of up to TILE rows, column-major (nc x TILE): bin c of
+    /// tile row k at `c * TILE + k`, so that each bin's rows are contiguous.
     tile: Vec<Complex<f32>>,
     /// Ring of the last `cap = roi + TILE` row spectra, column-major: bin c
     /// of ring slot k at `c * ld + k` (ld = cap + 8 so that the columns do
@@ -295,7 +296,6 @@ struct Band<'a, T> {
     r0s: &'a [usize],
     roi: usize,
     n_rows: usize,
-    nc: usize,
     cap: usize,
     ld: usize,
     cfft: &'a dyn Fft<f32>,
@@ -337,7 +337,6 @@ fn nps_sum_banded<T: Pixel>(
         r0s: &r0s,
         roi,
         n_rows,
-        nc,
         cap,
         ld,
         cfft: cfft.as_ref(),
@@ -411,7 +410,7 @@ fn band_task_body<T: Pixel>(
     f: usize,
     c0: usize,
 ) -> CoreResult<()> {
-    let (roi, nc, cap, ld) = (b.roi, b.nc, b.cap, b.ld);
+    let (roi, cap, ld) = (b.roi, b.cap, b.ld);
     let frame = b.frames.index_axis(Axis(0), f);
     let (h, w) = frame.dim();
     let xs: Vec<f64> = (0..roi).map(|i| coord(c0 + i, w)).collect();
@@ -456,15 +455,20 @@ fn band_task_body<T: Pixel>(
                 *z = Complex::new(x, y);
             }
             b.cfft.process_with_scratch(&mut st.pair, &mut st.cscratch);
-            let (ta, tb) = st.tile[k * nc..].split_at_mut(nc);
-            split_pair(&st.pair, ta, if two { Some(&mut tb[..nc]) } else { None });
+            split_pair(&st.pair, &mut st.tile, k, two);
             k += 2;
         }
-        // tile -> ring (column-major), a few contiguous slots per column
-        let slots: [usize; TILE] = std::array::from_fn(|k| (r + k) % cap);
-        for (c, ring_col) in st.ring.chunks_exact_mut(ld).enumerate() {
-            for k in 0..nt {
-                ring_col[slots[k]] = st.tile[k * nc + c];
+        // tile -> ring: nt contiguous slots per bin unless they wrap
+        let s0 = r % cap;
+        if s0 + nt <= cap {
+            for (ring_col, t) in st.ring.chunks_exact_mut(ld).zip(st.tile.chunks_exact(TILE)) {
+                ring_col[s0..s0 + nt].copy_from_slice(&t[..nt]);
+            }
+        } else {
+            for (ring_col, t) in st.ring.chunks_exact_mut(ld).zip(st.tile.chunks_exact(TILE)) {
+                for (k, z) in t[..nt].iter().enumerate() {
+                    ring_col[(s0 + k) % cap] = *z;
+                }
             }
         }
         r += nt;
@@ -539,24 +543,25 @@ fn detrend_row<T: Pixel>(
 }
 
 /// Spectra A, B (bins 0..nc) of two real signals a, b from Z = DFT(a + i b):
-/// A[k] = (Z[k] + conj Z[-k]) / 2, B[k] = (Z[k] - conj Z[-k]) / (2 i).
+/// A[k] = (Z[k] + conj Z[-k]) / 2, B[k] = (Z[k] - conj Z[-k]) / (2 i),
+/// written to tile rows `k` and `k + 1` (B only if `two`).
 #[inline(always)]
-fn split_pair(z: &[Complex<f32>], a: &mut [Complex<f32>], b: Option<&mut [Complex<f32>]>) {
-    let nc = a.len();
-    match b {
-        Some(b) => {
-            // k = 0 pairs with itself; for k >= 1, Z[-k] = Z[n - k]
-            let q = z[0];
-            a[0] = Complex::new(q.re, 0.0);
-            b[0] = Complex::new(q.im, 0.0);
-            let zk = &z[1..nc];
-            let zmk = z[1..].iter().rev();
-            for (((ak, bk), p), q) in a[1..].iter_mut().zip(b[1..].iter_mut()).zip(zk).zip(zmk) {
-                *ak = Complex::new(0.5 * (p.re + q.re), 0.5 * (p.im - q.im));
-                *bk = Complex::new(0.5 * (p.im + q.im), -0.5 * (p.re - q.re));
-            }
+fn split_pair(z: &[Complex<f32>], tile: &mut [Complex<f32>], k: usize, two: bool) {
+    let mut cols = tile.chunks_exact_mut(TILE);
+    if !two {
+        for (t, zk) in (&mut cols).zip(z) {
+            t[k] = *zk;
         }
-        None => a.copy_from_slice(&z[..nc]),
+        return;
+    }
+    // k = 0 pairs with itself; for c >= 1, Z[-c] = Z[n - c]
+    if let Some(t) = cols.next() {
+        t[k] = Complex::new(z[0].re, 0.0);
+        t[k + 1] = Complex::new(z[0].im, 0.0);
+    }
+    for ((t, p), q) in cols.zip(&z[1..]).zip(z[1..].iter().rev()) {
+        t[k] = Complex::new(0.5 * (p.re + q.re), 0.5 * (p.im - q.im));
+        t[k + 1] = Complex::new(0.5 * (p.im + q.im), -0.5 * (p.re - q.re));
     }
 }
 
