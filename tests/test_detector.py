@@ -589,3 +589,12 @@ def test_nps_region_iec_is_the_central_125_mm():
         D.nps(frames, pixel_size=500.0, roi=64, region="centre")
     with pytest.raises(ShapeError):
         D.nps(frames, pixel_size=500.0, roi=64, region=(0, 32, 0, 300))
+
+
+def test_nps_of_a_strided_view_equals_its_copy():
+    rng = np.random.default_rng(5)
+    big = rng.normal(100.0, 5.0, (2, 96, 160)).astype(np.float32)
+    view = big[:, :, ::2]  # rows not contiguous: the kernel's copy path
+    a = D.nps(view, pixel_size=10.0, roi=32)
+    b = D.nps(np.ascontiguousarray(view), pixel_size=10.0, roi=32)
+    np.testing.assert_allclose(a.nnps_2d, b.nnps_2d, rtol=1e-6)
