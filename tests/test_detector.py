@@ -64,12 +64,55 @@ def test_dqe_of_ideal_counter_is_sinc_squared(counter_nps):
 def test_dqe_fluence_from_air_kerma_rqa5(counter_nps):
     d = D.dqe(counter_nps, lambda f: np.ones_like(f), air_kerma=2.0, beam_quality="RQA5")
     assert d.fluence == pytest.approx(2.0 * 29653.0)  # IEC 62220-1-1:2015
-    with pytest.raises(ParameterError):
-        D.dqe(counter_nps, lambda f: f, air_kerma=2.0, beam_quality="RQA9")
+    assert "IEC 62220-1-1:2015" in d.source_of_fluence
+    with pytest.raises(ParameterError, match="RQA4"):
+        D.dqe(counter_nps, lambda f: f, air_kerma=2.0, beam_quality="RQA4")
     with pytest.raises(ParameterError):
         D.dqe(counter_nps, lambda f: f)
     with pytest.raises(ParameterError):
         D.dqe(counter_nps, lambda f: f, fluence=1.0, air_kerma=1.0)
+    with pytest.raises(ParameterError):
+        D.dqe(counter_nps, lambda f: f, air_kerma=1.0, spectrum=(1.0, 2.0))
+
+
+def test_modelled_rqa5_spectrum_reproduces_the_standards_snr_in_squared():
+    # Independent check of the q/K integral and of the beam model: the
+    # standard's RQA5 value (IEC 62220-1-1:2015, from its reference spectra)
+    # against Kramers 70 kV + 21 mm Al (+ 2.5 mm inherent) with xraydb's air.
+    computed = D.fluence_per_air_kerma(D.beam_quality_spectrum("RQA5"))
+    assert computed == pytest.approx(D.SNR_IN_SQUARED["RQA5"], rel=0.05)
+    # harder beams carry more photons per uGy up to RQA7 (mu_en of air falls
+    # faster than 1/E below ~80 keV), then about level
+    q = {k: D.beam_quality_snr_in_squared(k)[0] for k in D.BEAM_QUALITIES}
+    assert q["RQA3"] < q["RQA5"] < q["RQA7"]
+    assert q["RQA9"] == pytest.approx(q["RQA7"], rel=0.1)
+    assert "computed" in D.beam_quality_snr_in_squared("RQA7")[1]
+
+
+def test_dqe_with_other_beam_qualities_and_spectra(counter_nps):
+    one = lambda f: np.ones_like(f)  # noqa: E731
+    d7 = D.dqe(counter_nps, one, air_kerma=2.0, beam_quality="RQA7")
+    q7, origin = D.beam_quality_snr_in_squared("RQA7")
+    assert d7.fluence == pytest.approx(2.0 * q7) and "computed" in d7.source_of_fluence
+    # a monochromatic spectrum: q / K = 1 / (E mu_en/rho), checked by hand
+    # from xraydb's components (photo + Compton electron share) at 60 keV
+    import xraydb
+
+    e = 60.0
+    photo = xraydb.material_mu("air", e * 1e3, density=1.0, kind="photo")
+    incoh = xraydb.material_mu("air", e * 1e3, density=1.0, kind="incoh")
+    t_e = xraydb.get_xraydb().compton_energies(np.array([e * 1e3])).electron_mean[0]
+    mu_en = photo + incoh * t_e / (e * 1e3)  # cm^2/g
+    # 1 photon/mm^2 = 100 photons/cm^2; Gy = J/kg; 1 keV = 1.602e-16 J
+    k_ugy = 100 * e * 1.602176634e-16 * mu_en * 1e3 * 1e6
+    mono = D.Spectrum(np.array([e]), np.array([1.0]))
+    dm = D.dqe(counter_nps, one, air_kerma=3.0, spectrum=mono)
+    assert dm.fluence == pytest.approx(3.0 / k_ugy, rel=1e-9)
+    # NIST's (mu_en/rho)_air at 60 keV is ~0.0304 cm^2/g: xraydb within 6%
+    assert mu_en == pytest.approx(0.0304, rel=0.06)
+    # snr_in_squared overrides everything
+    dg = D.dqe(counter_nps, one, air_kerma=1.0, spectrum=mono, snr_in_squared=123.0)
+    assert dg.fluence == pytest.approx(123.0)
 
 
 def _numpy_nnps(frames, roi, step, pixel_mm, order=2):
@@ -511,3 +554,47 @@ def test_cli_characterise(tmp_path, capsys):
     )
     assert np.load(tmp_path / "maps.npz")["tau"].shape == (16, 16)
     assert main(["characterise", "nps", str(tmp_path / "missing.npy"), "--pixel-size", "1"]) == 2
+    args = ["characterise", "nps", str(tmp_path / "flats.tif"), "--pixel-size", "50"]
+    out2 = tmp_path / "nps_region.json"
+    assert main([*args, "--region", "10,290,20,280", "-o", str(out2)]) == 0
+    assert json.loads(out2.read_text())["region"] == [10, 290, 20, 280]
+    assert main([*args, "--region", "middle"]) == 2
+
+
+def test_nps_region_iec_is_the_central_125_mm():
+    rng = np.random.default_rng(7)
+    frames = rng.poisson(400.0, (2, 400, 300)).astype(np.float32)
+    # noise 10x stronger outside the central area must not reach the result
+    inner = np.zeros((400, 300), bool)
+    inner[75:325, 25:275] = True  # 125 mm at 500 um = 250 px, centred
+    frames[:, ~inner] = rng.normal(400.0, 200.0, (2, int((~inner).sum())))
+    r = D.nps(frames, pixel_size=500.0, roi=64, region="iec")
+    assert r.region == (75, 325, 25, 275)
+    crop = np.ascontiguousarray(frames[:, 75:325, 25:275])
+    ref = D.nps(crop, pixel_size=500.0, roi=64)
+    np.testing.assert_allclose(r.horizontal, ref.horizontal, rtol=1e-6)
+    np.testing.assert_allclose(r.vertical, ref.vertical, rtol=1e-6)
+    assert r.n_rois == ref.n_rois == 2 * 6 * 6
+    # Poisson: NNPS ~ dx^2 / mean; the noisy border would give ~100x more
+    assert np.mean(r.values) == pytest.approx(0.5**2 / 400.0, rel=0.1)
+    whole = D.nps(frames, pixel_size=500.0, roi=64)
+    assert np.mean(whole.values) > 10 * np.mean(r.values)
+    explicit = D.nps(frames, pixel_size=500.0, roi=64, region=(75, 325, 25, 275))
+    np.testing.assert_array_equal(explicit.horizontal, r.horizontal)
+    # frames smaller than 125 mm: the whole extent along that axis
+    assert D.nps(frames, pixel_size=100.0, roi=64, region="iec").region == (0, 400, 0, 300)
+    with pytest.raises(ShapeError):
+        D.nps(frames, pixel_size=500.0, roi=64, region=(0, 500, 0, 300))
+    with pytest.raises(ParameterError):
+        D.nps(frames, pixel_size=500.0, roi=64, region="centre")
+    with pytest.raises(ShapeError):
+        D.nps(frames, pixel_size=500.0, roi=64, region=(0, 32, 0, 300))
+
+
+def test_nps_of_a_strided_view_equals_its_copy():
+    rng = np.random.default_rng(5)
+    big = rng.normal(100.0, 5.0, (2, 96, 160)).astype(np.float32)
+    view = big[:, :, ::2]  # rows not contiguous: the kernel's copy path
+    a = D.nps(view, pixel_size=10.0, roi=32)
+    b = D.nps(np.ascontiguousarray(view), pixel_size=10.0, roi=32)
+    np.testing.assert_allclose(a.nnps_2d, b.nnps_2d, rtol=1e-6)

@@ -83,6 +83,11 @@ def add_parser(sub) -> None:
     q.add_argument("--roi", type=int, default=256)
     q.add_argument("--overlap", type=float, default=0.5)
     q.add_argument("--detrend", choices=("frame", "roi"), default="frame")
+    q.add_argument(
+        "--region",
+        default=None,
+        help="analysed area: 'iec' (central 125 mm x 125 mm) or ROW0,ROW1,COL0,COL1 (pixels)",
+    )
     q.add_argument("--threads", type=int, default=None)
     common(q)
     q.set_defaults(func=_nps)
@@ -134,6 +139,19 @@ def add_parser(sub) -> None:
     q.set_defaults(func=_absorption)
 
 
+def _region_arg(text):
+    if text is None or text == "iec":
+        return text
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        from ..exceptions import ParameterError
+
+        raise ParameterError(
+            f"--region must be 'iec' or ROW0,ROW1,COL0,COL1, got {text!r}"
+        ) from None
+
+
 def _nps(args) -> int:
     from ..detector import nps
 
@@ -143,6 +161,7 @@ def _nps(args) -> int:
         roi=args.roi,
         overlap=args.overlap,
         detrend=args.detrend,
+        region=_region_arg(args.region),
         n_threads=args.threads,
     )
     _write_outputs(args, r)

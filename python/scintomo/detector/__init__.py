@@ -16,7 +16,15 @@ from __future__ import annotations
 
 from .afterglow import Afterglow, afterglow, correct_lag, lag_coefficients
 from .curved import FlattenedImage, flatten_curved
-from .dqe import DQE, SNR_IN_SQUARED, dqe
+from .dqe import (
+    BEAM_QUALITIES,
+    DQE,
+    SNR_IN_SQUARED,
+    beam_quality_snr_in_squared,
+    beam_quality_spectrum,
+    dqe,
+    fluence_per_air_kerma,
+)
 from .light_yield import (
     AbsorptionEfficiency,
     LightYield,
@@ -32,6 +40,7 @@ from .stability import Stability, stability
 from .uniformity import Uniformity, uniformity
 
 __all__ = [
+    "BEAM_QUALITIES",
     "DQE",
     "NPS",
     "SNR_IN_SQUARED",
@@ -46,9 +55,12 @@ __all__ = [
     "absorbed_energy_fraction",
     "absorption_efficiency",
     "afterglow",
+    "beam_quality_snr_in_squared",
+    "beam_quality_spectrum",
     "correct_lag",
     "dqe",
     "flatten_curved",
+    "fluence_per_air_kerma",
     "kramers_spectrum",
     "lag_coefficients",
     "light_yield",

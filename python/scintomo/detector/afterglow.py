@@ -20,6 +20,7 @@ with the recursive algorithm of Hsieh et al., Med. Phys. 27, 23 (2000).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,7 @@ def afterglow(
         weights = amps / amps.sum() if amps.sum() != 0 else amps
         g_taus, g_w, g_b = tuple(float(v) for v in taus), tuple(float(v) for v in weights), b
     else:
-        kw = dict(
+        kw: dict[str, Any] = dict(
             model=model,
             exponent=exponent,
             offset=bool(offset),

@@ -60,6 +60,8 @@ class NPS:
     roi: int
     pixel_size: float
     unit: str = "mm^2"
+    #: Analysed area of the frames, (row0, row1, col0, col1), pixels, half-open.
+    region: tuple = ()
 
     @property
     def values(self) -> np.ndarray:
@@ -104,6 +106,32 @@ def _cut(power: np.ndarray, n_lines: int, axis: str) -> tuple[np.ndarray, np.nda
     return bins, s[1:] / np.maximum(c[1:], 1)
 
 
+#: Side of the analysed area of IEC 62220-1-1:2015, mm.
+IEC_REGION_MM = 125.0
+
+
+def _region(region, shape, pixel_size_um: float) -> tuple[int, int, int, int]:
+    """(row0, row1, col0, col1) of the analysed area in frames of ``shape``."""
+    h, w = (int(n) for n in shape)
+    if region is None:
+        return (0, h, 0, w)
+    if isinstance(region, str):
+        choice(region, "region", ("iec",))
+        side = int(round(IEC_REGION_MM * 1e3 / pixel_size_um))
+        rh, rw = min(side, h), min(side, w)
+        r0, c0 = (h - rh) // 2, (w - rw) // 2
+        return (r0, r0 + rh, c0, c0 + rw)
+    try:
+        r0, r1, c0, c1 = (int(v) for v in region)
+    except (TypeError, ValueError):
+        raise ParameterError(
+            "region must be None, 'iec' or (row0, row1, col0, col1) pixel bounds"
+        ) from None
+    if not (0 <= r0 < r1 <= h and 0 <= c0 < c1 <= w):
+        raise ShapeError(f"region {(r0, r1, c0, c1)} is not inside frames of {h} x {w}")
+    return (r0, r1, c0, c1)
+
+
 def nps(
     frames,
     *,
@@ -114,6 +142,7 @@ def nps(
     detrend: str = "frame",
     n_lines: int = 7,
     linearise=None,
+    region=None,
     n_threads: int | None = None,
 ) -> NPS:
     """Normalised noise power spectrum of a series of flat images.
@@ -139,6 +168,11 @@ def nps(
     linearise : callable, optional
         Conversion function applied to the frames first (e.g. the inverse of
         a measured signal-vs-air-kerma curve).
+    region : None, 'iec' or (row0, row1, col0, col1)
+        Analysed area: the whole frame (None); the central 125 mm x 125 mm
+        of IEC 62220-1-1 (``'iec'``, from ``pixel_size``; the whole extent
+        along an axis shorter than 125 mm); or explicit pixel bounds,
+        half-open. The detrend polynomial is fitted over this area.
     n_threads : int, optional
         Threads (default: all cores).
 
@@ -159,8 +193,10 @@ def nps(
         raise ParameterError(f"overlap must be in [0, 1), got {overlap}")
     if not 1 <= int(n_lines) < roi // 2:
         raise ParameterError(f"n_lines must be in [1, {roi // 2}), got {n_lines}")
+    bounds = _region(region, stack.shape[1:], pixel_size)
+    stack = stack[:, bounds[0] : bounds[1], bounds[2] : bounds[3]]
     if roi > min(stack.shape[1:]):
-        raise ShapeError(f"roi {roi} does not fit in frames of {stack.shape[1:]}")
+        raise ShapeError(f"roi {roi} does not fit in the analysed area {stack.shape[1:]}")
     step = max(1, int(round(roi * (1.0 - float(overlap)))))
     power, n_rois, mean = _core.nps_sum(
         stack,
@@ -195,4 +231,5 @@ def nps(
         n_frames=int(stack.shape[0]),
         roi=roi,
         pixel_size=pixel_size,
+        region=bounds,
     )
