@@ -610,6 +610,30 @@ fn one_image(
                     let g2r = unsafe { g2p.row(r, ew) };
                     let g1r = &g1s[i0..i0 + ew];
                     let (mut num, mut gg) = (0.0f64, 0.0f64);
+                    if tv == 0.0 && !store_p {
+                        // The common case, in one branch-free pass the
+                        // compiler vectorises (a = 0 makes p = x, as x >= 0).
+                        let corr = &corr[..ew];
+                        for (((((xv, xpv), g2v), &g1v), &nv), &cv) in xr
+                            .iter()
+                            .zip(xpr.iter_mut())
+                            .zip(g2r.iter_mut())
+                            .zip(g1r)
+                            .zip(nr)
+                            .zip(corr)
+                        {
+                            let pv = (xv + a * (xv - *xpv)).max(0.0);
+                            let v = if nv > 0.0 { pv * cv / nv } else { 0.0 };
+                            let gn = v - pv;
+                            *xpv = v;
+                            *g2v = gn;
+                            num += gn as f64 * g1v as f64;
+                            gg += gn as f64 * gn as f64;
+                        }
+                        let slot = unsafe { ap.row(r, 1) };
+                        slot[0] = [num, gg];
+                        return;
+                    }
                     for c in 0..ew {
                         let pv = if store_p {
                             ps[i0 + c]
