@@ -110,6 +110,11 @@ struct Shared<'a> {
     ka: Spectrum,
     /// H^T(mask) when the mask is shared by all images (or absent).
     norm: Option<Vec<f32>>,
+    /// Without a mask: the object-grid rectangle (r0, r1, c0, c1) where
+    /// H^T(1) is the PSF's sum (every tap lands on a measured pixel), and
+    /// that sum; the update uses the constant there instead of reading
+    /// `norm`.
+    unit: Option<(usize, usize, usize, usize, f32)>,
     opts: &'a RlOptions,
 }
 
@@ -252,6 +257,7 @@ pub fn richardson_lucy(
         kf,
         ka,
         norm: None,
+        unit: None,
         opts,
     };
     let pool: Mutex<Vec<Work>> = Mutex::new(Vec::new());
@@ -270,8 +276,25 @@ pub fn richardson_lucy(
     if opts.boundary == Boundary::Padded && mask.as_ref().is_none_or(|m| m.dim().0 == 1) {
         let mut wk = take(&sh)?;
         let m0 = mask.as_ref().map(|m| m.index_axis(Axis(0), 0));
-        sh.norm = Some(adjoint_of_mask(&sh, m0.as_ref(), &mut wk, true));
+        let nrm = adjoint_of_mask(&sh, m0.as_ref(), &mut wk, true);
         give(wk);
+        // Interior rows [kh-1, h) and columns [kw-1, w) of the object grid
+        // see all PSF taps; checked against the computed H^T(1) (rounding
+        // only) before it is relied on.
+        if mask.is_none() && h > kh && w > kw {
+            let ks = k.iter().map(|&v| v as f64).sum::<f64>() as f32;
+            let (r0, r1, c0, c1) = (kh - 1, h, kw - 1, w);
+            let ew = sh.geo.ew;
+            let ok = (r0..r1).all(|r| {
+                nrm[r * ew + c0..r * ew + c1]
+                    .iter()
+                    .all(|&v| (v - ks).abs() <= 1e-4 * ks)
+            });
+            if ok {
+                sh.unit = Some((r0, r1, c0, c1, ks));
+            }
+        }
+        sh.norm = Some(nrm);
     }
 
     let run_one = |i: usize, mut o: ndarray::ArrayViewMut2<f32>| -> CoreResult<RlReport> {
@@ -593,6 +616,7 @@ fn one_image(
                 }
             };
             let accelerate = o.accelerate;
+            let unit = if mv.is_none() { sh.unit } else { None };
             let emit = |r: usize, corr: &mut [f32]| {
                 // SAFETY: row r of x, x_prev, g2 and slot r of acc belong to
                 // this call only.
@@ -611,24 +635,39 @@ fn one_image(
                     let g1r = &g1s[i0..i0 + ew];
                     let (mut num, mut gg) = (0.0f64, 0.0f64);
                     if tv == 0.0 && !store_p {
-                        // The common case, in one branch-free pass the
-                        // compiler vectorises (a = 0 makes p = x, as x >= 0).
+                        // The common case, in branch-free passes the
+                        // compiler vectorises (a = 0 makes p = x, as x >= 0);
+                        // in the interior the normalisation is a constant.
                         let corr = &corr[..ew];
-                        for (((((xv, xpv), g2v), &g1v), &nv), &cv) in xr
-                            .iter()
-                            .zip(xpr.iter_mut())
-                            .zip(g2r.iter_mut())
-                            .zip(g1r)
-                            .zip(nr)
-                            .zip(corr)
-                        {
-                            let pv = (xv + a * (xv - *xpv)).max(0.0);
-                            let v = if nv > 0.0 { pv * cv / nv } else { 0.0 };
-                            let gn = v - pv;
-                            *xpv = v;
-                            *g2v = gn;
-                            num += gn as f64 * g1v as f64;
-                            gg += gn as f64 * gn as f64;
+                        let (c0, c1, ks) = match unit {
+                            Some((r0, r1, c0, c1, ks)) if (r0..r1).contains(&r) => (c0, c1, ks),
+                            _ => (ew, ew, 1.0),
+                        };
+                        for (lo, hi) in [(0, c0), (c1, ew)] {
+                            let (n, g) = accel_update(
+                                &xr[lo..hi],
+                                &mut xpr[lo..hi],
+                                &mut g2r[lo..hi],
+                                &g1r[lo..hi],
+                                nr[lo..hi].iter().copied(),
+                                &corr[lo..hi],
+                                a,
+                            );
+                            num += n;
+                            gg += g;
+                        }
+                        if c1 > c0 {
+                            let (n, g) = accel_update(
+                                &xr[c0..c1],
+                                &mut xpr[c0..c1],
+                                &mut g2r[c0..c1],
+                                &g1r[c0..c1],
+                                std::iter::repeat(ks),
+                                &corr[c0..c1],
+                                a,
+                            );
+                            num += n;
+                            gg += g;
                         }
                         let slot = unsafe { ap.row(r, 1) };
                         slot[0] = [num, gg];
@@ -684,6 +723,40 @@ fn one_image(
     }
     rep.iterations = k;
     rep
+}
+
+/// One stretch of the accelerated update without TV: p = max(x + a (x -
+/// x_prev), 0), x_new = p corr / norm (0 where norm is 0) written over
+/// x_prev, g = x_new - p written over the older g (`g_old`); returns
+/// (g . g_prev, g . g).
+#[inline(always)]
+fn accel_update<I: Iterator<Item = f32>>(
+    x: &[f32],
+    x_prev: &mut [f32],
+    g_old: &mut [f32],
+    g_prev: &[f32],
+    norm: I,
+    corr: &[f32],
+    a: f32,
+) -> (f64, f64) {
+    let (mut num, mut gg) = (0.0f64, 0.0f64);
+    for (((((xv, xpv), gv), &g1v), nv), &cv) in x
+        .iter()
+        .zip(x_prev.iter_mut())
+        .zip(g_old.iter_mut())
+        .zip(g_prev)
+        .zip(norm)
+        .zip(corr)
+    {
+        let pv = (xv + a * (xv - *xpv)).max(0.0);
+        let v = if nv > 0.0 { pv * cv / nv } else { 0.0 };
+        let gn = v - pv;
+        *xpv = v;
+        *gv = gn;
+        num += gn as f64 * g1v as f64;
+        gg += gn as f64 * gn as f64;
+    }
+    (num, gg)
 }
 
 /// p = max(x + a (x - x_prev), 0), the Biggs-Andrews prediction.
