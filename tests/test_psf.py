@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from scipy.signal import fftconvolve
 
 from scintomo import psf as P
 from scintomo.exceptions import FileFormatError, ParameterError, ShapeError
+from scintomo.simulate import GaussianPSF, LorentzianPSF, PSFModel, slanted_edge
 
 
 def render_edge(
@@ -138,6 +140,49 @@ def test_from_edge_fits_gaussian_plus_exponential_within_5_percent(sigma, b, w, 
     assert abs(f.tail_weight - w) <= 0.05 * w
     assert 0 < f.sigma_err_um < 0.05 * f.sigma_um and 0 < f.tail_err_um < 0.1 * f.tail_um
     assert p.pixel_size_um == 0.5 and abs(p.array.sum() - 1) < 1e-5
+
+
+@dataclass(frozen=True)
+class _GaussLorentz(PSFModel):
+    """(1 - w) Gaussian(sigma) + w Lorentzian(g), by scintomo.simulate's exact ESFs."""
+
+    w: float = 0.3
+    sigma: float = 1.0
+    g: float = 3.0
+
+    def mtf(self, f):
+        return (1 - self.w) * GaussianPSF(self.sigma).mtf(f) + self.w * LorentzianPSF(self.g).mtf(f)
+
+    def esf(self, x):
+        return (1 - self.w) * GaussianPSF(self.sigma).esf(x) + self.w * LorentzianPSF(self.g).esf(x)
+
+
+@pytest.mark.parametrize(
+    ("sigma", "g", "w", "angle", "shape"),
+    [
+        (1.5, 3.0, 0.3, 5.0, (160, 200)),
+        (1.0, 2.0, 0.15, 3.5, (160, 200)),
+        (1.5, 8.0, 0.3, 5.0, (160, 200)),
+    ],
+)
+def test_from_edge_fits_gaussian_plus_lorentzian_within_5_percent(sigma, g, w, angle, shape):
+    # rendered by the simulator (pixel-integrated exact ESF), not by psf.py;
+    # the tail reaches the plateaus only as g / (pi x), far outside the field
+    img = slanted_edge(shape, angle, _GaussLorentz(w, sigma, g), snr=400, seed=1, supersample=8)
+    f = P.from_edge(img, tail="lorentzian", pixel_size_um=0.5).fit
+    print(
+        f"sigma {f.sigma_um / 0.5:.3f} +- {f.sigma_err_um / 0.5:.3f} (true {sigma}), "
+        f"g {f.tail_um / 0.5:.3f} +- {f.tail_err_um / 0.5:.3f} (true {g}), "
+        f"w {f.tail_weight:.3f} +- {f.tail_weight_err:.3f} (true {w})"
+    )
+    assert f.tail == "lorentzian"
+    assert abs(f.sigma_um / 0.5 - sigma) <= 0.05 * sigma
+    assert abs(f.tail_um / 0.5 - g) <= 0.05 * g
+    assert abs(f.tail_weight - w) <= 0.05 * w
+    assert 0 < f.sigma_err_um < 0.05 * f.sigma_um and 0 < f.tail_err_um < 0.1 * f.tail_um
+    assert 0 < f.tail_weight_err < 0.1 * f.tail_weight
+    # the quoted uncertainties are not wildly optimistic
+    assert abs(f.tail_um / 0.5 - g) < 5 * f.tail_err_um / 0.5 + 0.01 * g
 
 
 def test_from_edge_horizontal_edge_and_inverse_abel():

@@ -16,11 +16,11 @@ are exp(-2 pi^2 sigma^2 f^2), (1 + (2 pi b f)^2)^(-3/2) and exp(-2 pi g f).
 
 - :func:`model` renders the model on a pixel grid (pixel-integrated).
 - :func:`from_point` takes a pinhole image.
-- :func:`from_edge` takes a slanted-edge image: edge-spread function by
-  projection onto the edge normal (ISO 12233 style, 1/4-pixel bins), a
-  fit of the model (convolved with the pixel aperture) with uncertainties,
-  and the non-parametric radial profile by an inverse Abel transform of the
-  line-spread function.
+- :func:`from_edge` takes a slanted-edge image: edge-spread function from
+  the MTF module (:func:`scintomo.mtf.edge_profile`, ISO 12233 projection
+  in 1/4-pixel bins), a fit of the model (convolved with the pixel
+  aperture) with uncertainties, and the non-parametric radial profile by an
+  inverse Abel transform of the line-spread function.
 - :meth:`PSF.save` / :func:`load`: .npy with a JSON sidecar, or HDF5.
 
 All lengths are micrometres (``*_um``) unless named ``*_px``; the arrays are
@@ -326,64 +326,24 @@ def from_point(
 # --- slanted edge ------------------------------------------------------------------------------
 
 
-def _edge_profile(a: np.ndarray, bin_px: float = 0.25):
-    """ESF of a near-vertical slanted edge by projection onto its normal.
-
-    ISO 12233:2017 (6.2): per-row edge location by the centroid of the row
-    derivative, a straight-line fit, every pixel's signed distance to the
-    line along its normal, averaged in bins of ``bin_px`` pixels.
-    Returns (x_px, esf, angle_rad).
-    """
-    h, w = a.shape
-    d = np.abs(np.diff(a, axis=1))
-    # the noise floor of |derivative| would pull each centroid towards the
-    # row's middle and tilt the fitted line: subtract it
-    d = np.clip(d - np.median(d, axis=1, keepdims=True), 0, None)
-    cols = np.arange(w - 1) + 0.5
-    rows = np.arange(h)
-    wsum = d.sum(axis=1)
-    if np.any(wsum <= 0):
-        raise NumericalError("no edge found in some rows")
-    loc = (d * cols).sum(axis=1) / wsum
-    b, c0 = np.polyfit(rows, loc, 1)
-    # refine in shrinking windows centred on the current line (a symmetric
-    # window leaves the centroid of a symmetric LSF unbiased)
-    for half in (max(8, w // 4), 16, 8):
-        mask = np.abs(cols[None, :] - (c0 + b * rows)[:, None]) <= half
-        wm = (d * mask).sum(axis=1)
-        if np.any(wm <= 0):
-            break
-        loc = (d * mask * cols).sum(axis=1) / wm
-        b, c0 = np.polyfit(rows, loc, 1)
-    theta = np.arctan(b)
-    xx = np.arange(w)[None, :] - (c0 + b * rows)[:, None]
-    dist = (xx * np.cos(theta)).ravel()
-    vals = a.ravel()
-    lo, hi = dist.min(), dist.max()
-    edges = np.arange(np.floor(lo / bin_px) * bin_px, hi + bin_px, bin_px)
-    idx = np.digitize(dist, edges) - 1
-    cnt = np.bincount(idx, minlength=edges.size)
-    sm = np.bincount(idx, weights=vals, minlength=edges.size)
-    centre = edges + bin_px / 2
-    ok = cnt > 0
-    x, esf = centre[ok], sm[ok] / cnt[ok]
-    # drop the far ends, seen by few rows only
-    n = cnt[ok]
-    keep = n >= 0.5 * np.median(n)
-    return x[keep], esf[keep], theta
-
-
 def _esf_model(x_px, x0, lo, hi, sigma, t, w, tail, fine=0.05):
-    """ESF of the model (pixel units) including the 1-pixel aperture."""
+    """ESF of the model (pixel units) including the 1-pixel aperture.
+
+    The LSF is integrated on [-span, span] only; the mass it has outside
+    (large for a Lorentzian tail: its ESF approaches the plateaus as
+    g / (pi x)) is put back as the symmetric LSF's constant lower tail,
+    not by rescaling the integral to 1, which would bend the model's ESF
+    onto the plateaus inside the field and bias the tail's width and weight.
+    """
     span = np.max(np.abs(x_px - x0)) + 2
     g = np.arange(-span, span + fine, fine)
     lsf = line_spread(g, sigma_um=sigma, tail=tail, tail_um=t, tail_weight=w)
+    inside = float(np.sum(lsf) * fine)
     # pixel aperture: average over one pixel
     n = int(round(1 / fine))
     ker = np.ones(n) / n
     lsf = np.convolve(lsf, ker, mode="same")
-    cdf = np.cumsum(lsf) * fine
-    cdf /= cdf[-1] if cdf[-1] > 0 else 1.0
+    cdf = 0.5 * max(1.0 - inside, 0.0) + (np.cumsum(lsf) - 0.5 * lsf) * fine
     return lo + (hi - lo) * np.interp(x_px - x0, g, cdf)
 
 
@@ -406,6 +366,9 @@ def from_edge(
     pixel_size_um: float = 1.0,
     tail: str = "exponential",
     size: int | None = None,
+    roi=None,
+    warn: bool = True,
+    n_threads: int | None = None,
 ) -> PSF:
     """PSF from a slanted-edge image (edge within about 2-10 degrees of the
     column or the row axis; a wide field so that the tails are seen).
@@ -419,6 +382,12 @@ def from_edge(
         Tail model to fit.
     size : int, optional
         Odd size of the returned array (default as :func:`model`).
+    roi : (r0, r1, c0, c1), optional
+        Rows and columns (half-open) holding the edge.
+    warn : bool
+        Let :func:`scintomo.mtf.edge_profile` warn about bad edge angles,
+        low contrast or clipping.
+    n_threads : int, optional
 
     Returns
     -------
@@ -431,16 +400,19 @@ def from_edge(
 
     choice(tail, "tail", TAILS)
     px = positive(pixel_size_um, "pixel_size_um")
+    from .mtf import edge_profile
+
     a = np.asarray(as_float32(image, "image"), dtype=np.float64)
     if a.ndim != 2 or min(a.shape) < 16:
         raise ShapeError(f"image must be 2-D and at least 16 x 16, got shape {a.shape}")
     if not np.all(np.isfinite(a)):
         raise ParameterError("image contains NaN or inf")
-    gx = np.abs(np.diff(a, axis=1)).sum()
-    gy = np.abs(np.diff(a, axis=0)).sum()
-    if gy > gx:
-        a = a.T
-    x, esf, _theta = _edge_profile(a)
+    # The MTF module's ESF (ISO 12233 projection, refined edge line, 1/4 px
+    # bins along the rows; orientation handled there); its x is the offset
+    # along the rows, cos(angle) times that is the distance to the edge.
+    prof = edge_profile(a, roi=roi, warn=warn, n_threads=n_threads)
+    x = np.asarray(prof.x_px, dtype=np.float64) * np.cos(prof.angle_rad)
+    esf = np.asarray(prof.esf, dtype=np.float64)
     if esf[0] > esf[-1]:
         esf = esf[::-1]
         x = -x[::-1]

@@ -79,6 +79,23 @@ impl CPtr {
     }
 }
 
+/// Pointer to a row-major real image whose rows are written by different
+/// tasks (each row by one task only).
+#[derive(Clone, Copy)]
+pub struct Ptr<T>(pub *mut T);
+unsafe impl<T> Send for Ptr<T> {}
+unsafe impl<T> Sync for Ptr<T> {}
+impl<T> Ptr<T> {
+    /// Row `r` of length `n`.
+    ///
+    /// # Safety
+    /// The row must lie in the buffer and be touched by this task only.
+    #[inline(always)]
+    pub unsafe fn row<'a>(self, r: usize, n: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(r * n), n)
+    }
+}
+
 /// A kernel's 2-D spectrum in column-major layout (wc, nh), already divided
 /// by nh * nw so that forward + inverse is the identity.
 #[derive(Clone)]
@@ -249,6 +266,37 @@ impl Grid {
         self.convolve_with(&fill, ih, iw, &mul, out, oh, ow, s, par);
     }
 
+    /// `convolve_emit` with the plain product by `spec`: rows of the input
+    /// from `fill`, rows of the result to `emit`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolve_rows<F, E>(
+        &self,
+        fill: &F,
+        ih: usize,
+        iw: usize,
+        spec: &Spectrum,
+        emit: &E,
+        oh: usize,
+        ow: usize,
+        s: &mut Scratch,
+        par: bool,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+        E: Fn(usize, &mut [f32]) + Sync,
+    {
+        let nh = self.nh;
+        let mul =
+            |c0: usize, buf: &mut [Complex32], _: &mut Vec<Complex32>, _: &mut [Complex32]| {
+                for (j, col) in buf.chunks_mut(nh).enumerate() {
+                    let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
+                    for (v, &kv) in col.iter_mut().zip(k) {
+                        *v *= kv;
+                    }
+                }
+            };
+        self.convolve_emit(fill, ih, iw, &mul, emit, oh, ow, s, par);
+    }
+
     /// Forward FFT of `fft` columns in place (`buf` holds whole columns of
     /// length nh), with the given scratch.
     pub fn col_fft(&self, buf: &mut [Complex32], scratch: &mut [Complex32]) {
@@ -280,8 +328,40 @@ impl Grid {
         F: Fn(usize, &mut [f32]) + Sync,
         M: Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync,
     {
+        assert!(out.len() >= oh * ow, "convolve_with: output too small");
+        let op = Ptr(out.as_mut_ptr());
+        let emit = |r: usize, row: &mut [f32]| {
+            // SAFETY: row r of `out` (in bounds, checked above) is written by
+            // this call only.
+            unsafe { op.row(r, ow) }.copy_from_slice(row);
+        };
+        self.convolve_emit(fill, ih, iw, mul, &emit, oh, ow, s, par);
+    }
+
+    /// The general form: input rows come from `fill(r, row)` (r < ih, row
+    /// of length iw), and each output row r < oh (length ow) is handed to
+    /// `emit(r, row)` as soon as it is transformed back, so element-wise
+    /// work that follows a convolution runs on a row still in cache instead
+    /// of on a stored image. Each row is emitted exactly once; with `par`,
+    /// rows are emitted from several threads in any order.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolve_emit<F, M, E>(
+        &self,
+        fill: &F,
+        ih: usize,
+        iw: usize,
+        mul: &M,
+        emit: &E,
+        oh: usize,
+        ow: usize,
+        s: &mut Scratch,
+        par: bool,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+        M: Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync,
+        E: Fn(usize, &mut [f32]) + Sync,
+    {
         debug_assert!(ih <= self.nh && iw <= self.nw && oh <= self.nh && ow <= self.nw);
-        debug_assert!(out.len() >= oh * ow);
         let (nh, nw, wc) = (self.nh, self.nw, self.wc);
 
         // Row pass: r2c on the ih non-zero rows.
@@ -364,8 +444,7 @@ impl Grid {
         let rows: &[Complex32] = &s.rows;
         let c2r = &self.c2r;
         let row_inv =
-            |(r, orow): (usize, &mut [f32]),
-             (cbuf, rbuf, rs): &mut (Vec<Complex32>, Vec<f32>, Vec<Complex32>)| {
+            |r: usize, (cbuf, rbuf, rs): &mut (Vec<Complex32>, Vec<f32>, Vec<Complex32>)| {
                 cbuf.copy_from_slice(&rows[r * wc..(r + 1) * wc]);
                 // The imaginary parts at DC (and Nyquist for even nw) are zero up
                 // to rounding; realfft wants them exactly zero.
@@ -374,7 +453,7 @@ impl Grid {
                     cbuf[wc - 1].im = 0.0;
                 }
                 let _ = c2r.process_with_scratch(cbuf, rbuf, rs);
-                orow.copy_from_slice(&rbuf[..ow]);
+                emit(r, &mut rbuf[..ow]);
             };
         let init_i = || {
             (
@@ -383,16 +462,13 @@ impl Grid {
                 c2r.make_scratch_vec(),
             )
         };
-        let out = &mut out[..oh * ow];
         if par {
-            out.par_chunks_mut(ow)
-                .enumerate()
-                .for_each_init(init_i, |st, x| row_inv(x, st));
+            (0..oh)
+                .into_par_iter()
+                .for_each_init(init_i, |st, r| row_inv(r, st));
         } else {
             let mut st = init_i();
-            out.chunks_mut(ow)
-                .enumerate()
-                .for_each(|x| row_inv(x, &mut st));
+            (0..oh).for_each(|r| row_inv(r, &mut st));
         }
     }
 }

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-use super::conv::{fast_len, Grid, Scratch, Spectrum};
+use super::conv::{fast_len, Grid, Ptr as CPtr, Scratch, Spectrum};
 use crate::error::{CoreError, CoreResult};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -93,11 +93,12 @@ struct Work {
     s: Scratch,
     x: Vec<f32>,
     xprev: Vec<f32>,
+    /// The prediction point, stored only with TV (else made row by row).
     p: Vec<f32>,
     g1: Vec<f32>,
     g2: Vec<f32>,
-    corr: Vec<f32>,
-    blur: Vec<f32>,
+    /// y / Hp on the measured pixels.
+    ratio: Vec<f32>,
     nx: Vec<f32>,
     ny: Vec<f32>,
 }
@@ -109,6 +110,11 @@ struct Shared<'a> {
     ka: Spectrum,
     /// H^T(mask) when the mask is shared by all images (or absent).
     norm: Option<Vec<f32>>,
+    /// Without a mask: the object-grid rectangle (r0, r1, c0, c1) where
+    /// H^T(1) is the PSF's sum (every tap lands on a measured pixel), and
+    /// that sum; the update uses the constant there instead of reading
+    /// `norm`.
+    unit: Option<(usize, usize, usize, usize, f32)>,
     opts: &'a RlOptions,
 }
 
@@ -251,6 +257,7 @@ pub fn richardson_lucy(
         kf,
         ka,
         norm: None,
+        unit: None,
         opts,
     };
     let pool: Mutex<Vec<Work>> = Mutex::new(Vec::new());
@@ -269,8 +276,25 @@ pub fn richardson_lucy(
     if opts.boundary == Boundary::Padded && mask.as_ref().is_none_or(|m| m.dim().0 == 1) {
         let mut wk = take(&sh)?;
         let m0 = mask.as_ref().map(|m| m.index_axis(Axis(0), 0));
-        sh.norm = Some(adjoint_of_mask(&sh, m0.as_ref(), &mut wk, true));
+        let nrm = adjoint_of_mask(&sh, m0.as_ref(), &mut wk, true);
         give(wk);
+        // Interior rows [kh-1, h) and columns [kw-1, w) of the object grid
+        // see all PSF taps; checked against the computed H^T(1) (rounding
+        // only) before it is relied on.
+        if mask.is_none() && h > kh && w > kw {
+            let ks = k.iter().map(|&v| v as f64).sum::<f64>() as f32;
+            let (r0, r1, c0, c1) = (kh - 1, h, kw - 1, w);
+            let ew = sh.geo.ew;
+            let ok = (r0..r1).all(|r| {
+                nrm[r * ew + c0..r * ew + c1]
+                    .iter()
+                    .all(|&v| (v - ks).abs() <= 1e-4 * ks)
+            });
+            if ok {
+                sh.unit = Some((r0, r1, c0, c1, ks));
+            }
+        }
+        sh.norm = Some(nrm);
     }
 
     let run_one = |i: usize, mut o: ndarray::ArrayViewMut2<f32>| -> CoreResult<RlReport> {
@@ -315,11 +339,14 @@ fn new_work(sh: &Shared) -> Work {
         s: sh.grid.scratch(),
         x: vec![0.0; e],
         xprev: if accel { vec![0.0; e] } else { Vec::new() },
-        p: if accel { vec![0.0; e] } else { Vec::new() },
+        p: if accel && tv {
+            vec![0.0; e]
+        } else {
+            Vec::new()
+        },
         g1: if accel { vec![0.0; e] } else { Vec::new() },
         g2: if accel { vec![0.0; e] } else { Vec::new() },
-        corr: vec![0.0; e],
-        blur: vec![0.0; m],
+        ratio: vec![0.0; m],
         nx: if tv { vec![0.0; e] } else { Vec::new() },
         ny: if tv { vec![0.0; e] } else { Vec::new() },
     }
@@ -363,36 +390,6 @@ where
             .for_each(|c| f(c * CH..((c + 1) * CH).min(len)));
     } else {
         f(0..len);
-    }
-}
-
-fn sum_chunks<F>(par: bool, len: usize, f: F) -> f64
-where
-    F: Fn(std::ops::Range<usize>) -> f64 + Sync + Send,
-{
-    const CH: usize = 1 << 15;
-    if par {
-        (0..len.div_ceil(CH))
-            .into_par_iter()
-            .map(|c| f(c * CH..((c + 1) * CH).min(len)))
-            .sum()
-    } else {
-        f(0..len)
-    }
-}
-
-fn sum2_chunks<F>(par: bool, len: usize, f: F) -> (f64, f64)
-where
-    F: Fn(std::ops::Range<usize>) -> (f64, f64) + Sync + Send,
-{
-    const CH: usize = 1 << 15;
-    if par {
-        (0..len.div_ceil(CH))
-            .into_par_iter()
-            .map(|c| f(c * CH..((c + 1) * CH).min(len)))
-            .reduce(|| (0.0, 0.0), |a, b| (a.0 + b.0, a.1 + b.1))
-    } else {
-        f(0..len)
     }
 }
 
@@ -465,175 +462,309 @@ fn one_image(
     let n_valid = mv
         .as_ref()
         .map_or((h * w) as f64, |m| m.iter().map(|&v| v as f64).sum());
-    let e = g.eh * g.ew;
-    let mut alpha;
+    let (eh, ew) = (g.eh, g.ew);
+    let e = eh * ew;
     // g_k . g_(k-1), |g_(k-1)|^2 and |g_k|^2 for the next step length.
     let (mut num_next, mut den_next, mut gg_last) = (0.0f64, 0.0f64, 0.0f64);
+    // Per-row partial sums (chi^2, or g_k . g_(k-1) and |g_k|^2), added up
+    // in row order so the result does not depend on the thread count.
+    let mut acc = vec![[0.0f64; 2]; eh.max(h)];
+    let tiny = 1e-12f32 * scale;
+    let Work {
+        s,
+        x,
+        xprev,
+        p,
+        g1,
+        g2,
+        ratio,
+        nx,
+        ny,
+    } = wk;
     let mut k = 0usize;
     while k < o.iterations {
-        // Prediction point p (Biggs-Andrews) or x itself.
+        // Prediction point p = max(x + alpha (x - x_prev), 0) (Biggs-Andrews)
+        // or x itself. It is computed row by row where it is used (the
+        // forward blur's input rows and the update) and stored only for TV.
         let use_p = o.accelerate && k >= 2;
-        if o.accelerate {
-            alpha = 0.0f64;
-            // The dot products were accumulated in the previous update.
-            if use_p && den_next > 0.0 {
-                alpha = (num_next / den_next).clamp(0.0, 1.0);
-            }
-            let a = alpha as f32;
-            let (x, xp) = (&wk.x, &wk.xprev);
-            let pp = Ptr(wk.p.as_mut_ptr());
+        let a = if use_p && den_next > 0.0 {
+            (num_next / den_next).clamp(0.0, 1.0) as f32
+        } else {
+            0.0
+        };
+        let store_p = o.tv > 0.0 && use_p;
+        if store_p {
+            let pp = Ptr(p.as_mut_ptr());
+            let (xs, xps) = (&x[..], &xprev[..]);
             each(par, e, |r| {
                 // SAFETY: each chunk writes its own range of p.
-                let p = unsafe { pp.slice(&r) };
-                for ((pv, &xv), &xpv) in p.iter_mut().zip(&x[r.clone()]).zip(&xp[r.clone()]) {
-                    *pv = if use_p {
-                        (xv + a * (xv - xpv)).max(0.0)
-                    } else {
-                        xv
-                    };
-                }
+                let po = unsafe { pp.slice(&r) };
+                predict(&xs[r.clone()], &xps[r], a, po);
             });
         }
-        // Blur the prediction onto the measured pixels.
-        {
-            let p: &[f32] = if o.accelerate { &wk.p } else { &wk.x };
-            sh.grid
-                .convolve(p, g.eh, g.ew, &sh.kf, &mut wk.blur, h, w, &mut wk.s, par);
+        if o.tv > 0.0 {
+            let pv: &[f32] = if store_p { p } else { x };
+            tv_normals(pv, eh, ew, 1e-3 * scale, nx, ny);
         }
 
-        // Discrepancy principle (Poisson + read noise).
-        if let Some(nz) = o.noise {
-            let (b, mvr) = (&wk.blur, &mv);
-            let yv = &yv;
-            let chi2 = sum_chunks(par, h * w, |r| {
-                let mut acc = 0.0f64;
-                for i in r {
-                    let valid = mvr.as_ref().is_none_or(|m| m[i] > 0.0);
-                    if valid {
-                        let bv = b[i].max(0.0);
-                        let var = (nz.gain * bv + nz.read_noise * nz.read_noise).max(1e-30) as f64;
-                        let d = (yv[i] - b[i]) as f64;
-                        acc += d * d / var;
+        // Blur p onto the measured pixels; each blurred row becomes the
+        // ratio y / Hp at once (and its share of chi^2 for the stopping
+        // rule), so the blurred image is never stored.
+        {
+            let (xs, xps, ps) = (&x[..], &xprev[..], &p[..]);
+            let fill = |r: usize, d: &mut [f32]| {
+                let rr = r * ew..(r + 1) * ew;
+                if store_p {
+                    d.copy_from_slice(&ps[rr]);
+                } else if use_p {
+                    predict(&xs[rr.clone()], &xps[rr], a, d);
+                } else {
+                    d.copy_from_slice(&xs[rr]);
+                }
+            };
+            let (rp, ap) = (CPtr(ratio.as_mut_ptr()), CPtr(acc.as_mut_ptr()));
+            let (yv, mvr) = (&yv, &mv);
+            let emit = |r: usize, b: &mut [f32]| {
+                // SAFETY: row r of the ratio and slot r of acc belong to this
+                // call only.
+                let out = unsafe { rp.row(r, w) };
+                let ys = &yv[r * w..(r + 1) * w];
+                let ms = mvr.as_ref().map(|m| &m[r * w..(r + 1) * w]);
+                if let Some(nz) = o.noise {
+                    let rn2 = nz.read_noise * nz.read_noise;
+                    let mut c2 = 0.0f64;
+                    for (c, (&bv, &yy)) in b.iter().zip(ys).enumerate() {
+                        if ms.is_none_or(|m| m[c] > 0.0) {
+                            let var = (nz.gain * bv.max(0.0) + rn2).max(1e-30) as f64;
+                            let d = (yy - bv) as f64;
+                            c2 += d * d / var;
+                        }
+                    }
+                    let slot = unsafe { ap.row(r, 1) };
+                    slot[0][0] = c2;
+                }
+                if zero {
+                    for ((ov, &bv), &yy) in out.iter_mut().zip(b.iter()).zip(ys) {
+                        *ov = yy / (bv + 1e-12);
+                    }
+                } else if let Some(m) = ms {
+                    for (((ov, &bv), &yy), &mk) in out.iter_mut().zip(b.iter()).zip(ys).zip(m) {
+                        *ov = if bv > tiny {
+                            mk * yy.max(0.0) / bv
+                        } else {
+                            0.0
+                        };
+                    }
+                } else {
+                    for ((ov, &bv), &yy) in out.iter_mut().zip(b.iter()).zip(ys) {
+                        *ov = if bv > tiny { yy.max(0.0) / bv } else { 0.0 };
                     }
                 }
-                acc
-            });
+            };
+            sh.grid
+                .convolve_rows(&fill, eh, ew, &sh.kf, &emit, h, w, s, par);
+        }
+
+        // Discrepancy principle (Poisson + read noise) on the blur of p.
+        if o.noise.is_some() {
+            let chi2: f64 = acc[..h].iter().map(|v| v[0]).sum();
             let d = chi2 / n_valid.max(1.0);
             rep.discrepancy.push(d);
             if d <= o.tau as f64 {
-                if o.accelerate {
-                    std::mem::swap(&mut wk.x, &mut wk.p);
+                // The estimate that met the target is p.
+                if store_p {
+                    std::mem::swap(x, p);
+                } else if use_p {
+                    for (xv, &xpv) in x.iter_mut().zip(xprev.iter()) {
+                        *xv = (*xv + a * (*xv - xpv)).max(0.0);
+                    }
                 }
                 rep.stopped = true;
                 break;
             }
         }
 
-        // Ratio y / Hp on the measured pixels (in place in `blur`).
+        // Correction H^T(ratio) on the object grid, and in the same row the
+        // update x <- p H^T(y / Hp) / (H^T mask - lambda div(grad p / |grad p|))
+        // with, when accelerating, g <- x_new - p and the dot products for
+        // the next step length. x_new goes into x_prev's buffer (x_prev is
+        // read first, element by element) and g into the older g's.
         {
-            let bp = Ptr(wk.blur.as_mut_ptr());
-            let (yv, mvr) = (&yv, &mv);
-            let tiny = 1e-12f32 * scale;
-            each(par, h * w, |r| {
-                // SAFETY: each chunk writes its own range of blur.
-                let b = unsafe { bp.slice(&r) };
-                if zero {
-                    for (bv, &yy) in b.iter_mut().zip(&yv[r.clone()]) {
-                        *bv = yy / (*bv + 1e-12);
+            let rs = &ratio[..];
+            let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&rs[r * w..(r + 1) * w]);
+            let (xp, xpp, g2p, ap) = (
+                CPtr(x.as_mut_ptr()),
+                CPtr(xprev.as_mut_ptr()),
+                CPtr(g2.as_mut_ptr()),
+                CPtr(acc.as_mut_ptr()),
+            );
+            let (g1s, ps, nxs, nys) = (&g1[..], &p[..], &nx[..], &ny[..]);
+            let tv = o.tv;
+            let den = |i: usize, nv: f32| -> f32 {
+                if tv > 0.0 {
+                    let (row, col) = (i / ew, i % ew);
+                    let mut div = nxs[i] + nys[i];
+                    if col > 0 {
+                        div -= nxs[i - 1];
                     }
+                    if row > 0 {
+                        div -= nys[i - ew];
+                    }
+                    (nv - tv * div).max(0.05 * nv)
                 } else {
-                    for (i, bv) in r.clone().zip(b.iter_mut()) {
-                        let m = mvr.as_ref().map_or(1.0, |m| m[i]);
-                        *bv = if *bv > tiny {
-                            m * yv[i].max(0.0) / *bv
+                    nv
+                }
+            };
+            let accelerate = o.accelerate;
+            let unit = if mv.is_none() { sh.unit } else { None };
+            let emit = |r: usize, corr: &mut [f32]| {
+                // SAFETY: row r of x, x_prev, g2 and slot r of acc belong to
+                // this call only.
+                let xr = unsafe { xp.row(r, ew) };
+                if zero {
+                    for (xv, &cv) in xr.iter_mut().zip(corr.iter()) {
+                        *xv *= cv;
+                    }
+                    return;
+                }
+                let i0 = r * ew;
+                let nr = &norm[i0..i0 + ew];
+                if accelerate {
+                    let xpr = unsafe { xpp.row(r, ew) };
+                    let g2r = unsafe { g2p.row(r, ew) };
+                    let g1r = &g1s[i0..i0 + ew];
+                    let (mut num, mut gg) = (0.0f64, 0.0f64);
+                    if tv == 0.0 && !store_p {
+                        // The common case, in branch-free passes the
+                        // compiler vectorises (a = 0 makes p = x, as x >= 0);
+                        // in the interior the normalisation is a constant.
+                        let corr = &corr[..ew];
+                        let (c0, c1, ks) = match unit {
+                            Some((r0, r1, c0, c1, ks)) if (r0..r1).contains(&r) => (c0, c1, ks),
+                            _ => (ew, ew, 1.0),
+                        };
+                        for (lo, hi) in [(0, c0), (c1, ew)] {
+                            let (n, g) = accel_update(
+                                &xr[lo..hi],
+                                &mut xpr[lo..hi],
+                                &mut g2r[lo..hi],
+                                &g1r[lo..hi],
+                                nr[lo..hi].iter().copied(),
+                                &corr[lo..hi],
+                                a,
+                            );
+                            num += n;
+                            gg += g;
+                        }
+                        if c1 > c0 {
+                            let (n, g) = accel_update(
+                                &xr[c0..c1],
+                                &mut xpr[c0..c1],
+                                &mut g2r[c0..c1],
+                                &g1r[c0..c1],
+                                std::iter::repeat(ks),
+                                &corr[c0..c1],
+                                a,
+                            );
+                            num += n;
+                            gg += g;
+                        }
+                        let slot = unsafe { ap.row(r, 1) };
+                        slot[0] = [num, gg];
+                        return;
+                    }
+                    for c in 0..ew {
+                        let pv = if store_p {
+                            ps[i0 + c]
+                        } else if use_p {
+                            (xr[c] + a * (xr[c] - xpr[c])).max(0.0)
+                        } else {
+                            xr[c]
+                        };
+                        let nv = nr[c];
+                        let v = if nv > 0.0 {
+                            pv * corr[c] / den(i0 + c, nv)
+                        } else {
+                            0.0
+                        };
+                        let gn = v - pv;
+                        xpr[c] = v;
+                        g2r[c] = gn;
+                        num += gn as f64 * g1r[c] as f64;
+                        gg += gn as f64 * gn as f64;
+                    }
+                    let slot = unsafe { ap.row(r, 1) };
+                    slot[0] = [num, gg];
+                } else {
+                    for c in 0..ew {
+                        let nv = nr[c];
+                        xr[c] = if nv > 0.0 {
+                            xr[c] * corr[c] / den(i0 + c, nv)
                         } else {
                             0.0
                         };
                     }
                 }
-            });
+            };
+            sh.grid
+                .convolve_rows(&fill, h, w, &sh.ka, &emit, eh, ew, s, par);
         }
-        // Correction H^T(ratio) on the object grid.
-        sh.grid.convolve(
-            &wk.blur,
-            h,
-            w,
-            &sh.ka,
-            &mut wk.corr,
-            g.eh,
-            g.ew,
-            &mut wk.s,
-            par,
-        );
-
-        // TV term (Dey 2006): normalised gradient field of p.
-        if o.tv > 0.0 {
-            let p: &[f32] = if o.accelerate { &wk.p } else { &wk.x };
-            tv_normals(p, g.eh, g.ew, 1e-3 * scale, &mut wk.nx, &mut wk.ny);
-        }
-
-        // Update x <- p * H^T(y / Hp) / (H^T mask - lambda div(grad p / |grad p|)).
-        let (ew, tv) = (g.ew, o.tv);
-        let (corr, nx, ny) = (&wk.corr, &wk.nx, &wk.ny);
-        let upd = |i: usize, pv: f32| -> f32 {
-            if zero {
-                return pv * corr[i];
-            }
-            let nv = norm[i];
-            if nv <= 0.0 {
-                return 0.0;
-            }
-            let mut den = nv;
-            if tv > 0.0 {
-                let (row, col) = (i / ew, i % ew);
-                let mut div = nx[i] + ny[i];
-                if col > 0 {
-                    div -= nx[i - 1];
-                }
-                if row > 0 {
-                    div -= ny[i - ew];
-                }
-                den = (nv - tv * div).max(0.05 * nv);
-            }
-            pv * corr[i] / den
-        };
         if o.accelerate {
-            // g2 <- g1, xprev <- x; then x <- update(p), g1 <- x - p.
-            std::mem::swap(&mut wk.g1, &mut wk.g2);
-            std::mem::swap(&mut wk.x, &mut wk.xprev);
-            let (p, g2) = (&wk.p, &wk.g2);
-            let (xp, gp) = (Ptr(wk.x.as_mut_ptr()), Ptr(wk.g1.as_mut_ptr()));
-            let (num, gg) = sum2_chunks(par, e, |r| {
-                // SAFETY: each chunk writes its own range of x and g1.
-                let (xo, go) = unsafe { (xp.slice(&r), gp.slice(&r)) };
-                let (mut num, mut gg) = (0.0f64, 0.0f64);
-                for (j, i) in r.clone().enumerate() {
-                    let v = upd(i, p[i]);
-                    let gn = v - p[i];
-                    xo[j] = v;
-                    go[j] = gn;
-                    num += gn as f64 * g2[i] as f64;
-                    gg += gn as f64 * gn as f64;
-                }
-                (num, gg)
-            });
+            let (num, gg) = acc[..eh]
+                .iter()
+                .fold((0.0, 0.0), |(a, b), v| (a + v[0], b + v[1]));
+            std::mem::swap(x, xprev);
+            std::mem::swap(g1, g2);
             num_next = num;
             den_next = gg_last;
             gg_last = gg;
-        } else {
-            let xp = Ptr(wk.x.as_mut_ptr());
-            each(par, e, |r| {
-                // SAFETY: each chunk writes its own range of x.
-                let xo = unsafe { xp.slice(&r) };
-                for (j, i) in r.clone().enumerate() {
-                    xo[j] = upd(i, xo[j]);
-                }
-            });
         }
         k += 1;
     }
     rep.iterations = k;
     rep
+}
+
+/// One stretch of the accelerated update without TV: p = max(x + a (x -
+/// x_prev), 0), x_new = p corr / norm (0 where norm is 0) written over
+/// x_prev, g = x_new - p written over the older g (`g_old`); returns
+/// (g . g_prev, g . g).
+#[inline(always)]
+fn accel_update<I: Iterator<Item = f32>>(
+    x: &[f32],
+    x_prev: &mut [f32],
+    g_old: &mut [f32],
+    g_prev: &[f32],
+    norm: I,
+    corr: &[f32],
+    a: f32,
+) -> (f64, f64) {
+    let (mut num, mut gg) = (0.0f64, 0.0f64);
+    for (((((xv, xpv), gv), &g1v), nv), &cv) in x
+        .iter()
+        .zip(x_prev.iter_mut())
+        .zip(g_old.iter_mut())
+        .zip(g_prev)
+        .zip(norm)
+        .zip(corr)
+    {
+        let pv = (xv + a * (xv - *xpv)).max(0.0);
+        let v = if nv > 0.0 { pv * cv / nv } else { 0.0 };
+        let gn = v - pv;
+        *xpv = v;
+        *gv = gn;
+        num += gn as f64 * g1v as f64;
+        gg += gn as f64 * gn as f64;
+    }
+    (num, gg)
+}
+
+/// p = max(x + a (x - x_prev), 0), the Biggs-Andrews prediction.
+#[inline]
+fn predict(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) {
+    for ((pv, &xv), &xpv) in p.iter_mut().zip(x).zip(xprev) {
+        *pv = (xv + a * (xv - xpv)).max(0.0);
+    }
 }
 
 /// grad p / |grad p| by forward differences (zero at the far border).

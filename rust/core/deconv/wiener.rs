@@ -249,8 +249,28 @@ pub fn wiener(
             } else {
                 let yr = y.row(reflect(r as isize - ph as isize, h));
                 let tr = taper(r, h, ph);
-                for ((d, &c), &t) in d.iter_mut().zip(&cidx).zip(&wc) {
-                    *d = (yr[c] - mean) * tr * t;
+                match yr.as_slice() {
+                    Some(src) => {
+                        // Tapered reflections at both ends, a straight copy
+                        // (weight 1 on the columns) in between.
+                        let (left, rest) = d.split_at_mut(pw);
+                        let (mid, right) = rest.split_at_mut(w);
+                        for (j, dv) in left.iter_mut().enumerate() {
+                            *dv = (src[cidx[j]] - mean) * tr * wc[j];
+                        }
+                        for (dv, &v) in mid.iter_mut().zip(src) {
+                            *dv = (v - mean) * tr;
+                        }
+                        for (j, dv) in right.iter_mut().enumerate() {
+                            let c = pw + w + j;
+                            *dv = (src[cidx[c]] - mean) * tr * wc[c];
+                        }
+                    }
+                    None => {
+                        for ((d, &c), &t) in d.iter_mut().zip(&cidx).zip(&wc) {
+                            *d = (yr[c] - mean) * tr * t;
+                        }
+                    }
                 }
             }
         };
