@@ -220,9 +220,41 @@ struct Scratch {
     spec: Vec<Complex<f32>>,
     rscratch: Vec<Complex<f32>>,
     cscratch: Vec<Complex<f32>>,
+    tot: Totals,
+}
+
+/// One thread's running sums: |DFT|^2 column-major ((roi / 2 + 1) x roi),
+/// raw pixel sum and region count.
+struct Totals {
     acc: Vec<f64>,
     sum: f64,
     count: usize,
+}
+
+impl Totals {
+    fn new(roi: usize, nc: usize) -> Self {
+        Totals {
+            acc: vec![0.0; nc * roi],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn merge(mut self, b: Totals) -> Totals {
+        self.acc.iter_mut().zip(&b.acc).for_each(|(x, y)| *x += y);
+        self.sum += b.sum;
+        self.count += b.count;
+        self
+    }
+
+    fn into_nps(self, roi: usize, nc: usize) -> NpsSum {
+        let acc = self.acc;
+        NpsSum {
+            power: Array2::from_shape_fn((roi, nc), |(r, c)| acc[c * roi + r]),
+            n_rois: self.count,
+            mean: self.sum / (self.count * roi * roi) as f64,
+        }
+    }
 }
 
 /// Sum of |DFT|^2 of detrended `roi` x `roi` regions, stepped by `step`
@@ -282,10 +314,7 @@ struct BandScratch {
     tmp: Vec<f64>,
     /// Detrend polynomial along one row.
     poly: Vec<f64>,
-    /// Sum of |DFT|^2, column-major (roi / 2 + 1) x roi.
-    acc: Vec<f64>,
-    sum: f64,
-    count: usize,
+    tot: Totals,
 }
 
 /// What every band task shares.
@@ -352,9 +381,7 @@ fn nps_sum_banded<T: Pixel>(
         rowsum: vec![0.0; n_rows],
         tmp: Vec::new(),
         poly: vec![0.0; roi],
-        acc: vec![0.0; nc * roi],
-        sum: 0.0,
-        count: 0,
+        tot: Totals::new(roi, nc),
     };
     let min_len = (tasks.len() / (4 * crate::parallel::current_num_threads()).max(1)).max(1);
     let total = tasks
@@ -364,19 +391,9 @@ fn nps_sum_banded<T: Pixel>(
             band_task(&band, &mut st, f, c0)?;
             Ok(st)
         })
-        .try_reduce(new_scratch, |mut a, b| {
-            a.acc.iter_mut().zip(&b.acc).for_each(|(x, y)| *x += y);
-            a.sum += b.sum;
-            a.count += b.count;
-            Ok(a)
-        })?;
-    let acc = total.acc;
-    let power = Array2::from_shape_fn((roi, nc), |(r, c)| acc[c * roi + r]);
-    Ok(NpsSum {
-        power,
-        n_rois: total.count,
-        mean: total.sum / (total.count * roi * roi) as f64,
-    })
+        .map(|st| st.map(|st| st.tot))
+        .try_reduce(|| Totals::new(roi, nc), |a, b| Ok(a.merge(b)))?;
+    Ok(total.into_nps(roi, nc))
 }
 
 /// One column band of one frame, with AVX2/FMA code where the CPU has it
@@ -481,11 +498,15 @@ fn band_task_body<T: Pixel>(
                     count: 1,
                 });
             }
-            st.sum += rs;
-            st.count += 1;
+            st.tot.sum += rs;
+            st.tot.count += 1;
             let s0 = r0 % cap;
             let first = roi.min(cap - s0);
-            for (ring_col, acc) in st.ring.chunks_exact(ld).zip(st.acc.chunks_exact_mut(roi)) {
+            for (ring_col, acc) in st
+                .ring
+                .chunks_exact(ld)
+                .zip(st.tot.acc.chunks_exact_mut(roi))
+            {
                 // rows r0..r0 + roi sit in slots s0.. (wrapping at cap)
                 st.col[..first].copy_from_slice(&ring_col[s0..s0 + first]);
                 st.col[first..].copy_from_slice(&ring_col[..roi - first]);
@@ -615,9 +636,7 @@ fn nps_sum_by_region<T: Pixel>(
         spec: vec![Complex::new(0.0, 0.0); roi * nc],
         rscratch: rfft.make_scratch_vec(),
         cscratch: vec![Complex::new(0.0, 0.0); cfft.get_inplace_scratch_len()],
-        acc: vec![0.0; roi * nc],
-        sum: 0.0,
-        count: 0,
+        tot: Totals::new(roi, nc),
     };
     let total = tasks
         .par_iter()
@@ -658,30 +677,20 @@ fn nps_sum_by_region<T: Pixel>(
             for (col, acc) in st
                 .spec
                 .chunks_exact_mut(roi)
-                .zip(st.acc.chunks_exact_mut(roi))
+                .zip(st.tot.acc.chunks_exact_mut(roi))
             {
                 cfft.process_with_scratch(col, &mut st.cscratch);
                 for (a, z) in acc.iter_mut().zip(col.iter()) {
                     *a += z.norm_sqr() as f64;
                 }
             }
-            st.sum += rsum;
-            st.count += 1;
+            st.tot.sum += rsum;
+            st.tot.count += 1;
             Ok(st)
         })
-        .try_reduce(new_scratch, |mut a, b| {
-            a.acc.iter_mut().zip(&b.acc).for_each(|(x, y)| *x += y);
-            a.sum += b.sum;
-            a.count += b.count;
-            Ok(a)
-        })?;
-    let acc = total.acc;
-    let power = Array2::from_shape_fn((roi, nc), |(r, c)| acc[c * roi + r]);
-    Ok(NpsSum {
-        power,
-        n_rois: total.count,
-        mean: total.sum / (total.count * roi * roi) as f64,
-    })
+        .map(|st| st.map(|st| st.tot))
+        .try_reduce(|| Totals::new(roi, nc), |a, b| Ok(a.merge(b)))?;
+    Ok(total.into_nps(roi, nc))
 }
 
 #[cfg(test)]
