@@ -6,6 +6,8 @@ use rayon::prelude::*;
 
 use crate::{CoreError, CoreResult};
 
+pub mod edge_fit;
+
 /// Centroid (column coordinate, px) of one row's derivative, sign-normalised by
 /// `sign`, windowed around a first unwindowed estimate.
 fn centroid(row: &[f64], sign: f64, scratch: &mut Vec<f64>) -> f64 {
