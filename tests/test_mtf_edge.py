@@ -14,7 +14,7 @@ from scintomo.simulate import GaussianPSF, MixturePSF, add_noise, slanted_edge
 
 SIGMAS = (0.3, 0.6, 1.2, 2.4, 3.0)
 ANGLES = (3, 5, 8, 11, 20, 33, 40)
-SEEDS = (1, 2, 3)
+SEEDS = (1, 2, 3, 4, 5, 6)
 ROWS = 300
 
 
@@ -53,16 +53,32 @@ def mtf50_errors():
 def test_mtf50_p95_snr50(mtf50_errors):
     p95 = np.percentile(mtf50_errors[50], 95)
     print(f"SNR 50: p95 |rel. error| of MTF50 = {100 * p95:.2f}%")
-    # target 1% (issue 3); measured 0.88% on this grid (300-row edges, 3 seeds)
+    # target 1% (issue 3); measured 0.86% on this grid (300-row edges, 6 seeds;
+    # worst sigma: 0.3 px, std 0.59%)
     assert p95 <= 0.01
 
 
 def test_mtf50_p95_snr10(mtf50_errors):
     p95 = np.percentile(mtf50_errors[10], 95)
     print(f"SNR 10: p95 |rel. error| of MTF50 = {100 * p95:.2f}%")
-    # target 3% (issue 3) NOT met: measured 4.05% on this grid (noise-limited for
-    # sigma = 0.3 px, MTF50 ~ 0.44 c/px); MTF Mapper publishes 4.2%. Guards regressions.
+    # target 3% (issue 3) NOT met: measured 4.05% on this grid (6 seeds; per sigma
+    # 0.3/0.6/1.2/2.4/3.0 px the std is 3.2/2.4/2.1/1.5/1.2%, bias <= 0.5%). It is
+    # variance, not bias: at sigma = 0.3 px (MTF50 ~ 0.44 c/px) the noise of the
+    # windowed LSF's DFT alone (sigma_n^2 L w^2 / 2R, R = 300 rows, L ~ 4 px) gives
+    # ~3% std, and shorter windows or smooth fits of the MTF did not lower it
+    # without bias. MTF Mapper publishes 4.2%. Guards regressions.
     assert p95 <= 0.045
+
+
+def test_steep_noisy_edge_line_converges():
+    # 40 deg, wide blur, SNR 10: the orientation and the refined line must hold
+    # (the near-tie of |dx| and |dy| sums once transposed such edges)
+    for seed in (1, 2):
+        im = add_noise(edge_image(1.2, 40), read_noise=0.08, seed=seed)
+        p = edge_profile(im, warn=False)
+        assert not p.transposed
+        assert abs(math.degrees(p.angle_rad) - 40) < 0.05
+        assert p.converged
 
 
 def test_pixel_aperture_alone_nyquist():

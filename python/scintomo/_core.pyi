@@ -1,6 +1,6 @@
 # Type stubs of the Rust extension scintomo._core (checked by
 # tests/test_stubs.py with mypy.stubtest). One section per capability.
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -137,6 +137,32 @@ def mtf_row_shifts(
     esf: list[float],
     grad: list[float],
     *,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def mtf_gradient_sums(
+    image: npt.NDArray[Any], *, n_threads: int | None = None
+) -> tuple[float, float]: ...
+def mtf_fit_edge(
+    image: npt.NDArray[Any],
+    *,
+    fit_order: int = 1,
+    oversampling: int = 4,
+    max_refine: int = 20,
+    tol_px: float = 1e-3,
+    n_threads: int | None = None,
+) -> dict[str, Any]: ...
+def mtf_bootstrap_esf(
+    image: npt.NDArray[Any],
+    edges: npt.NDArray[np.float64],
+    order: int,
+    origin: float,
+    nb: int,
+    oversampling: int,
+    n_boot: int,
+    seed: int,
+    *,
+    lo: float = ...,
+    hi: float = ...,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float64]: ...
 

@@ -1,7 +1,9 @@
-//! Slanted-edge MTF kernels (ISO 12233 e-SFR): per-row derivative centroids and
-//! the projection of pixels into oversampled bins along the rows.
+//! MTF kernels. Slanted edge (ISO 12233 e-SFR): per-row derivative centroids and
+//! the projection of pixels into oversampled bins along the rows (here), the
+//! whole edge geometry in one call (`edge_fit`); line-pair targets (`bars`).
 
 pub mod bars;
+pub mod edge_fit;
 
 use ndarray::{ArrayView2, Axis};
 use rayon::prelude::*;

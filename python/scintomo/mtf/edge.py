@@ -35,7 +35,11 @@ class EdgeProfile:
     ``esf`` (gray values), ``lsf`` (gray value / px along the rows);
     ``angle_rad`` edge tilt from the columns; ``transposed`` when the edge was
     near-horizontal; ``rows_used``; ``contrast`` (high - low, gray values);
-    ``noise`` (std of the flat parts, gray values); ``centroids`` per row.
+    ``noise`` (std of one pixel in the flat parts, gray values); ``fit`` the
+    edge column as a polynomial of the row (numpy order); ``row_edges_px`` the
+    per-row edge estimates of the last refinement; ``refine_iterations`` and
+    ``converged`` of the matched-filter refinement; ``bin_origin_px`` and
+    ``bin_range`` locate ``x_px`` in the untrimmed projection.
     """
 
     x_px: np.ndarray
@@ -49,13 +53,20 @@ class EdgeProfile:
     fit: np.ndarray = field(repr=False)
     bin_width_px: float = 1.0 / OVERSAMPLING
     polarity: float = 1.0
+    row_edges_px: np.ndarray | None = field(default=None, repr=False)
+    refine_iterations: int = 0
+    converged: bool = True
+    bin_origin_px: float = 0.0
+    bin_range: tuple = (0, 0)
 
 
-def _orient(img: np.ndarray) -> tuple[np.ndarray, bool]:
-    gx = np.abs(np.diff(img, axis=1)).sum()
-    gy = np.abs(np.diff(img, axis=0)).sum()
-    if gy > gx:
-        return img.T, True
+def _orient(img: np.ndarray, nt) -> tuple[np.ndarray, bool]:
+    """The ROI with its edge along the columns (C-contiguous), and whether it was transposed."""
+    from .. import _core
+
+    gx, gy = _core.mtf_gradient_sums(img, n_threads=nt)
+    if abs(gy) > abs(gx):
+        return np.ascontiguousarray(img.T), True
     return img, False
 
 
@@ -66,10 +77,15 @@ def edge_profile(
     fit_order: int = 1,
     oversampling: int = OVERSAMPLING,
     warn: bool = True,
-    refine: int = 2,
+    refine: int = 20,
     n_threads=None,
 ) -> EdgeProfile:
     """Oversampled ESF/LSF of a slanted edge (ISO 12233 projection).
+
+    The edge line comes from the ISO 12233 derivative centroids, then centroids
+    in windows around the line (halved down to +-8 px), then matched-filter
+    refinements (per-row least-squares shift against the projected ESF, robust
+    refit) repeated until the line moves by less than 0.001 px.
 
     Parameters
     ----------
@@ -78,12 +94,26 @@ def edge_profile(
     fit_order : 1 (line) or 2 (quadratic edge, ISO 12233:2023)
     oversampling : bins per pixel (4 in ISO 12233)
     warn : emit :class:`ScintomoWarning` for bad angles, low contrast, clipping
-    refine : matched-filter refinements of the edge line after the ISO centroid fit
+    refine : matched-filter refinements of the edge line at most (stops earlier
+        once converged)
 
     Returns
     -------
     EdgeProfile
     """
+    return _edge_profile(
+        image,
+        roi=roi,
+        fit_order=fit_order,
+        oversampling=oversampling,
+        warn=warn,
+        refine=refine,
+        n_threads=n_threads,
+    )[0]
+
+
+def _edge_profile(image, *, roi, fit_order, oversampling, warn, refine, n_threads):
+    """:func:`edge_profile` plus the oriented ROI (for the bootstrap)."""
     from .. import _core
 
     arr = _validate.as_array(image, "image")
@@ -100,12 +130,13 @@ def edge_profile(
         raise ParameterError(f"fit_order must be 1 or 2, got {fit_order}")
     if oversampling < 1:
         raise ParameterError(f"oversampling must be >= 1, got {oversampling}")
-    img = np.asarray(arr, dtype=np.float64)
-    img, transposed = _orient(img)
-    h, w = img.shape
-    if h < 8 or w < 8:
-        raise ShapeError(f"the edge ROI must be at least 8 x 8 px, got {img.shape}")
+    if refine < 0:
+        raise ParameterError(f"refine must be >= 0, got {refine}")
     nt = _validate.n_threads_arg(n_threads)
+    if min(arr.shape) < 8:
+        raise ShapeError(f"the edge ROI must be at least 8 x 8 px, got {arr.shape}")
+    img, transposed = _orient(arr, nt)
+    h, w = img.shape
     # clipping check on the raw values
     if warn and np.issubdtype(arr.dtype, np.integer):
         # ADC saturation: many pixels at a full-scale code (2^k - 1) or at 0
@@ -119,76 +150,32 @@ def edge_profile(
             warnings.warn(
                 f"{100 * frac:.0f}% of the ROI sits at full scale or 0: clipped edge?",
                 ScintomoWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-    cents = np.asarray(_core.mtf_row_centroids(np.ascontiguousarray(img), n_threads=nt))
-    rows = np.arange(h)
-    fit = np.polyfit(rows, cents, fit_order)
-    # one robust refit without gross outliers
-    res = cents - np.polyval(fit, rows)
-    mad = np.median(np.abs(res - np.median(res))) * 1.4826 + 1e-12
-    ok = np.abs(res) < 5 * mad + 0.5
-    if ok.sum() >= fit_order + 2:
-        fit = np.polyfit(rows[ok], cents[ok], fit_order)
+    r = _core.mtf_fit_edge(
+        img, fit_order=fit_order, oversampling=oversampling, max_refine=refine, n_threads=nt
+    )
+    fit = np.asarray(r["coeffs"][::-1], dtype=np.float64)
+    rows_used = int(r["rows_used"])
     slope = float(np.polyval(np.polyder(fit), (h - 1) / 2))
-    angle = math.atan(slope)
-    adeg = abs(math.degrees(angle))
+    adeg = abs(math.degrees(math.atan(slope)))
     if warn and any(abs(adeg - b) < 1.0 for b in _BAD_ANGLES_DEG):
         warnings.warn(
             f"edge angle {adeg:.2f} deg is within 1 deg of an angle where the phases of "
             "the rows repeat (0, 14.04, 18.43, 26.57, 45 deg): the 4x bins are "
             "poorly filled; tilt the edge (e.g. 5 deg)",
             ScintomoWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    # whole number of phase cycles
-    rows_used = h
-    if abs(slope) > 1e-6:
-        ncyc = math.floor(h * abs(slope))
-        if ncyc >= 1:
-            rows_used = min(h, max(2, round(ncyc / abs(slope))))
-
-    def project(fit):
-        sums, psum, cnt, lo = _core.mtf_bin_esf(
-            img, np.asarray(fit[::-1], dtype=np.float64), rows_used, oversampling, n_threads=nt
-        )
-        sums, psum, cnt = np.asarray(sums), np.asarray(psum), np.asarray(cnt)
-        nb = sums.size
-        centres = lo + (np.arange(nb) + 0.5) / oversampling
-        good = cnt > 0
-        if good.sum() < 8:
-            raise NumericalError("too few populated bins: is there an edge in the ROI?")
-        # each bin's mean value at its mean sample position, resampled on the regular grid
-        pos = lo + psum[good] / cnt[good]
-        esf = np.interp(centres, pos, sums[good] / cnt[good])
-        return centres, esf, cnt, good
-
-    img = np.ascontiguousarray(img)
-    centres, esf, cnt, good = project(fit)
-    # refine the edge line with a matched filter: per-row shift of the row against the
-    # projected ESF (least squares), far less noisy than derivative centroids
-    for _ in range(refine):
-        grad = np.gradient(esf, centres)
-        # only the part of the ESF that changes (|smoothed gradient| > 2% of its peak)
-        sm = np.abs(np.convolve(grad, np.ones(9) / 9, mode="same"))
-        sig = np.nonzero(sm > 0.02 * sm.max())[0]
-        a0 = max(int(sig[0]) - 8, 0) if sig.size else 0
-        a1 = min(int(sig[-1]) + 9, esf.size) if sig.size else esf.size
-        shift = np.asarray(
-            _core.mtf_row_shifts(
-                img,
-                np.asarray(fit[::-1], dtype=np.float64),
-                rows_used,
-                float(centres[a0]),
-                1.0 / oversampling,
-                esf[a0:a1],
-                grad[a0:a1],
-                n_threads=nt,
-            )
-        )
-        edge_r = np.polyval(fit, rows[:rows_used]) + shift
-        fit = np.polyfit(rows[:rows_used], edge_r, fit_order)
-        centres, esf, cnt, good = project(fit)
+    sums, psum, cnt = (np.asarray(r[k]) for k in ("sums", "psum", "counts"))
+    lo = float(r["origin"])
+    nb = sums.size
+    centres = lo + (np.arange(nb) + 0.5) / oversampling
+    good = cnt > 0
+    if good.sum() < 8:
+        raise NumericalError("too few populated bins: is there an edge in the ROI?")
+    # each bin's mean value at its mean sample position, resampled on the regular grid
+    esf = np.interp(centres, psum[good] / cnt[good], sums[good] / cnt[good])
     slope = float(np.polyval(np.polyder(fit), (h - 1) / 2))
     angle = math.atan(slope)
     nb = centres.size
@@ -207,20 +194,15 @@ def edge_profile(
         esf_sign = -1.0
     else:
         esf_sign = 1.0
-    kc = max(2, w // 5)
-    noise = float(
-        0.5
-        * (np.std(np.diff(img[:, :kc], axis=1)) + np.std(np.diff(img[:, -kc:], axis=1)))
-        / math.sqrt(2)
-    )
+    noise = float(r["noise"])
     if warn and abs(contrast) < 5 * noise:
         warnings.warn(
             f"low edge contrast: {abs(contrast):.3g} vs noise {noise:.3g} (SNR "
             f"{abs(contrast) / max(noise, 1e-30):.1f}); the MTF will be noisy",
             ScintomoWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return EdgeProfile(
+    prof = EdgeProfile(
         x_px=centres,
         esf=esf * esf_sign,
         lsf=lsf * esf_sign,
@@ -232,7 +214,13 @@ def edge_profile(
         fit=fit,
         bin_width_px=1.0 / oversampling,
         polarity=esf_sign,
+        row_edges_px=np.asarray(r["edges"]),
+        refine_iterations=int(r["iterations"]),
+        converged=bool(r["converged"]),
+        bin_origin_px=lo,
+        bin_range=(i0, i1),
     )
+    return prof, img
 
 
 def _tukey(n: int, centre: float, half: float, alpha: float = 0.5) -> np.ndarray:
@@ -252,10 +240,16 @@ def esf_to_mtf(prof: EdgeProfile, *, half_width_px: float | None = None, n_fft: 
     rows); None: adaptive (grown until the ESF tails are flat within noise).
     Returns (frequencies cycles/px along the normal, mtf, half_width_px used).
     """
+    peak, half = _window(prof, half_width_px)
+    f, m = _lsf_to_mtf(prof.lsf, peak, half, prof.bin_width_px, prof.angle_rad, n_fft)
+    return f, m, half
+
+
+def _window(prof: EdgeProfile, half_width_px: float | None) -> tuple[int, float]:
+    """(peak bin, half-width px) of the LSF window."""
     dx = prof.bin_width_px
     lsf = prof.lsf
     n = lsf.size
-    # LSF centre: centroid of the smoothed LSF around its peak
     # the fitted edge is at x = 0; the LSF peak is searched within +-8 px of it
     near = np.abs(prof.x_px) <= 8
     sm = np.convolve(lsf, np.ones(5) / 5, mode="same")
@@ -266,22 +260,30 @@ def esf_to_mtf(prof: EdgeProfile, *, half_width_px: float | None = None, n_fft: 
     half = min(half_width_px, avail)
     if half < 2:
         raise NumericalError("the edge is too close to the ROI border to measure an MTF")
-    win = _tukey(n, peak, half / dx)
-    lw = lsf * win
-    area = lw.sum()
-    if area == 0:
+    return peak, half
+
+
+def _lsf_to_mtf(lsf, peak, half, dx, angle_rad, n_fft=8192):
+    """Windowed |DFT| of one LSF or a stack of them (last axis), normalised at
+    f = 0 and corrected for the difference filter and the bin box; frequencies
+    in cycles/px along the normal up to 1."""
+    n = lsf.shape[-1]
+    # only the window's support enters the DFT
+    i0, i1 = max(0, int(peak - half / dx) - 1), min(n, int(peak + half / dx) + 2)
+    win = _tukey(i1 - i0, peak - i0, half / dx)
+    lw = lsf[..., i0:i1] * win
+    area = lw.sum(axis=-1, keepdims=True)
+    if np.any(area == 0):
         raise NumericalError("the LSF integrates to zero: no edge?")
-    nf = max(n_fft, 1 << int(math.ceil(math.log2(n))))
-    spec = np.abs(np.fft.rfft(lw, nf)) / abs(area)
+    nf = max(n_fft, 1 << int(math.ceil(math.log2(max(i1 - i0, 2)))))
     fh = np.fft.rfftfreq(nf, d=dx)  # cycles per px along the rows
+    cos_a = math.cos(angle_rad)
+    keep = fh / cos_a <= 1.0
+    spec = np.abs(np.fft.rfft(lw, nf)[..., keep]) / np.abs(area)
+    fh = fh[keep]
     # central difference over 2 bins and the bin box
     corr = np.sinc(2 * fh * dx) * (np.sinc(fh * dx) if BOX else 1.0)
-    corr = np.maximum(corr, 0.1)
-    mtf = spec / corr
-    cos_a = math.cos(prof.angle_rad)
-    f = fh / cos_a
-    keep = f <= 1.0
-    return f[keep], mtf[keep], half
+    return fh / cos_a, spec / np.maximum(corr, 0.1)
 
 
 def _adaptive_half_width(prof: EdgeProfile, peak: int, avail: float) -> float:
@@ -394,7 +396,15 @@ def edge_mtf(
         )
     if n_bootstrap < 0:
         raise ParameterError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
-    prof = edge_profile(image, roi=roi, fit_order=fit_order, n_threads=n_threads)
+    prof, oriented = _edge_profile(
+        image,
+        roi=roi,
+        fit_order=fit_order,
+        oversampling=OVERSAMPLING,
+        warn=True,
+        refine=20,
+        n_threads=n_threads,
+    )
     f, m, half = esf_to_mtf(prof, half_width_px=half_width_px)
     # low-frequency drop relative to the +-16 px truncation (MTF Mapper)
     f16, m16, _ = esf_to_mtf(prof, half_width_px=16.0)
@@ -406,31 +416,39 @@ def edge_mtf(
     lo_b = hi_b = None
     ci = (float("nan"), float("nan"))
     if n_bootstrap:
-        arr = np.asarray(
-            image if roi is None else np.asarray(image)[roi[0] : roi[1], roi[2] : roi[3]]
-        )
-        arr = np.asarray(arr, dtype=np.float64)
-        if prof.transposed:
-            arr = arr.T
-        rng = np.random.default_rng(seed)
+        # over rows: resampled rows (with their own pixels) refit the edge line
+        # through their per-row edge estimates and are projected again (Rust)
+        from .. import _core
+
+        full = np.asarray(prof.row_edges_px, dtype=np.float64)
+        i0, i1 = prof.bin_range
+        # only the window (plus a margin for the difference filter) is projected
+        peak, _ = _window(prof, half)
+        xp = float(prof.x_px[peak])
+        esfs = np.asarray(
+            _core.mtf_bootstrap_esf(
+                oriented,
+                full,
+                fit_order,
+                prof.bin_origin_px,
+                int(i1),
+                int(round(1 / prof.bin_width_px)),
+                int(n_bootstrap),
+                int(np.random.SeedSequence(seed).generate_state(1)[0]),
+                lo=xp - half - 2.0,
+                hi=xp + half + 2.0,
+                n_threads=_validate.n_threads_arg(n_threads),
+            )
+        )[:, i0:i1]
+        esfs = esfs[np.all(np.isfinite(esfs), axis=1)]
         curves, m50s = [], []
-        nr = arr.shape[0]
-        # residual bootstrap over rows: the fitted edge model plus resampled rows of
-        # residuals (keeps the edge geometry and phase structure intact)
-        xoff = np.arange(arr.shape[1])[None, :] - np.polyval(prof.fit, np.arange(nr))[:, None]
-        model = np.interp(xoff, prof.x_px, prof.esf * prof.polarity)
-        resid = arr - model
-        for _ in range(n_bootstrap):
-            sub = model + resid[rng.integers(0, nr, nr)]
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ScintomoWarning)
-                    p = edge_profile(sub, fit_order=fit_order, warn=False, n_threads=n_threads)
-                    fb, mb, _ = esf_to_mtf(p, half_width_px=half)
-            except (NumericalError, ShapeError, ParameterError):
-                continue
-            curves.append(np.interp(f, fb, mb))
-            m50s.append(_crossing(fb, mb, 0.5))
+        if esfs.shape[0]:
+            lsfs = np.zeros_like(esfs)
+            lsfs[:, 1:-1] = (esfs[:, 2:] - esfs[:, :-2]) * (0.5 / prof.bin_width_px)
+            lsfs *= prof.polarity
+            fb, mb = _lsf_to_mtf(lsfs, peak, half, prof.bin_width_px, prof.angle_rad, 2048)
+            curves = [np.interp(f, fb, row) for row in mb]
+            m50s = [_crossing(fb, row, 0.5) for row in mb]
         if curves:
             c = np.array(curves)
             lo_b, hi_b = np.percentile(c, 2.5, axis=0), np.percentile(c, 97.5, axis=0)
