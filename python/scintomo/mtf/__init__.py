@@ -4,8 +4,17 @@ a pixel size; resolution in nm as half the period."""
 
 from __future__ import annotations
 
-from .bars import BarMTF, bar_mtf
+from .bars import BarGroup, BarMTF, bar_mtf, detect_bar_groups
 from .edge import EdgeProfile, edge_mtf, edge_profile
 from .result import MTF
 
-__all__ = ["MTF", "BarMTF", "EdgeProfile", "bar_mtf", "edge_mtf", "edge_profile"]
+__all__ = [
+    "MTF",
+    "BarGroup",
+    "BarMTF",
+    "EdgeProfile",
+    "bar_mtf",
+    "detect_bar_groups",
+    "edge_mtf",
+    "edge_profile",
+]
