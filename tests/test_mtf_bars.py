@@ -84,6 +84,10 @@ def test_bad_input():
     img = np.zeros((32, 32), np.float32)
     with pytest.raises(NumericalError, match="no bar groups found"):
         bar_mtf(img)  # nothing to detect
+    with pytest.raises(NumericalError, match="detected: none"):
+        bar_mtf(img, groups=[0.2])  # a frequency, but no group anywhere
+    with pytest.raises(ParameterError, match="Nyquist"):
+        bar_mtf(img, groups=[0.9])
     with pytest.raises(ParameterError):
         bar_mtf(img, groups=[])
     with pytest.raises(ParameterError):

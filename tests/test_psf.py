@@ -11,7 +11,7 @@ from scipy import integrate
 from scipy.signal import fftconvolve
 
 from scintomo import psf as P
-from scintomo.exceptions import FileFormatError, ParameterError, ShapeError
+from scintomo.exceptions import FileFormatError, NumericalError, ParameterError, ShapeError
 from scintomo.simulate import GaussianPSF, LorentzianPSF, PSFModel, slanted_edge
 
 
@@ -202,6 +202,8 @@ def test_from_edge_rejects_bad_images():
         P.from_edge(np.ones((5, 5)))
     with pytest.raises(ParameterError):
         P.from_edge(np.full((40, 40), np.nan))
+    with pytest.raises(NumericalError, match="no edge"):
+        P.from_edge(np.ones((64, 64)), tail="lorentzian", warn=False)
 
 
 # --- files ---------------------------------------------------------------------------------------

@@ -417,6 +417,11 @@ def from_edge(
         esf = esf[::-1]
         x = -x[::-1]
     lo0, hi0 = float(np.median(esf[:10])), float(np.median(esf[-10:]))
+    if not hi0 - lo0 > 3 * prof.noise / np.sqrt(max(prof.rows_used, 1)):
+        raise NumericalError(
+            f"no edge: the two sides of the profile differ by {hi0 - lo0:.3g} gray values "
+            f"(pixel noise {prof.noise:.3g})"
+        )
     mid = lo0 + 0.5 * (hi0 - lo0)
     x00 = float(x[np.argmin(np.abs(esf - mid))])
     # widths: 10-90% distance as a scale
@@ -460,6 +465,11 @@ def from_edge(
     e = (esf - lo) / (hi - lo)
     lsf = np.gradient(e, x)
     xr = np.arange(0, min(x.max() - x0, x0 - x.min()), 0.25)
+    if xr.size < 8:
+        raise NumericalError(
+            f"the fitted edge centre ({x0:.3g} px) leaves under 2 px on one side of the "
+            "profile: is there an edge in the image?"
+        )
     ls = 0.5 * (np.interp(x0 + xr, x, lsf) + np.interp(x0 - xr, x, lsf))
     # the derivative of a noisy ESF is noisy: smooth over half a pixel
     from scipy.ndimage import gaussian_filter1d

@@ -350,13 +350,20 @@ def detect_bar_groups(
     for fq in frequencies:
         fq = _validate.positive(fq, "frequency")
         f_cpp = fq * px_um / 1e3 if px_um is not None else fq
+        if f_cpp >= 0.5:
+            raise ParameterError(
+                f"frequency {fq:g} is {f_cpp:.4g} cycles/px: not below Nyquist (0.5)"
+            )
         best = min(found, key=lambda g: abs(g.frequency / f_cpp - 1), default=None)
         if best is None or abs(best.frequency / f_cpp - 1) > 0.1:
             unit = "lp/mm" if px_um is not None else "cycles/px"
             raise NumericalError(
                 f"no bar group found at {fq:g} {unit} ({f_cpp:.4g} cycles/px); detected: "
-                + ", ".join(f"{g.frequency:.4g}" for g in found)
-                + " cycles/px"
+                + (
+                    ", ".join(f"{g.frequency:.4g}" for g in found) + " cycles/px"
+                    if found
+                    else "none"
+                )
             )
         out.append(best)
     return out
