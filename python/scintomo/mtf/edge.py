@@ -441,18 +441,15 @@ def edge_mtf(
             )
         )[:, i0:i1]
         esfs = esfs[np.all(np.isfinite(esfs), axis=1)]
-        curves, m50s = [], []
         if esfs.shape[0]:
             lsfs = np.zeros_like(esfs)
             lsfs[:, 1:-1] = (esfs[:, 2:] - esfs[:, :-2]) * (0.5 / prof.bin_width_px)
             lsfs *= prof.polarity
             fb, mb = _lsf_to_mtf(lsfs, peak, half, prof.bin_width_px, prof.angle_rad, 2048)
-            curves = [np.interp(f, fb, row) for row in mb]
-            m50s = [_crossing(fb, row, 0.5) for row in mb]
-        if curves:
-            c = np.array(curves)
-            lo_b, hi_b = np.percentile(c, 2.5, axis=0), np.percentile(c, 97.5, axis=0)
-            m50a = np.array(m50s)
+            # percentiles on the resamples' own (coarser) grid, then onto f
+            lo_c, hi_c = np.percentile(mb, [2.5, 97.5], axis=0)
+            lo_b, hi_b = np.interp(f, fb, lo_c), np.interp(f, fb, hi_c)
+            m50a = np.array([_crossing(fb, row, 0.5) for row in mb])
             m50a = m50a[np.isfinite(m50a)]
             if m50a.size:
                 ci = (float(np.percentile(m50a, 2.5)), float(np.percentile(m50a, 97.5)))
