@@ -117,28 +117,6 @@ def decay_fit(
 
 # --- mtf ------------------------------------------------------------------
 
-def mtf_row_centroids(
-    image: npt.NDArray[np.float64], *, n_threads: int | None = None
-) -> npt.NDArray[np.float64]: ...
-def mtf_bin_esf(
-    image: npt.NDArray[np.float64],
-    coeffs: list[float],
-    rows: int,
-    oversampling: int,
-    *,
-    n_threads: int | None = None,
-) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.uint64], float]: ...
-def mtf_row_shifts(
-    image: npt.NDArray[np.float64],
-    coeffs: list[float],
-    rows: int,
-    origin: float,
-    step: float,
-    esf: list[float],
-    grad: list[float],
-    *,
-    n_threads: int | None = None,
-) -> npt.NDArray[np.float64]: ...
 def mtf_gradient_sums(
     image: npt.NDArray[Any], *, n_threads: int | None = None
 ) -> tuple[float, float]: ...

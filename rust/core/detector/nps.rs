@@ -596,20 +596,8 @@ fn nps_sum_by_region<T: Pixel>(
     order: usize,
     per_roi: bool,
 ) -> CoreResult<NpsSum> {
+    // sizes checked by `nps_sum`
     let (nf, h, w) = frames.dim();
-    if nf == 0 {
-        return Err(CoreError::shape("no frames"));
-    }
-    if roi < 4 || step == 0 {
-        return Err(CoreError::parameter(format!(
-            "roi must be >= 4 and step >= 1 (got {roi}, {step})"
-        )));
-    }
-    if roi > h || roi > w {
-        return Err(CoreError::shape(format!(
-            "a {roi} x {roi} region does not fit in {h} x {w} frames"
-        )));
-    }
     let frame_fit: Vec<Option<Vec<f64>>> = if per_roi {
         vec![None; nf]
     } else {
