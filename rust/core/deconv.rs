@@ -26,6 +26,45 @@ pub(crate) fn psf_values(psf: &ndarray::ArrayView2<f32>) -> crate::CoreResult<Ve
     Ok(v)
 }
 
+/// `(n, h, w)` of a non-empty stack, with `out` checked to have the same shape.
+pub(crate) fn stack_dims(
+    stack: &ndarray::ArrayView3<f32>,
+    out: &ndarray::ArrayViewMut3<f32>,
+) -> crate::CoreResult<(usize, usize, usize)> {
+    let (n, h, w) = stack.dim();
+    if n == 0 || h == 0 || w == 0 {
+        return Err(crate::CoreError::shape(format!(
+            "empty stack of shape ({n}, {h}, {w})"
+        )));
+    }
+    if out.dim() != (n, h, w) {
+        return Err(crate::CoreError::shape(format!(
+            "out has shape {:?}, stack ({n}, {h}, {w})",
+            out.dim()
+        )));
+    }
+    Ok((n, h, w))
+}
+
+/// An error naming how many values of the stack are NaN or infinite, if any
+/// (counted image by image in parallel).
+pub(crate) fn check_finite_images(stack: &ndarray::ArrayView3<f32>) -> crate::CoreResult<()> {
+    use ndarray::Axis;
+    use rayon::prelude::*;
+    let bad: usize = stack
+        .axis_iter(Axis(0))
+        .into_par_iter()
+        .map(|im| im.iter().filter(|v| !v.is_finite()).count())
+        .sum();
+    if bad > 0 {
+        return Err(crate::CoreError::NonFinite {
+            what: "images".into(),
+            count: bad,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

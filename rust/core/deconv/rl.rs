@@ -173,18 +173,7 @@ pub fn richardson_lucy(
     opts: &RlOptions,
 ) -> CoreResult<Vec<RlReport>> {
     check_opts(opts)?;
-    let (n, h, w) = stack.dim();
-    if n == 0 || h == 0 || w == 0 {
-        return Err(CoreError::shape(format!(
-            "empty stack of shape ({n}, {h}, {w})"
-        )));
-    }
-    if out.dim() != (n, h, w) {
-        return Err(CoreError::shape(format!(
-            "out has shape {:?}, stack ({n}, {h}, {w})",
-            out.dim()
-        )));
-    }
+    let (n, h, w) = super::stack_dims(&stack, &out)?;
     let k = check_psf(&psf)?;
     let (kh, kw) = psf.dim();
     if let Some(m) = &mask {
@@ -198,17 +187,7 @@ pub fn richardson_lucy(
             )));
         }
     }
-    let bad: usize = stack
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .map(|im| im.iter().filter(|v| !v.is_finite()).count())
-        .sum();
-    if bad > 0 {
-        return Err(CoreError::NonFinite {
-            what: "images".into(),
-            count: bad,
-        });
-    }
+    super::check_finite_images(&stack)?;
 
     let (ch, cw) = ((kh - 1) / 2, (kw - 1) / 2);
     let (geo, grid, kf, ka) = match opts.boundary {

@@ -65,18 +65,7 @@ pub fn wiener(
     mut out: ArrayViewMut3<f32>,
     opts: &WienerOptions,
 ) -> CoreResult<()> {
-    let (n, h, w) = stack.dim();
-    if n == 0 || h == 0 || w == 0 {
-        return Err(CoreError::shape(format!(
-            "empty stack of shape ({n}, {h}, {w})"
-        )));
-    }
-    if out.dim() != (n, h, w) {
-        return Err(CoreError::shape(format!(
-            "out has shape {:?}, stack ({n}, {h}, {w})",
-            out.dim()
-        )));
-    }
+    let (n, h, w) = super::stack_dims(&stack, &out)?;
     let (kh, kw) = psf.dim();
     let k = super::psf_values(&psf)?;
     let ksum: f64 = k.iter().map(|&v| v as f64).sum();
@@ -86,17 +75,7 @@ pub fn wiener(
             opts.balance
         )));
     }
-    let bad: usize = stack
-        .axis_iter(Axis(0))
-        .into_par_iter()
-        .map(|im| im.iter().filter(|v| !v.is_finite()).count())
-        .sum();
-    if bad > 0 {
-        return Err(CoreError::NonFinite {
-            what: "images".into(),
-            count: bad,
-        });
-    }
+    super::check_finite_images(&stack)?;
 
     let (ph, pw) = match opts.boundary {
         WienerBoundary::Periodic => (0, 0),
