@@ -88,6 +88,16 @@ def _resolvable(f: h5py.File, path: str, kind: type = h5py.Dataset) -> bool:
         return False
 
 
+def _entry_paths(f: h5py.File, base: str):
+    """(data, image_key, angles or None) dataset paths of the NXtomo entry at ``base``."""
+    ang = f"{base}/sample/rotation_angle"
+    return (
+        f"{base}/instrument/detector/data",
+        f"{base}/instrument/detector/image_key",
+        ang if ang.lstrip("/") in f else None,
+    )
+
+
 def _find_paths(path: Path, f: h5py.File):
     """(data, image_key, angles or None) dataset paths, found by the rules in the module doc."""
     groups = list(_walk_groups(f))
@@ -96,22 +106,10 @@ def _find_paths(path: Path, f: h5py.File):
             _s(g.attrs.get("NX_class", "")) == "NXentry"
             and _s(g.attrs.get("definition", "")) == "NXtomo"
         ):
-            base = g.name.rstrip("/")
-            ang = f"{base}/sample/rotation_angle"
-            return (
-                f"{base}/instrument/detector/data",
-                f"{base}/instrument/detector/image_key",
-                ang if ang.lstrip("/") in f else None,
-            )
+            return _entry_paths(f, g.name.rstrip("/"))
     for g in groups:
         if g.name != "/" and "definition" in g and _s(g["definition"][()]) == "NXtomo":
-            base = g.name.rstrip("/")
-            ang = f"{base}/sample/rotation_angle"
-            return (
-                f"{base}/instrument/detector/data",
-                f"{base}/instrument/detector/image_key",
-                ang if ang.lstrip("/") in f else None,
-            )
+            return _entry_paths(f, g.name.rstrip("/"))
     dets = [
         g
         for g in groups
