@@ -42,6 +42,7 @@ fn richardson_lucy<'py>(
         tv,
         noise: noise.map(|(gain, read_noise)| Noise { gain, read_noise }),
         tau,
+        strip_rows: None,
     };
     let (s, k) = (stack.as_array(), psf.as_array());
     let m = mask.as_ref().map(|m| m.as_array());

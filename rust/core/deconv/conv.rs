@@ -14,8 +14,15 @@
 //! `[0, ow)` of the circular convolution. Shifts are folded into the kernel
 //! spectrum (`Spectrum::place`), so one routine serves 'same' convolution,
 //! correlation, and padded (non-circulant) operators.
+//!
+//! For a compact kernel on a tall image, `convolve_strips` does the same
+//! convolution a few hundred output rows at a time (overlap-save along the
+//! rows) on a short grid, whose spectra stay in cache.
+//!
+//! Buffers live in `Scratch` and are reused from call to call; nothing is
+//! allocated per convolution.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
@@ -26,6 +33,8 @@ use crate::error::{CoreError, CoreResult};
 
 /// Columns transformed together in the fused column pass.
 const GROUP: usize = 32;
+/// Rows moved together between the row spectra and a column group.
+const B: usize = 8;
 
 /// Smallest even length >= n whose prime factors are 2, 3, 5, 7 (fast for
 /// rustfft's mixed-radix algorithms).
@@ -47,6 +56,21 @@ pub fn fast_len(n: usize) -> usize {
     }
 }
 
+/// Smallest even length >= n of the form 2^a 3^b (rustfft's fastest radices).
+pub fn fast_len_23(n: usize) -> usize {
+    let mut best = usize::MAX;
+    let mut p2 = 2usize;
+    while p2 < 2 * n.max(2) {
+        let mut v = p2;
+        while v < n {
+            v *= 3;
+        }
+        best = best.min(v);
+        p2 *= 2;
+    }
+    best
+}
+
 /// FFT plans for one (nh, nw) grid.
 pub struct Grid {
     pub nh: usize,
@@ -58,10 +82,45 @@ pub struct Grid {
     inv: Arc<dyn Fft<f32>>,
 }
 
-/// Per-thread buffers for one convolution on a grid.
+/// Buffers for one convolution on a grid: the row spectra, and the small
+/// per-task buffers of the three passes, kept from call to call so that an
+/// iteration allocates nothing (fresh pages cost a fault and a clear each).
 pub struct Scratch {
     /// Row spectra, (nh, wc), row-major.
     rows: Vec<Complex32>,
+    /// Task buffers; a pool because with `par` several tasks run at once.
+    pool: Mutex<Vec<Bufs>>,
+}
+
+/// One task's buffers: a real row, a column group, and FFT scratch.
+struct Bufs {
+    real: Vec<f32>,
+    crow: Vec<Complex32>,
+    col: Vec<Complex32>,
+    fft: Vec<Complex32>,
+    extra: Vec<Complex32>,
+}
+
+/// Task buffers taken from a `Scratch`'s pool, given back when dropped.
+struct Lease<'a> {
+    b: Option<Bufs>,
+    pool: &'a Mutex<Vec<Bufs>>,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let (Some(b), Ok(mut p)) = (self.b.take(), self.pool.lock()) {
+            p.push(b);
+        }
+    }
+}
+
+impl Lease<'_> {
+    #[inline(always)]
+    fn bufs(&mut self) -> &mut Bufs {
+        // Some from construction until drop.
+        self.b.as_mut().expect("lease holds its buffers")
+    }
 }
 
 /// Pointer into the row spectra shared by the column-group tasks, which
@@ -128,7 +187,30 @@ impl Grid {
     pub fn scratch(&self) -> Scratch {
         Scratch {
             rows: vec![Complex32::new(0.0, 0.0); self.nh * self.wc],
+            pool: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Task buffers from the pool, or new ones when it is empty.
+    fn lease<'a>(&self, pool: &'a Mutex<Vec<Bufs>>) -> Lease<'a> {
+        let got = pool.lock().ok().and_then(|mut p| p.pop());
+        let b = got.unwrap_or_else(|| {
+            let zero = Complex32::new(0.0, 0.0);
+            let fft = self
+                .fwd
+                .get_inplace_scratch_len()
+                .max(self.inv.get_inplace_scratch_len())
+                .max(self.r2c.get_scratch_len())
+                .max(self.c2r.get_scratch_len());
+            Bufs {
+                real: vec![0.0; self.nw],
+                crow: vec![zero; self.wc],
+                col: vec![zero; GROUP * self.nh],
+                fft: vec![zero; fft],
+                extra: Vec::new(),
+            }
+        });
+        Lease { b: Some(b), pool }
     }
 
     /// Bytes of one `Scratch` (for the memory estimate).
@@ -297,6 +379,53 @@ impl Grid {
         self.convolve_emit(fill, ih, iw, &mul, emit, oh, ow, s, par);
     }
 
+    /// `convolve_rows` done in strips of `strip` output rows on this (strip)
+    /// grid, so that a strip's spectra stay in cache instead of streaming a
+    /// whole image's through memory three times. The global operator is the
+    /// one whose kernel placement has row shift `sh` (see `place`) on a grid
+    /// tall enough for ih / oh; `spec` must be the same kernel placed on this
+    /// grid with row shift kh - 1 (and the global column shift). Input rows
+    /// outside [0, ih) are zero.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolve_strips<F, E>(
+        &self,
+        strip: usize,
+        kh: usize,
+        sh: isize,
+        fill: &F,
+        ih: usize,
+        iw: usize,
+        spec: &Spectrum,
+        emit: &E,
+        oh: usize,
+        ow: usize,
+        s: &mut Scratch,
+        par: bool,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+        E: Fn(usize, &mut [f32]) + Sync,
+    {
+        let mut o0 = 0;
+        while o0 < oh {
+            let o1 = (o0 + strip).min(oh);
+            // Output row n needs input rows n + sh - (kh - 1) ..= n + sh.
+            let g0 = o0 as isize + sh - (kh as isize - 1);
+            let n_in = (o1 - o0) + kh - 1;
+            debug_assert!(n_in <= self.nh && o1 - o0 <= self.nh);
+            let f = |j: usize, d: &mut [f32]| {
+                let m = g0 + j as isize;
+                if m >= 0 && (m as usize) < ih {
+                    fill(m as usize, d)
+                } else {
+                    d.fill(0.0)
+                }
+            };
+            let e = |i: usize, row: &mut [f32]| emit(o0 + i, row);
+            self.convolve_rows(&f, n_in, iw, spec, &e, o1 - o0, ow, s, par);
+            o0 = o1;
+        }
+    }
+
     /// Forward FFT of `fft` columns in place (`buf` holds whole columns of
     /// length nh), with the given scratch.
     pub fn col_fft(&self, buf: &mut [Complex32], scratch: &mut [Complex32]) {
@@ -362,113 +491,117 @@ impl Grid {
         E: Fn(usize, &mut [f32]) + Sync,
     {
         debug_assert!(ih <= self.nh && iw <= self.nw && oh <= self.nh && ow <= self.nw);
-        let (nh, nw, wc) = (self.nh, self.nw, self.wc);
-
-        // Row pass: r2c on the ih non-zero rows.
-        let r2c = &self.r2c;
-        let row_fwd = |(r, orow): (usize, &mut [Complex32]),
-                       (rbuf, rs): &mut (Vec<f32>, Vec<Complex32>)| {
-            fill(r, &mut rbuf[..iw]);
-            rbuf[iw..].fill(0.0);
-            // Lengths are right by construction; the only error is a length mismatch.
-            let _ = r2c.process_with_scratch(rbuf, orow, rs);
-        };
-        let init_r = || (vec![0.0f32; nw], r2c.make_scratch_vec());
-        let rows = &mut s.rows[..ih * wc];
-        if par {
-            rows.par_chunks_mut(wc)
-                .enumerate()
-                .for_each_init(init_r, |st, x| row_fwd(x, st));
-        } else {
-            let mut st = init_r();
-            rows.chunks_mut(wc)
-                .enumerate()
-                .for_each(|x| row_fwd(x, &mut st));
-        }
-
-        // Fused column pass, group by group, written back in place into the
-        // row spectra (each group owns its columns).
-        let rows_ptr = CPtr(s.rows.as_mut_ptr());
-        let (fwd, inv) = (&self.fwd, &self.inv);
-        let scratch_len = fwd
-            .get_inplace_scratch_len()
-            .max(inv.get_inplace_scratch_len());
-        let col_pass =
-            |g: usize, (buf, cs, ex): &mut (Vec<Complex32>, Vec<Complex32>, Vec<Complex32>)| {
-                let c0 = g * GROUP;
-                let ng = GROUP.min(wc - c0);
-                let buf = &mut buf[..ng * nh];
-                for r in 0..ih {
-                    // SAFETY: reads columns [c0, c0 + ng) of row r, which only
-                    // this group touches.
-                    let src = unsafe { rows_ptr.slice(r * wc + c0, ng) };
-                    for (j, &v) in src.iter().enumerate() {
-                        buf[j * nh + r] = v;
-                    }
-                }
-                for j in 0..ng {
-                    buf[j * nh + ih..(j + 1) * nh].fill(Complex32::new(0.0, 0.0));
-                }
-                fwd.process_with_scratch(buf, cs);
-                mul(c0, buf, ex, cs);
-                inv.process_with_scratch(buf, cs);
-                for r in 0..oh {
-                    // SAFETY: as above, this group's columns only.
-                    let dst = unsafe { rows_ptr.slice(r * wc + c0, ng) };
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = buf[j * nh + r];
-                    }
-                }
-            };
-        let init_c = || {
-            (
-                vec![Complex32::new(0.0, 0.0); GROUP * nh],
-                vec![Complex32::new(0.0, 0.0); scratch_len],
-                Vec::new(),
-            )
-        };
+        let (nh, wc) = (self.nh, self.wc);
         // The row buffer must hold oh rows on the way out.
         if s.rows.len() < oh.max(ih) * wc {
             s.rows.resize(oh.max(ih) * wc, Complex32::new(0.0, 0.0));
         }
+        let Scratch { rows, pool } = s;
+
+        // Row pass: r2c on the ih non-zero rows.
+        let r2c = &self.r2c;
+        let row_fwd = |(r, orow): (usize, &mut [Complex32]), l: &mut Lease| {
+            let b = l.bufs();
+            fill(r, &mut b.real[..iw]);
+            b.real[iw..].fill(0.0);
+            // Lengths are right by construction; the only error is a length mismatch.
+            let _ = r2c.process_with_scratch(&mut b.real, orow, &mut b.fft);
+        };
+        let init = || self.lease(pool);
+        if par {
+            rows[..ih * wc]
+                .par_chunks_mut(wc)
+                .enumerate()
+                .for_each_init(init, |l, x| row_fwd(x, l));
+        } else {
+            let mut l = init();
+            rows[..ih * wc]
+                .chunks_mut(wc)
+                .enumerate()
+                .for_each(|x| row_fwd(x, &mut l));
+        }
+
+        // Fused column pass, group by group, written back in place into the
+        // row spectra (each group owns its columns).
+        let rows_ptr = CPtr(rows.as_mut_ptr());
+        let (fwd, inv) = (&self.fwd, &self.inv);
+        let col_pass = |g: usize, l: &mut Lease| {
+            let Bufs {
+                col, fft, extra, ..
+            } = l.bufs();
+            let c0 = g * GROUP;
+            let ng = GROUP.min(wc - c0);
+            let buf = &mut col[..ng * nh];
+            // Blocks of B rows: each column's B values are one contiguous
+            // write (a cache line), the B row segments stay in L1.
+            let mut r = 0;
+            while r < ih {
+                let b = B.min(ih - r);
+                // SAFETY: reads columns [c0, c0 + ng) of rows r..r+b, which
+                // only this group touches.
+                let src: [&[Complex32]; B] = std::array::from_fn(|i| unsafe {
+                    &*rows_ptr.slice((r + i.min(b - 1)) * wc + c0, ng)
+                });
+                for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
+                    for (i, d) in col[r..r + b].iter_mut().enumerate() {
+                        *d = src[i][j];
+                    }
+                }
+                r += b;
+            }
+            for j in 0..ng {
+                buf[j * nh + ih..(j + 1) * nh].fill(Complex32::new(0.0, 0.0));
+            }
+            let fs = &mut fft[..fwd.get_inplace_scratch_len()];
+            fwd.process_with_scratch(buf, fs);
+            mul(c0, buf, extra, fs);
+            inv.process_with_scratch(buf, &mut fft[..inv.get_inplace_scratch_len()]);
+            let mut r = 0;
+            while r < oh {
+                let b = B.min(oh - r);
+                for i in 0..b {
+                    // SAFETY: as above, this group's columns only.
+                    let dst = unsafe { rows_ptr.slice((r + i) * wc + c0, ng) };
+                    for (j, d) in dst.iter_mut().enumerate() {
+                        *d = buf[j * nh + r + i];
+                    }
+                }
+                r += b;
+            }
+        };
         if par {
             (0..self.n_groups())
                 .into_par_iter()
-                .for_each_init(init_c, |st, g| col_pass(g, st));
+                .for_each_init(init, |l, g| col_pass(g, l));
         } else {
-            let mut st = init_c();
-            (0..self.n_groups()).for_each(|g| col_pass(g, &mut st));
+            let mut l = init();
+            (0..self.n_groups()).for_each(|g| col_pass(g, &mut l));
         }
 
-        // Inverse row pass on the oh wanted rows.
-        let rows: &[Complex32] = &s.rows;
+        // Inverse row pass on the oh wanted rows. Each row is copied into a
+        // buffer that stays in L1 (c2r uses its input as scratch): working in
+        // place would dirty the row spectra and write them back to memory.
+        let rows: &[Complex32] = rows;
         let c2r = &self.c2r;
-        let row_inv =
-            |r: usize, (cbuf, rbuf, rs): &mut (Vec<Complex32>, Vec<f32>, Vec<Complex32>)| {
-                cbuf.copy_from_slice(&rows[r * wc..(r + 1) * wc]);
-                // The imaginary parts at DC (and Nyquist for even nw) are zero up
-                // to rounding; realfft wants them exactly zero.
-                cbuf[0].im = 0.0;
-                if nw % 2 == 0 {
-                    cbuf[wc - 1].im = 0.0;
-                }
-                let _ = c2r.process_with_scratch(cbuf, rbuf, rs);
-                emit(r, &mut rbuf[..ow]);
-            };
-        let init_i = || {
-            (
-                vec![Complex32::new(0.0, 0.0); wc],
-                vec![0.0f32; nw],
-                c2r.make_scratch_vec(),
-            )
+        let row_inv = |r: usize, l: &mut Lease| {
+            let b = l.bufs();
+            b.crow.copy_from_slice(&rows[r * wc..(r + 1) * wc]);
+            // The imaginary parts at DC (and Nyquist for even nw) are zero up
+            // to rounding; realfft wants them exactly zero.
+            b.crow[0].im = 0.0;
+            if self.nw % 2 == 0 {
+                b.crow[wc - 1].im = 0.0;
+            }
+            let _ = c2r.process_with_scratch(&mut b.crow, &mut b.real, &mut b.fft);
+            emit(r, &mut b.real[..ow]);
         };
         if par {
             (0..oh)
                 .into_par_iter()
-                .for_each_init(init_i, |st, r| row_inv(r, st));
+                .for_each_init(init, |l, r| row_inv(r, l));
         } else {
-            let mut st = init_i();
-            (0..oh).for_each(|r| row_inv(r, &mut st));
+            let mut l = init();
+            (0..oh).for_each(|r| row_inv(r, &mut l));
         }
     }
 }
