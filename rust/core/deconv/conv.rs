@@ -90,6 +90,8 @@ pub struct Scratch {
     rows: Vec<Complex32>,
     /// Task buffers; a pool because with `par` several tasks run at once.
     pool: Mutex<Vec<Bufs>>,
+    /// Whole scratches for strips transformed in parallel.
+    spare: Mutex<Vec<Scratch>>,
 }
 
 /// One task's buffers: a real row, a column group, and FFT scratch.
@@ -188,6 +190,7 @@ impl Grid {
         Scratch {
             rows: vec![Complex32::new(0.0, 0.0); self.nh * self.wc],
             pool: Mutex::new(Vec::new()),
+            spare: Mutex::new(Vec::new()),
         }
     }
 
@@ -405,8 +408,9 @@ impl Grid {
         F: Fn(usize, &mut [f32]) + Sync,
         E: Fn(usize, &mut [f32]) + Sync,
     {
-        let mut o0 = 0;
-        while o0 < oh {
+        let n = oh.div_ceil(strip.max(1));
+        let one = |i: usize, s: &mut Scratch, par: bool| {
+            let o0 = i * strip;
             let o1 = (o0 + strip).min(oh);
             // Output row n needs input rows n + sh - (kh - 1) ..= n + sh.
             let g0 = o0 as isize + sh - (kh as isize - 1);
@@ -422,7 +426,22 @@ impl Grid {
             };
             let e = |i: usize, row: &mut [f32]| emit(o0 + i, row);
             self.convolve_rows(&f, n_in, iw, spec, &e, o1 - o0, ow, s, par);
-            o0 = o1;
+        };
+        if par && n > 1 {
+            // Whole strips on each thread: one join per convolution instead
+            // of three per strip, and each strip's data stays in one core's
+            // cache.
+            let spare = &s.spare;
+            (0..n).into_par_iter().for_each(|i| {
+                let got = spare.lock().ok().and_then(|mut p| p.pop());
+                let mut sc = got.unwrap_or_else(|| self.scratch());
+                one(i, &mut sc, false);
+                if let Ok(mut p) = spare.lock() {
+                    p.push(sc);
+                }
+            });
+        } else {
+            (0..n).for_each(|i| one(i, s, par));
         }
     }
 
@@ -496,7 +515,7 @@ impl Grid {
         if s.rows.len() < oh.max(ih) * wc {
             s.rows.resize(oh.max(ih) * wc, Complex32::new(0.0, 0.0));
         }
-        let Scratch { rows, pool } = s;
+        let Scratch { rows, pool, .. } = s;
 
         // Row pass: r2c on the ih non-zero rows.
         let r2c = &self.r2c;

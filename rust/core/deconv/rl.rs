@@ -238,9 +238,16 @@ pub fn richardson_lucy(
             )
         }
     };
+    let par_inner = n < rayon::current_num_threads();
+    let threads = if par_inner {
+        rayon::current_num_threads()
+    } else {
+        1
+    };
     let strips = match opts.boundary {
         Boundary::Zero => make_strips(
             opts.strip_rows,
+            threads,
             &k,
             (kh, kw),
             grid.nw,
@@ -250,6 +257,7 @@ pub fn richardson_lucy(
         )?,
         Boundary::Padded => make_strips(
             opts.strip_rows,
+            threads,
             &k,
             (kh, kw),
             grid.nw,
@@ -258,7 +266,6 @@ pub fn richardson_lucy(
             (0, 0),
         )?,
     };
-    let par_inner = n < rayon::current_num_threads();
     let mut sh = Shared {
         geo,
         grid,
@@ -357,6 +364,7 @@ struct Strips {
 /// forward and adjoint kernels on the full grid.
 fn make_strips(
     target: Option<usize>,
+    threads: usize,
     k: &[f32],
     (kh, kw): (usize, usize),
     nw: usize,
@@ -368,7 +376,12 @@ fn make_strips(
     if target == 0 || oh_max < 2 * target.max(kh) {
         return Ok(None);
     }
-    let n = oh_max.div_ceil(target);
+    // With one image on several threads whole strips go to threads: a
+    // multiple of the thread count keeps them equally busy.
+    let mut n = oh_max.div_ceil(target);
+    if threads > 1 {
+        n = n.div_ceil(threads) * threads;
+    }
     let rows = oh_max.div_ceil(n);
     let grid = Grid::new(super::conv::fast_len_23(rows + kh - 1), nw)?;
     let kf = grid.place(k, kh, kw, kh as isize - 1, f.1, false)?;
