@@ -362,6 +362,7 @@ struct Strips {
 /// times per convolution, and with one image per thread that traffic, not
 /// the FFTs, sets the pace. `f` and `a`: the (row, column) shifts of the
 /// forward and adjoint kernels on the full grid.
+#[allow(clippy::too_many_arguments)]
 fn make_strips(
     target: Option<usize>,
     threads: usize,
