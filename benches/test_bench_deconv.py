@@ -3,8 +3,10 @@
 Sizes from issue 4: 2048 x 2048 float32 images, a 63 x 63 PSF, single
 images and a stack of 32 (``SCINTOMO_BENCH_STACK`` to change it). Run with
 ``python -m pytest benches/test_bench_deconv.py -s``; about a minute and a
-half on a quiet 2-core machine. Timings are medians of 3; the ratios are
-what matters (the machine may be shared).
+half on a quiet 2-core machine. Timings are medians of 3, and each case's
+runs alternate with scikit-image's (reference, case, reference, case, ...):
+this VM's speed drifts by up to 2x within a minute with the host's load, so
+only ratios taken under the same conditions mean anything.
 
 scikit-image works on one image at a time (its loop is per image, single
 threaded), so its time per image is measured on one image and compared with
@@ -61,14 +63,20 @@ class T:
         return T(self.wall * k, self.cpu * k)
 
 
-def _median_time(fn, repeat=3):
-    ws, cs = [], []
+def _interleaved(*fns, repeat=3):
+    """Median time of each function, run in turn ``repeat`` times (a, b, c,
+    a, b, c, ...): on this VM the host's load drifts by up to 2x within a
+    minute, and interleaving puts the reference and scintomo in the same
+    conditions, so their ratio holds even when the absolute times do not."""
+    ws = [[] for _ in fns]
+    cs = [[] for _ in fns]
     for _ in range(repeat):
-        t, c = time.perf_counter(), _cpu()
-        fn()
-        ws.append(time.perf_counter() - t)
-        cs.append(_cpu() - c)
-    return T(statistics.median(ws), statistics.median(cs))
+        for i, fn in enumerate(fns):
+            t, c = time.perf_counter(), _cpu()
+            fn()
+            ws[i].append(time.perf_counter() - t)
+            cs[i].append(_cpu() - c)
+    return [T(statistics.median(w), statistics.median(c)) for w, c in zip(ws, cs, strict=True)]
 
 
 def _vs(ours: T, ref: T) -> str:
@@ -89,18 +97,21 @@ def data():
 
 @pytest.fixture(scope="module")
 def sk_rl(data):
+    """scikit-image's RL, 2 iterations (it has no set-up worth subtracting:
+    it allocates one array); timed interleaved with each scintomo case."""
     img, k = data
-    # scikit-image has no set-up worth subtracting (it allocates one array)
-    return _median_time(lambda: skr.richardson_lucy(img, k, num_iter=2, clip=False)) / 2
+    return lambda: skr.richardson_lucy(img, k, num_iter=2, clip=False)
 
 
 @pytest.fixture(scope="module")
 def sk_wiener(data):
     img, k = data
-    return _median_time(lambda: skr.wiener(img, k, 0.01, clip=False))
+    return lambda: skr.wiener(img, k, 0.01, clip=False)
 
 
-def _rl_per_iteration(x, k, boundary, acc, n_threads):
+def _rl_per_iteration(x, k, boundary, acc, n_threads, sk_rl):
+    """(scintomo per iteration, set-up + 1 iteration, scikit-image per
+    iteration), all from one interleaved series."""
     out = np.empty_like(x)
 
     def run(it):
@@ -108,19 +119,18 @@ def _rl_per_iteration(x, k, boundary, acc, n_threads):
             x, k, iterations=it, boundary=boundary, accelerate=acc, out=out, n_threads=n_threads
         )
 
-    t1 = _median_time(lambda: run(1))
-    tn = _median_time(lambda: run(1 + ITER))
-    return (tn - t1) / ITER, t1
+    t1, tn, sk = _interleaved(lambda: run(1), lambda: run(1 + ITER), sk_rl)
+    return (tn - t1) / ITER, t1, sk / 2
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_rl_per_iteration_2048(data, sk_rl, n_threads):
     img, k = data
     for boundary, acc, what in MODES:
-        per, t1 = _rl_per_iteration(img, k, boundary, acc, n_threads)
+        per, t1, sk = _rl_per_iteration(img, k, boundary, acc, n_threads, sk_rl)
         print(
             f"\nRL {N}x{N}, PSF 63x63, {n_threads} thread(s), boundary={boundary} ({what}), "
-            f"per iteration: {_vs(per, sk_rl)}; set-up + 1 iteration {t1.wall * 1e3:.0f} ms"
+            f"per iteration: {_vs(per, sk)}; set-up + 1 iteration {t1.wall * 1e3:.0f} ms"
         )
 
 
@@ -129,14 +139,14 @@ def test_wiener_2048(data, sk_wiener, n_threads):
     img, k = data
     out = np.empty_like(img)
     for boundary in ("periodic", "reflect"):
-        t = _median_time(
+        t, sk = _interleaved(
             lambda b=boundary: deconv.wiener(
                 img, k, balance=0.01, boundary=b, out=out, n_threads=n_threads
-            )
+            ),
+            sk_wiener,
         )
         print(
-            f"\nWiener {N}x{N}, PSF 63x63, {n_threads} thread(s), boundary={boundary}: "
-            f"{_vs(t, sk_wiener)}"
+            f"\nWiener {N}x{N}, PSF 63x63, {n_threads} thread(s), boundary={boundary}: {_vs(t, sk)}"
         )
 
 
@@ -149,11 +159,11 @@ def stack(data):
 def test_rl_stack(data, stack, sk_rl):
     _, k = data
     for boundary, acc, what in MODES:
-        per, t1 = _rl_per_iteration(stack, k, boundary, acc, None)
+        per, t1, sk = _rl_per_iteration(stack, k, boundary, acc, None, sk_rl)
         per_img = per / STACK
         print(
             f"\nRL stack {STACK}x{N}x{N}, PSF 63x63, all threads, boundary={boundary} ({what}), "
-            f"per image-iteration: {_vs(per_img, sk_rl)}; "
+            f"per image-iteration: {_vs(per_img, sk)}; "
             f"set-up + 1 iteration {t1.wall / STACK * 1e3:.0f} ms per image"
         )
 
@@ -162,10 +172,11 @@ def test_wiener_stack(data, stack, sk_wiener):
     _, k = data
     out = np.empty_like(stack)
     for boundary in ("periodic", "reflect"):
-        t = _median_time(
-            lambda b=boundary: deconv.wiener(stack, k, balance=0.01, boundary=b, out=out)
+        t, sk = _interleaved(
+            lambda b=boundary: deconv.wiener(stack, k, balance=0.01, boundary=b, out=out),
+            sk_wiener,
         )
         print(
             f"\nWiener stack {STACK}x{N}x{N}, PSF 63x63, all threads, boundary={boundary}, "
-            f"per image: {_vs(t / STACK, sk_wiener)}"
+            f"per image: {_vs(t / STACK, sk)}"
         )

@@ -356,11 +356,12 @@ struct Strips {
 }
 
 /// Strips of about `target` output rows (None: 700; 0: none) on a 2^a 3^b
-/// grid, for images at least two strips tall. A strip's spectra (768 x 1081
-/// complex for 2048-wide images, 6.6 MB) stay in cache between the row and
-/// column passes; a whole image's (18 MB) stream through memory three
-/// times per convolution, and with one image per thread that traffic, not
-/// the FFTs, sets the pace. `f` and `a`: the (row, column) shifts of the
+/// grid, for images at least two strips tall. A strip's spectra (576-768 x
+/// 1081 complex for 2048-wide images, 5-6.6 MB) can stay in the L3 cache
+/// between the row and the column passes, where a whole image's (2160 x
+/// 1081, 18 MB) stream through memory three times per convolution; the
+/// price is kh - 1 halo rows transformed again per strip and a slightly
+/// larger total column length. `f` and `a`: the (row, column) shifts of the
 /// forward and adjoint kernels on the full grid.
 #[allow(clippy::too_many_arguments)]
 fn make_strips(
