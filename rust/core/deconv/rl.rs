@@ -345,6 +345,37 @@ pub fn richardson_lucy(
     reports
 }
 
+impl Shared<'_> {
+    /// H (data grid rows from object grid rows) or, with `adjoint`, H^T:
+    /// input rows from `fill`, output rows to `emit`, in strips when planned.
+    fn apply<F, E>(&self, adjoint: bool, fill: &F, emit: &E, s: &mut Scratch, par: bool)
+    where
+        F: Fn(usize, &mut [f32]) + Sync,
+        E: Fn(usize, &mut [f32]) + Sync,
+    {
+        let g = &self.geo;
+        let (obj, data) = ((g.eh, g.ew), (g.h, g.w));
+        let ((ih, iw), (oh, ow)) = if adjoint { (data, obj) } else { (obj, data) };
+        match &self.strips {
+            Some(st) => {
+                let (spec, shift) = if adjoint {
+                    (&st.ka, st.sh_a)
+                } else {
+                    (&st.kf, st.sh_f)
+                };
+                st.grid.convolve_strips(
+                    st.rows, st.kh, shift, fill, ih, iw, spec, emit, oh, ow, s, par,
+                )
+            }
+            None => {
+                let spec = if adjoint { &self.ka } else { &self.kf };
+                self.grid
+                    .convolve_rows(fill, ih, iw, spec, emit, oh, ow, s, par)
+            }
+        }
+    }
+}
+
 struct Strips {
     grid: Grid,
     rows: usize,
@@ -439,14 +470,7 @@ fn adjoint_of_mask(
     let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&ones[r * g.w..(r + 1) * g.w]);
     // SAFETY: each row of `norm` (eh rows of ew) is emitted once.
     let emit = |r: usize, row: &mut [f32]| unsafe { np.row(r, g.ew) }.copy_from_slice(row);
-    match &sh.strips {
-        Some(st) => st.grid.convolve_strips(
-            st.rows, st.kh, st.sh_a, &fill, g.h, g.w, &st.ka, &emit, g.eh, g.ew, &mut wk.s, par,
-        ),
-        None => sh
-            .grid
-            .convolve_rows(&fill, g.h, g.w, &sh.ka, &emit, g.eh, g.ew, &mut wk.s, par),
-    }
+    sh.apply(true, &fill, &emit, &mut wk.s, par);
     // Rounding leaves values of order 1e-7 where the true value is zero.
     let thr = 1e-4 * norm.iter().copied().fold(0.0f32, f32::max);
     for v in norm.iter_mut() {
@@ -640,14 +664,7 @@ fn one_image(
                     }
                 }
             };
-            match &sh.strips {
-                Some(st) => st.grid.convolve_strips(
-                    st.rows, st.kh, st.sh_f, &fill, eh, ew, &st.kf, &emit, h, w, s, par,
-                ),
-                None => sh
-                    .grid
-                    .convolve_rows(&fill, eh, ew, &sh.kf, &emit, h, w, s, par),
-            }
+            sh.apply(false, &fill, &emit, s, par);
         }
 
         // Discrepancy principle (Poisson + read noise) on the blur of p.
@@ -791,14 +808,7 @@ fn one_image(
                     }
                 }
             };
-            match &sh.strips {
-                Some(st) => st.grid.convolve_strips(
-                    st.rows, st.kh, st.sh_a, &fill, h, w, &st.ka, &emit, eh, ew, s, par,
-                ),
-                None => sh
-                    .grid
-                    .convolve_rows(&fill, h, w, &sh.ka, &emit, eh, ew, s, par),
-            }
+            sh.apply(true, &fill, &emit, s, par);
         }
         if o.accelerate {
             let (num, gg) = acc[..eh]
