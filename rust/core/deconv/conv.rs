@@ -318,37 +318,21 @@ impl Grid {
         out
     }
 
-    /// out[0..oh, 0..ow] = (input (ih, iw) at the origin) circularly convolved
-    /// with the kernel whose spectrum is `spec`. `par`: split the passes over
-    /// rayon's threads (for a single image); otherwise run serially (the
-    /// caller parallelises over images).
-    #[allow(clippy::too_many_arguments)]
-    pub fn convolve(
+    /// The plain product by `spec`, as the `mul` of `convolve_with` /
+    /// `convolve_emit`.
+    pub fn product<'a>(
         &self,
-        input: &[f32],
-        ih: usize,
-        iw: usize,
-        spec: &Spectrum,
-        out: &mut [f32],
-        oh: usize,
-        ow: usize,
-        s: &mut Scratch,
-        par: bool,
-    ) {
+        spec: &'a Spectrum,
+    ) -> impl Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync + 'a {
         let nh = self.nh;
-        let mul =
-            |c0: usize, buf: &mut [Complex32], _: &mut Vec<Complex32>, _: &mut [Complex32]| {
-                let ng = buf.len() / nh;
-                for j in 0..ng {
-                    let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
-                    for (v, &kv) in buf[j * nh..(j + 1) * nh].iter_mut().zip(k) {
-                        *v *= kv;
-                    }
+        move |c0: usize, buf: &mut [Complex32], _: &mut Vec<Complex32>, _: &mut [Complex32]| {
+            for (j, col) in buf.chunks_mut(nh).enumerate() {
+                let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
+                for (v, &kv) in col.iter_mut().zip(k) {
+                    *v *= kv;
                 }
-            };
-        debug_assert!(input.len() >= ih * iw);
-        let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&input[r * iw..(r + 1) * iw]);
-        self.convolve_with(&fill, ih, iw, &mul, out, oh, ow, s, par);
+            }
+        }
     }
 
     /// `convolve_emit` with the plain product by `spec`: rows of the input
@@ -369,17 +353,7 @@ impl Grid {
         F: Fn(usize, &mut [f32]) + Sync,
         E: Fn(usize, &mut [f32]) + Sync,
     {
-        let nh = self.nh;
-        let mul =
-            |c0: usize, buf: &mut [Complex32], _: &mut Vec<Complex32>, _: &mut [Complex32]| {
-                for (j, col) in buf.chunks_mut(nh).enumerate() {
-                    let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
-                    for (v, &kv) in col.iter_mut().zip(k) {
-                        *v *= kv;
-                    }
-                }
-            };
-        self.convolve_emit(fill, ih, iw, &mul, emit, oh, ow, s, par);
+        self.convolve_emit(fill, ih, iw, &self.product(spec), emit, oh, ow, s, par);
     }
 
     /// `convolve_rows` done in strips of `strip` output rows on this (strip)
@@ -456,8 +430,10 @@ impl Grid {
         let _ = self.r2c.process(row, out);
     }
 
-    /// As `convolve`, with the spectrum product done by `mul(c0, buf,
-    /// extra, fft_scratch)`: `buf` holds the column spectra of columns
+    /// out[0..oh, 0..ow] = the input rows from `fill` ((ih, iw) at the grid's
+    /// origin) circularly convolved, with the spectrum product done by
+    /// `mul(c0, buf, extra, fft_scratch)` (`product` for a plain kernel):
+    /// `buf` holds the column spectra of columns
     /// [c0, c0 + buf.len() / nh), column-major; `extra` is a per-thread
     /// buffer the closure may use; `fft_scratch` suits `col_fft`.
     #[allow(clippy::too_many_arguments)]
@@ -677,7 +653,9 @@ mod tests {
             for par in [false, true] {
                 let mut s = g.scratch();
                 let mut out = vec![0.0f32; h * w];
-                g.convolve(&x, h, w, &spec, &mut out, h, w, &mut s, par);
+                let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&x[r * w..(r + 1) * w]);
+                let mul = g.product(&spec);
+                g.convolve_with(&fill, h, w, &mul, &mut out, h, w, &mut s, par);
                 let err = out
                     .iter()
                     .zip(&want)

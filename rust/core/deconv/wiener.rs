@@ -255,18 +255,7 @@ pub fn wiener(
         };
         let conv = |res: &mut [f32], scr: &mut Scratch| match &filt {
             Some(f) => {
-                let mul = |c0: usize,
-                           buf: &mut [Complex32],
-                           _: &mut Vec<Complex32>,
-                           _: &mut [Complex32]| {
-                    for (j, col) in buf.chunks_mut(nh).enumerate() {
-                        let k = &f.data[(c0 + j) * nh..(c0 + j + 1) * nh];
-                        for (v, &kv) in col.iter_mut().zip(k) {
-                            *v *= kv;
-                        }
-                    }
-                };
-                grid.convolve_with(&fill, gh, gw, &mul, res, h, w, scr, par_inner)
+                grid.convolve_with(&fill, gh, gw, &grid.product(f), res, h, w, scr, par_inner)
             }
             None => grid.convolve_with(&fill, gh, gw, &fused_mul, res, h, w, scr, par_inner),
         };
