@@ -258,6 +258,82 @@ fn bin_row<T: Pixel>(
     }
 }
 
+/// Projection accumulators: value sums per bin and the strided difference
+/// arrays of counts and offsets (see [`bin_row`]).
+struct Bins {
+    s: Vec<f64>,
+    cd: Vec<f64>,
+    qd: Vec<f64>,
+}
+
+impl Bins {
+    fn new(nb: usize, os: usize) -> Self {
+        Bins {
+            s: vec![0.0; nb],
+            cd: vec![0.0; nb + os],
+            qd: vec![0.0; nb + os],
+        }
+    }
+
+    /// Bins rows `rows` (weight `weight(r)`; rows of weight 0 are skipped) of
+    /// `img` by `col - edge(row)`, the edge `poly(coeffs, row)`; only offsets
+    /// within `[lo, hi]` are binned.
+    #[allow(clippy::too_many_arguments)]
+    fn add_rows<T: Pixel>(
+        &mut self,
+        img: &ArrayView2<'_, T>,
+        coeffs: &[f64],
+        rows: impl Iterator<Item = usize>,
+        weight: impl Fn(usize) -> f64,
+        (lo, hi): (f64, f64),
+        origin: f64,
+        os: usize,
+    ) {
+        let w = img.ncols() as f64;
+        for r in rows {
+            let k = weight(r);
+            if k == 0.0 {
+                continue;
+            }
+            let e = poly(coeffs, r as f64);
+            let j0 = (e + lo).ceil().max(0.0) as usize;
+            let j1 = ((e + hi).floor() + 1.0).clamp(0.0, w) as usize;
+            let row = img.row(r);
+            bin_row(
+                &row,
+                j0,
+                j1.max(j0),
+                e,
+                origin,
+                os,
+                k,
+                &mut self.s,
+                &mut self.cd,
+                &mut self.qd,
+            );
+        }
+    }
+
+    fn merge(mut self, o: Bins) -> Bins {
+        for (a, b) in [
+            (&mut self.s, &o.s),
+            (&mut self.cd, &o.cd),
+            (&mut self.qd, &o.qd),
+        ] {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+        }
+        self
+    }
+
+    /// (value sums, offset sums, counts), `nb` each.
+    fn finish(mut self, origin: f64, os: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let nb = self.s.len();
+        let p = finish_bins(&mut self.cd, &mut self.qd, nb, origin, os);
+        self.cd.truncate(nb);
+        (self.s, p, self.cd)
+    }
+}
+
 /// Counts and offset sums from the strided difference arrays of [`bin_row`].
 fn finish_bins(cd: &mut [f64], qd: &mut [f64], nb: usize, origin: f64, os: usize) -> Vec<f64> {
     for i in os..nb {
@@ -284,51 +360,19 @@ fn project<T: Pixel>(
     lo: f64,
     hi: f64,
 ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let w = img.ncols();
     let osi = os as usize;
     let chunk = rows.div_ceil(rayon::current_num_threads().max(1)).max(64);
     let idx: Vec<usize> = (0..rows).collect();
-    let (s, mut cd, mut qd) = idx
+    let (s, p, mut cd) = idx
         .par_chunks(chunk)
         .map(|rs| {
-            let mut s = vec![0.0f64; nb];
-            let mut cd = vec![0.0f64; nb + osi];
-            let mut qd = vec![0.0f64; nb + osi];
-            for &r in rs {
-                let k = weights.map_or(1.0, |wt| wt[r]);
-                if k == 0.0 {
-                    continue;
-                }
-                let e = poly(coeffs, r as f64);
-                let j0 = (e + lo).ceil().max(0.0) as usize;
-                let j1 = ((e + hi).floor() + 1.0).clamp(0.0, w as f64) as usize;
-                let row = img.row(r);
-                bin_row(
-                    &row,
-                    j0,
-                    j1.max(j0),
-                    e,
-                    origin,
-                    osi,
-                    k,
-                    &mut s,
-                    &mut cd,
-                    &mut qd,
-                );
-            }
-            (s, cd, qd)
+            let mut b = Bins::new(nb, osi);
+            let wt = |r: usize| weights.map_or(1.0, |wt| wt[r]);
+            b.add_rows(img, coeffs, rs.iter().copied(), wt, (lo, hi), origin, osi);
+            b
         })
-        .reduce(
-            || (vec![0.0; nb], vec![0.0; nb + osi], vec![0.0; nb + osi]),
-            |(mut a, mut ac, mut aq), (b, bc, bq)| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                ac.iter_mut().zip(&bc).for_each(|(x, y)| *x += y);
-                aq.iter_mut().zip(&bq).for_each(|(x, y)| *x += y);
-                (a, ac, aq)
-            },
-        );
-    let p = finish_bins(&mut cd, &mut qd, nb, origin, osi);
-    cd.truncate(nb);
+        .reduce(|| Bins::new(nb, osi), Bins::merge)
+        .finish(origin, osi);
     // counts are sums of weights: remove the rounding of the running sums
     cd.iter_mut()
         .for_each(|v| *v = if v.abs() < 1e-9 { 0.0 } else { *v });
@@ -766,34 +810,10 @@ pub fn bootstrap_esf<T: Pixel>(
                 return vec![f64::NAN; nb];
             };
             // one thread per resample: project serially
-            let w = img.ncols();
-            let mut s = vec![0.0; nb];
-            let mut cd = vec![0.0; nb + osi];
-            let mut qd = vec![0.0; nb + osi];
-            for (r, &kr) in k.iter().enumerate() {
-                if kr == 0.0 {
-                    continue;
-                }
-                let e = poly(&fit, r as f64);
-                let row = img.row(r);
-                let j0 = (e + lo).ceil().max(0.0) as usize;
-                let j1 = ((e + hi).floor() + 1.0).clamp(0.0, w as f64) as usize;
-                bin_row(
-                    &row,
-                    j0,
-                    j1.max(j0),
-                    e,
-                    origin,
-                    osi,
-                    kr,
-                    &mut s,
-                    &mut cd,
-                    &mut qd,
-                );
-            }
-            let p = finish_bins(&mut cd, &mut qd, nb, origin, osi);
-            let c = &cd[..nb];
-            resample_bins(&s, &p, c, origin, os).unwrap_or_else(|| vec![f64::NAN; nb])
+            let mut bins = Bins::new(nb, osi);
+            bins.add_rows(&img, &fit, 0..rows, |r| k[r], (lo, hi), origin, osi);
+            let (s, p, c) = bins.finish(origin, osi);
+            resample_bins(&s, &p, &c, origin, os).unwrap_or_else(|| vec![f64::NAN; nb])
         })
         .collect();
     Ok(out.into_iter().flatten().collect())
