@@ -216,11 +216,6 @@ impl Grid {
         Lease { b: Some(b), pool }
     }
 
-    /// Bytes of one `Scratch` (for the memory estimate).
-    pub fn scratch_bytes(&self) -> usize {
-        8 * self.nh * self.wc
-    }
-
     /// Spectrum of `kernel` (kh, kw, row-major) placed so that its element
     /// (a, b) sits at grid index ((a - sh) mod nh, (b - sw) mod nw); with
     /// `flip`, element (kh-1-a, kw-1-b) is used instead of (a, b).
