@@ -9,6 +9,7 @@ pub mod error;
 pub mod fastmath;
 pub mod parallel;
 pub mod pixel;
+pub mod rfft;
 
 pub mod flatfield;
 

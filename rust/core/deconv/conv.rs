@@ -1,7 +1,7 @@
 //! 2-D linear convolution by real FFTs, planned once per grid size and reused
 //! for every image of a stack.
 //!
-//! A transform is a row pass (realfft, `nw` reals -> `wc = nw / 2 + 1`
+//! A transform is a row pass (`RealFft`, `nw` reals -> `wc = nw / 2 + 1`
 //! complex values per row) followed by a column pass (rustfft, length `nh`).
 //! The column pass is fused: groups of `GROUP` columns are gathered into a
 //! small contiguous buffer (fits in L2), transformed, multiplied by the
@@ -25,11 +25,11 @@
 use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
-use realfft::{ComplexToReal, RealFftPlanner, RealToComplex};
 use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
 use crate::error::{CoreError, CoreResult};
+use crate::rfft::RealFft;
 
 /// Columns transformed together in the fused column pass.
 const GROUP: usize = 32;
@@ -76,8 +76,8 @@ pub struct Grid {
     pub nh: usize,
     pub nw: usize,
     pub wc: usize,
-    r2c: Arc<dyn RealToComplex<f32>>,
-    c2r: Arc<dyn ComplexToReal<f32>>,
+    r2c: RealFft,
+    c2r: RealFft,
     fwd: Arc<dyn Fft<f32>>,
     inv: Arc<dyn Fft<f32>>,
 }
@@ -169,14 +169,13 @@ impl Grid {
         if nh < 1 || nw < 1 {
             return Err(CoreError::shape(format!("empty FFT grid {nh} x {nw}")));
         }
-        let mut rp = RealFftPlanner::<f32>::new();
         let mut cp = FftPlanner::<f32>::new();
         Ok(Grid {
             nh,
             nw,
             wc: nw / 2 + 1,
-            r2c: rp.plan_fft_forward(nw),
-            c2r: rp.plan_fft_inverse(nw),
+            r2c: RealFft::forward(nw),
+            c2r: RealFft::inverse(nw),
             fwd: cp.plan_fft_forward(nh),
             inv: cp.plan_fft_inverse(nh),
         })
@@ -203,8 +202,8 @@ impl Grid {
                 .fwd
                 .get_inplace_scratch_len()
                 .max(self.inv.get_inplace_scratch_len())
-                .max(self.r2c.get_scratch_len())
-                .max(self.c2r.get_scratch_len());
+                .max(self.r2c.scratch_len())
+                .max(self.c2r.scratch_len());
             Bufs {
                 real: vec![0.0; self.nw],
                 crow: vec![zero; self.wc],
@@ -263,12 +262,12 @@ impl Grid {
         let mut rows = vec![zero; nh * wc];
         let r2c = &self.r2c;
         rows.par_chunks_mut(wc).enumerate().for_each_init(
-            || (vec![0.0f32; nw], r2c.make_scratch_vec()),
+            || (vec![0.0f32; nw], vec![zero; r2c.scratch_len()]),
             |(rbuf, rs), (r, out)| {
                 let src = &grid[r * nw..(r + 1) * nw];
                 if src.iter().any(|&v| v != 0.0) {
                     rbuf.copy_from_slice(src);
-                    let _ = r2c.process_with_scratch(rbuf, out, rs);
+                    r2c.r2c(rbuf, out, rs);
                 }
             },
         );
@@ -422,7 +421,8 @@ impl Grid {
 
     /// r2c of one real row of length nw into wc complex values.
     pub fn row_fft(&self, row: &mut [f32], out: &mut [Complex32]) {
-        let _ = self.r2c.process(row, out);
+        let mut scratch = vec![Complex32::new(0.0, 0.0); self.r2c.scratch_len()];
+        self.r2c.r2c(row, out, &mut scratch);
     }
 
     /// out[0..oh, 0..ow] = the input rows from `fill` ((ih, iw) at the grid's
@@ -494,8 +494,7 @@ impl Grid {
             let b = l.bufs();
             fill(r, &mut b.real[..iw]);
             b.real[iw..].fill(0.0);
-            // Lengths are right by construction; the only error is a length mismatch.
-            let _ = r2c.process_with_scratch(&mut b.real, orow, &mut b.fft);
+            r2c.r2c(&mut b.real, orow, &mut b.fft);
         };
         let init = || self.lease(pool);
         if par {
@@ -576,13 +575,9 @@ impl Grid {
         let row_inv = |r: usize, l: &mut Lease| {
             let b = l.bufs();
             b.crow.copy_from_slice(&rows[r * wc..(r + 1) * wc]);
-            // The imaginary parts at DC (and Nyquist for even nw) are zero up
-            // to rounding; realfft wants them exactly zero.
-            b.crow[0].im = 0.0;
-            if self.nw % 2 == 0 {
-                b.crow[wc - 1].im = 0.0;
-            }
-            let _ = c2r.process_with_scratch(&mut b.crow, &mut b.real, &mut b.fft);
+            // The imaginary parts at DC (and Nyquist for even nw), zero up to
+            // rounding, are ignored.
+            c2r.c2r(&mut b.crow, &mut b.real, &mut b.fft);
             emit(r, &mut b.real[..ow]);
         };
         if par {
