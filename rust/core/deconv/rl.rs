@@ -26,6 +26,7 @@ use rayon::prelude::*;
 
 use super::conv::{fast_len, Grid, Ptr as CPtr, Scratch, Spectrum};
 use crate::error::{CoreError, CoreResult};
+use crate::fastmath::avx2_dispatch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Boundary {
@@ -650,18 +651,8 @@ fn one_image(
                     for ((ov, &bv), &yy) in out.iter_mut().zip(b.iter()).zip(ys) {
                         *ov = yy / (bv + 1e-12);
                     }
-                } else if let Some(m) = ms {
-                    for (((ov, &bv), &yy), &mk) in out.iter_mut().zip(b.iter()).zip(ys).zip(m) {
-                        *ov = if bv > tiny {
-                            mk * yy.max(0.0) / bv
-                        } else {
-                            0.0
-                        };
-                    }
                 } else {
-                    for ((ov, &bv), &yy) in out.iter_mut().zip(b.iter()).zip(ys) {
-                        *ov = if bv > tiny { yy.max(0.0) / bv } else { 0.0 };
-                    }
+                    ratio_row(out, b, ys, ms, tiny);
                 }
             };
             sh.apply(false, &fill, &emit, s, par);
@@ -751,7 +742,7 @@ fn one_image(
                                 &mut xpr[lo..hi],
                                 &mut g2r[lo..hi],
                                 &g1r[lo..hi],
-                                nr[lo..hi].iter().copied(),
+                                Norm::Row(&nr[lo..hi]),
                                 &corr[lo..hi],
                                 a,
                             );
@@ -764,7 +755,7 @@ fn one_image(
                                 &mut xpr[c0..c1],
                                 &mut g2r[c0..c1],
                                 &g1r[c0..c1],
-                                std::iter::repeat(ks),
+                                Norm::Const(ks),
                                 &corr[c0..c1],
                                 a,
                             );
@@ -826,45 +817,136 @@ fn one_image(
     rep
 }
 
-/// One stretch of the accelerated update without TV: p = max(x + a (x -
-/// x_prev), 0), x_new = p corr / norm (0 where norm is 0) written over
-/// x_prev, g = x_new - p written over the older g (`g_old`); returns
-/// (g . g_prev, g . g).
+avx2_dispatch!(
+    /// One stretch of the accelerated update without TV: p = max(x + a (x -
+    /// x_prev), 0), x_new = p corr / norm (0 where norm is 0) written over
+    /// x_prev, g = x_new - p written over the older g (`g_old`); returns
+    /// (g . g_prev, g . g).
+    fn accel_update(
+        x: &[f32],
+        x_prev: &mut [f32],
+        g_old: &mut [f32],
+        g_prev: &[f32],
+        norm: Norm,
+        corr: &[f32],
+        a: f32,
+    ) -> (f64, f64) = accel_update_body
+);
+
+/// H^T(mask) over a row segment: stored, or the constant of the interior.
+#[derive(Clone, Copy)]
+enum Norm<'a> {
+    Row(&'a [f32]),
+    Const(f32),
+}
+
 #[inline(always)]
-fn accel_update<I: Iterator<Item = f32>>(
+fn accel_update_body(
     x: &[f32],
     x_prev: &mut [f32],
     g_old: &mut [f32],
     g_prev: &[f32],
-    norm: I,
+    norm: Norm,
     corr: &[f32],
     a: f32,
 ) -> (f64, f64) {
-    let (mut num, mut gg) = (0.0f64, 0.0f64);
-    for (((((xv, xpv), gv), &g1v), nv), &cv) in x
-        .iter()
-        .zip(x_prev.iter_mut())
-        .zip(g_old.iter_mut())
-        .zip(g_prev)
-        .zip(norm)
-        .zip(corr)
-    {
-        let pv = (xv + a * (xv - *xpv)).max(0.0);
-        let v = if nv > 0.0 { pv * cv / nv } else { 0.0 };
-        let gn = v - pv;
-        *xpv = v;
-        *gv = gn;
-        num += gn as f64 * g1v as f64;
-        gg += gn as f64 * gn as f64;
+    match norm {
+        Norm::Row(nr) => accel_lanes(x, x_prev, g_old, g_prev, |i| nr[i], corr, a),
+        Norm::Const(k) => accel_lanes(x, x_prev, g_old, g_prev, |_| k, corr, a),
     }
-    (num, gg)
 }
 
-/// p = max(x + a (x - x_prev), 0), the Biggs-Andrews prediction.
-#[inline]
-fn predict(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) {
+#[inline(always)]
+fn accel_lanes<N: Fn(usize) -> f32>(
+    x: &[f32],
+    x_prev: &mut [f32],
+    g_old: &mut [f32],
+    g_prev: &[f32],
+    norm: N,
+    corr: &[f32],
+    a: f32,
+) -> (f64, f64) {
+    // The sums run in L independent lanes: one f64 accumulator would chain
+    // every element's add to the previous one and keep the loop scalar.
+    // Lanes are added in a fixed order, so the result does not depend on the
+    // thread count.
+    const L: usize = 8;
+    let n = x.len();
+    assert!(x_prev.len() == n && g_old.len() == n && g_prev.len() == n && corr.len() >= n);
+    // (p, x_new) of one element.
+    let one = |xv: f32, xpv: f32, nv: f32, cv: f32| -> (f32, f32) {
+        let pv = (xv + a * (xv - xpv)).max(0.0);
+        let q = pv * cv / nv;
+        (pv, if nv > 0.0 { q } else { 0.0 })
+    };
+    let (mut num, mut gg) = ([0.0f64; L], [0.0f64; L]);
+    let full = n - n % L;
+    for o in (0..full).step_by(L) {
+        // Fixed-size blocks: no bounds checks inside, so each block is one
+        // set of vector instructions.
+        let xv: [f32; L] = x[o..o + L].try_into().unwrap();
+        let xpv: &mut [f32; L] = (&mut x_prev[o..o + L]).try_into().unwrap();
+        let gv: &mut [f32; L] = (&mut g_old[o..o + L]).try_into().unwrap();
+        let g1: [f32; L] = g_prev[o..o + L].try_into().unwrap();
+        let cv: [f32; L] = corr[o..o + L].try_into().unwrap();
+        let nv: [f32; L] = std::array::from_fn(|j| norm(o + j));
+        let pv: [(f32, f32); L] = std::array::from_fn(|j| one(xv[j], xpv[j], nv[j], cv[j]));
+        for j in 0..L {
+            let (p, v) = pv[j];
+            let gn = v - p;
+            xpv[j] = v;
+            gv[j] = gn;
+            num[j] += gn as f64 * g1[j] as f64;
+            gg[j] += gn as f64 * gn as f64;
+        }
+    }
+    let (mut tn, mut tg) = (0.0f64, 0.0f64);
+    for i in full..n {
+        let (p, v) = one(x[i], x_prev[i], norm(i), corr[i]);
+        let gn = v - p;
+        x_prev[i] = v;
+        g_old[i] = gn;
+        tn += gn as f64 * g_prev[i] as f64;
+        tg += gn as f64 * gn as f64;
+    }
+    (num.iter().sum::<f64>() + tn, gg.iter().sum::<f64>() + tg)
+}
+
+avx2_dispatch!(
+    /// p = max(x + a (x - x_prev), 0), the Biggs-Andrews prediction.
+    fn predict(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) = predict_body
+);
+
+#[inline(always)]
+fn predict_body(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) {
     for ((pv, &xv), &xpv) in p.iter_mut().zip(x).zip(xprev) {
         *pv = (xv + a * (xv - xpv)).max(0.0);
+    }
+}
+
+avx2_dispatch!(
+    /// out = m y+ / b where b > tiny, else 0: the ratio row of the padded
+    /// model (m the mask row, if any).
+    fn ratio_row(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) = ratio_row_body
+);
+
+#[inline(always)]
+fn ratio_row_body(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) {
+    // Branch-free (the quotient is computed and dropped where b <= tiny) so
+    // that the loop vectorises.
+    match m {
+        Some(m) => {
+            for (((ov, &bv), &yy), &mk) in out.iter_mut().zip(b).zip(y).zip(m) {
+                let q = mk * yy.max(0.0) / bv;
+                *ov = if bv > tiny { q } else { 0.0 };
+            }
+        }
+        None => {
+            for ((ov, &bv), &yy) in out.iter_mut().zip(b).zip(y) {
+                let q = yy.max(0.0) / bv;
+                *ov = if bv > tiny { q } else { 0.0 };
+            }
+        }
     }
 }
 
