@@ -29,6 +29,7 @@ use rustfft::num_complex::Complex32;
 use rustfft::{Fft, FftPlanner};
 
 use crate::error::{CoreError, CoreResult};
+use crate::fastmath::avx2_dispatch;
 use crate::rfft::RealFft;
 
 /// Columns transformed together in the fused column pass.
@@ -320,12 +321,8 @@ impl Grid {
     ) -> impl Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync + 'a {
         let nh = self.nh;
         move |c0: usize, buf: &mut [Complex32], _: &mut Vec<Complex32>, _: &mut [Complex32]| {
-            for (j, col) in buf.chunks_mut(nh).enumerate() {
-                let k = &spec.data[(c0 + j) * nh..(c0 + j + 1) * nh];
-                for (v, &kv) in col.iter_mut().zip(k) {
-                    *v *= kv;
-                }
-            }
+            let n = buf.len();
+            mul_in_place(buf, &spec.data[c0 * nh..c0 * nh + n]);
         }
     }
 
@@ -531,11 +528,7 @@ impl Grid {
                 let src: [&[Complex32]; B] = std::array::from_fn(|i| unsafe {
                     &*rows_ptr.slice((r + i.min(b - 1)) * wc + c0, ng)
                 });
-                for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
-                    for (i, d) in col[r..r + b].iter_mut().enumerate() {
-                        *d = src[i][j];
-                    }
-                }
+                gather(buf, nh, r, b, &src);
                 r += b;
             }
             for j in 0..ng {
@@ -545,17 +538,10 @@ impl Grid {
             fwd.process_with_scratch(buf, fs);
             mul(c0, buf, extra, fs);
             inv.process_with_scratch(buf, &mut fft[..inv.get_inplace_scratch_len()]);
-            let mut r = 0;
-            while r < oh {
-                let b = B.min(oh - r);
-                for i in 0..b {
-                    // SAFETY: as above, this group's columns only.
-                    let dst = unsafe { rows_ptr.slice((r + i) * wc + c0, ng) };
-                    for (j, d) in dst.iter_mut().enumerate() {
-                        *d = buf[j * nh + r + i];
-                    }
-                }
-                r += b;
+            for r in 0..oh {
+                // SAFETY: as above, this group's columns only.
+                let dst = unsafe { rows_ptr.slice(r * wc + c0, ng) };
+                scatter(dst, buf, nh, r);
             }
         };
         if par {
@@ -588,6 +574,53 @@ impl Grid {
             let mut l = init();
             (0..oh).for_each(|r| row_inv(r, &mut l));
         }
+    }
+}
+
+avx2_dispatch!(
+    /// v *= k element by element.
+    fn mul_in_place(v: &mut [Complex32], k: &[Complex32]) = mul_in_place_body
+);
+
+#[inline(always)]
+fn mul_in_place_body(v: &mut [Complex32], k: &[Complex32]) {
+    for (a, &b) in v.iter_mut().zip(k) {
+        *a = Complex32::new(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
+    }
+}
+
+avx2_dispatch!(
+    /// Rows r..r + b (b <= B) of the column-major group `buf` (columns of
+    /// length nh) from the row segments `src` (one per row).
+    fn gather(buf: &mut [Complex32], nh: usize, r: usize, b: usize, src: &[&[Complex32]; B]) = gather_body
+);
+
+#[inline(always)]
+fn gather_body(buf: &mut [Complex32], nh: usize, r: usize, b: usize, src: &[&[Complex32]; B]) {
+    if b == B {
+        // Each column's B values are one contiguous write (a cache line).
+        for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
+            let d: &mut [Complex32; B] = (&mut col[r..r + B]).try_into().unwrap();
+            *d = std::array::from_fn(|i| src[i][j]);
+        }
+    } else {
+        for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
+            for (i, d) in col[r..r + b].iter_mut().enumerate() {
+                *d = src[i][j];
+            }
+        }
+    }
+}
+
+avx2_dispatch!(
+    /// Row r of the column-major group `buf` into `dst`.
+    fn scatter(dst: &mut [Complex32], buf: &[Complex32], nh: usize, r: usize) = scatter_body
+);
+
+#[inline(always)]
+fn scatter_body(dst: &mut [Complex32], buf: &[Complex32], nh: usize, r: usize) {
+    for (j, d) in dst.iter_mut().enumerate() {
+        *d = buf[j * nh + r];
     }
 }
 

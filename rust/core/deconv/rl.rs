@@ -102,8 +102,9 @@ struct Work {
     xprev: Vec<f32>,
     /// The prediction point, stored only with TV (else made row by row).
     p: Vec<f32>,
-    g1: Vec<f32>,
-    g2: Vec<f32>,
+    /// g_(k-1) = x_k - p_(k-1), read and overwritten by g_k in place (one
+    /// stream instead of a read and a write-allocate).
+    g: Vec<f32>,
     /// y / Hp on the measured pixels.
     ratio: Vec<f32>,
     nx: Vec<f32>,
@@ -446,8 +447,7 @@ fn new_work(sh: &Shared) -> Work {
         } else {
             Vec::new()
         },
-        g1: if accel { vec![0.0; e] } else { Vec::new() },
-        g2: if accel { vec![0.0; e] } else { Vec::new() },
+        g: if accel { vec![0.0; e] } else { Vec::new() },
         ratio: vec![0.0; m],
         nx: if tv { vec![0.0; e] } else { Vec::new() },
         ny: if tv { vec![0.0; e] } else { Vec::new() },
@@ -579,8 +579,7 @@ fn one_image(
         x,
         xprev,
         p,
-        g1,
-        g2,
+        g,
         ratio,
         nx,
         ny,
@@ -685,13 +684,13 @@ fn one_image(
         {
             let rs = &ratio[..];
             let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&rs[r * w..(r + 1) * w]);
-            let (xp, xpp, g2p, ap) = (
+            let (xp, xpp, gp, ap) = (
                 CPtr(x.as_mut_ptr()),
                 CPtr(xprev.as_mut_ptr()),
-                CPtr(g2.as_mut_ptr()),
+                CPtr(g.as_mut_ptr()),
                 CPtr(acc.as_mut_ptr()),
             );
-            let (g1s, ps, nxs, nys) = (&g1[..], &p[..], &nx[..], &ny[..]);
+            let (ps, nxs, nys) = (&p[..], &nx[..], &ny[..]);
             let tv = o.tv;
             let den = |i: usize, nv: f32| -> f32 {
                 if tv > 0.0 {
@@ -711,7 +710,7 @@ fn one_image(
             let accelerate = o.accelerate;
             let unit = if mv.is_none() { sh.unit } else { None };
             let emit = |r: usize, corr: &mut [f32]| {
-                // SAFETY: row r of x, x_prev, g2 and slot r of acc belong to
+                // SAFETY: row r of x, x_prev, g and slot r of acc belong to
                 // this call only.
                 let xr = unsafe { xp.row(r, ew) };
                 if zero {
@@ -724,8 +723,7 @@ fn one_image(
                 let nr = &norm[i0..i0 + ew];
                 if accelerate {
                     let xpr = unsafe { xpp.row(r, ew) };
-                    let g2r = unsafe { g2p.row(r, ew) };
-                    let g1r = &g1s[i0..i0 + ew];
+                    let gr = unsafe { gp.row(r, ew) };
                     let (mut num, mut gg) = (0.0f64, 0.0f64);
                     if tv == 0.0 && !store_p {
                         // The common case, in branch-free passes the
@@ -740,8 +738,7 @@ fn one_image(
                             let (n, g) = accel_update(
                                 &xr[lo..hi],
                                 &mut xpr[lo..hi],
-                                &mut g2r[lo..hi],
-                                &g1r[lo..hi],
+                                &mut gr[lo..hi],
                                 Norm::Row(&nr[lo..hi]),
                                 &corr[lo..hi],
                                 a,
@@ -753,8 +750,7 @@ fn one_image(
                             let (n, g) = accel_update(
                                 &xr[c0..c1],
                                 &mut xpr[c0..c1],
-                                &mut g2r[c0..c1],
-                                &g1r[c0..c1],
+                                &mut gr[c0..c1],
                                 Norm::Const(ks),
                                 &corr[c0..c1],
                                 a,
@@ -782,8 +778,8 @@ fn one_image(
                         };
                         let gn = v - pv;
                         xpr[c] = v;
-                        g2r[c] = gn;
-                        num += gn as f64 * g1r[c] as f64;
+                        num += gn as f64 * gr[c] as f64;
+                        gr[c] = gn;
                         gg += gn as f64 * gn as f64;
                     }
                     let slot = unsafe { ap.row(r, 1) };
@@ -806,7 +802,6 @@ fn one_image(
                 .iter()
                 .fold((0.0, 0.0), |(a, b), v| (a + v[0], b + v[1]));
             std::mem::swap(x, xprev);
-            std::mem::swap(g1, g2);
             num_next = num;
             den_next = gg_last;
             gg_last = gg;
@@ -820,13 +815,12 @@ fn one_image(
 avx2_dispatch!(
     /// One stretch of the accelerated update without TV: p = max(x + a (x -
     /// x_prev), 0), x_new = p corr / norm (0 where norm is 0) written over
-    /// x_prev, g = x_new - p written over the older g (`g_old`); returns
+    /// x_prev, g = x_new - p written over g_prev (`g`); returns
     /// (g . g_prev, g . g).
     fn accel_update(
         x: &[f32],
         x_prev: &mut [f32],
-        g_old: &mut [f32],
-        g_prev: &[f32],
+        g: &mut [f32],
         norm: Norm,
         corr: &[f32],
         a: f32,
@@ -844,15 +838,14 @@ enum Norm<'a> {
 fn accel_update_body(
     x: &[f32],
     x_prev: &mut [f32],
-    g_old: &mut [f32],
-    g_prev: &[f32],
+    g: &mut [f32],
     norm: Norm,
     corr: &[f32],
     a: f32,
 ) -> (f64, f64) {
     match norm {
-        Norm::Row(nr) => accel_lanes(x, x_prev, g_old, g_prev, |i| nr[i], corr, a),
-        Norm::Const(k) => accel_lanes(x, x_prev, g_old, g_prev, |_| k, corr, a),
+        Norm::Row(nr) => accel_lanes(x, x_prev, g, |i| nr[i], corr, a),
+        Norm::Const(k) => accel_lanes(x, x_prev, g, |_| k, corr, a),
     }
 }
 
@@ -860,8 +853,7 @@ fn accel_update_body(
 fn accel_lanes<N: Fn(usize) -> f32>(
     x: &[f32],
     x_prev: &mut [f32],
-    g_old: &mut [f32],
-    g_prev: &[f32],
+    g: &mut [f32],
     norm: N,
     corr: &[f32],
     a: f32,
@@ -872,7 +864,7 @@ fn accel_lanes<N: Fn(usize) -> f32>(
     // thread count.
     const L: usize = 8;
     let n = x.len();
-    assert!(x_prev.len() == n && g_old.len() == n && g_prev.len() == n && corr.len() >= n);
+    assert!(x_prev.len() == n && g.len() == n && corr.len() >= n);
     // (p, x_new) of one element.
     let one = |xv: f32, xpv: f32, nv: f32, cv: f32| -> (f32, f32) {
         let pv = (xv + a * (xv - xpv)).max(0.0);
@@ -886,8 +878,7 @@ fn accel_lanes<N: Fn(usize) -> f32>(
         // set of vector instructions.
         let xv: [f32; L] = x[o..o + L].try_into().unwrap();
         let xpv: &mut [f32; L] = (&mut x_prev[o..o + L]).try_into().unwrap();
-        let gv: &mut [f32; L] = (&mut g_old[o..o + L]).try_into().unwrap();
-        let g1: [f32; L] = g_prev[o..o + L].try_into().unwrap();
+        let gv: &mut [f32; L] = (&mut g[o..o + L]).try_into().unwrap();
         let cv: [f32; L] = corr[o..o + L].try_into().unwrap();
         let nv: [f32; L] = std::array::from_fn(|j| norm(o + j));
         let pv: [(f32, f32); L] = std::array::from_fn(|j| one(xv[j], xpv[j], nv[j], cv[j]));
@@ -895,8 +886,8 @@ fn accel_lanes<N: Fn(usize) -> f32>(
             let (p, v) = pv[j];
             let gn = v - p;
             xpv[j] = v;
+            num[j] += gn as f64 * gv[j] as f64;
             gv[j] = gn;
-            num[j] += gn as f64 * g1[j] as f64;
             gg[j] += gn as f64 * gn as f64;
         }
     }
@@ -905,8 +896,8 @@ fn accel_lanes<N: Fn(usize) -> f32>(
         let (p, v) = one(x[i], x_prev[i], norm(i), corr[i]);
         let gn = v - p;
         x_prev[i] = v;
-        g_old[i] = gn;
-        tn += gn as f64 * g_prev[i] as f64;
+        tn += gn as f64 * g[i] as f64;
+        g[i] = gn;
         tg += gn as f64 * gn as f64;
     }
     (num.iter().sum::<f64>() + tn, gg.iter().sum::<f64>() + tg)
