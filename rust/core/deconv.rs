@@ -126,7 +126,8 @@ mod tests {
     #[test]
     fn strips_give_the_whole_grid_result() {
         // Every option that changes the convolutions' fills and emits, on
-        // strips of 10 rows (the last one short) against one grid.
+        // strips of at most 10 rows (split evenly, so of unequal heights)
+        // against one grid.
         // One image (several threads on it, whole strips per thread where
         // there are several) and two (one thread per image).
         let (h, w) = (47, 38);

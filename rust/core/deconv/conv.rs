@@ -347,8 +347,8 @@ impl Grid {
         self.convolve_emit(fill, ih, iw, &self.product(spec), emit, oh, ow, s, par);
     }
 
-    /// `convolve_rows` done in strips of `strip` output rows on this (strip)
-    /// grid, so that a strip's spectra stay in cache instead of streaming a
+    /// `convolve_rows` done in `count` strips (the output rows split evenly)
+    /// on this (strip) grid, so that a strip's spectra stay in cache instead of streaming a
     /// whole image's through memory three times. The global operator is the
     /// one whose kernel placement has row shift `sh` (see `place`) on a grid
     /// tall enough for ih / oh; `spec` must be the same kernel placed on this
@@ -357,7 +357,7 @@ impl Grid {
     #[allow(clippy::too_many_arguments)]
     pub fn convolve_strips<F, E>(
         &self,
-        strip: usize,
+        count: usize,
         kh: usize,
         sh: isize,
         fill: &F,
@@ -373,10 +373,10 @@ impl Grid {
         F: Fn(usize, &mut [f32]) + Sync,
         E: Fn(usize, &mut [f32]) + Sync,
     {
-        let n = oh.div_ceil(strip.max(1));
+        let n = count.clamp(1, oh.max(1));
         let one = |i: usize, s: &mut Scratch, par: bool| {
-            let o0 = i * strip;
-            let o1 = (o0 + strip).min(oh);
+            // Even split: strips differ by one row at most.
+            let (o0, o1) = (i * oh / n, (i + 1) * oh / n);
             // Output row n needs input rows n + sh - (kh - 1) ..= n + sh.
             let g0 = o0 as isize + sh - (kh as isize - 1);
             let n_in = (o1 - o0) + kh - 1;

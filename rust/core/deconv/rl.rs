@@ -53,9 +53,10 @@ pub struct RlOptions {
     pub noise: Option<Noise>,
     /// Discrepancy target (1.0: Morozov).
     pub tau: f32,
-    /// Output rows per strip of the convolutions (see
-    /// `Grid::convolve_strips`): None chooses (strips of about 700 rows on
-    /// images of at least 1400), Some(0) uses one grid for the whole image.
+    /// Most output rows per strip of the convolutions (see
+    /// `Grid::convolve_strips`): None chooses (strips of at most about 700
+    /// rows on images of at least 1400), Some(0) uses one grid for the
+    /// whole image.
     /// Results agree to rounding either way.
     pub strip_rows: Option<usize>,
 }
@@ -366,7 +367,7 @@ impl Shared<'_> {
                     (&st.kf, st.sh_f)
                 };
                 st.grid.convolve_strips(
-                    st.rows, st.kh, shift, fill, ih, iw, spec, emit, oh, ow, s, par,
+                    st.count, st.kh, shift, fill, ih, iw, spec, emit, oh, ow, s, par,
                 )
             }
             None => {
@@ -380,7 +381,8 @@ impl Shared<'_> {
 
 struct Strips {
     grid: Grid,
-    rows: usize,
+    /// Number of strips; the output rows are split evenly among them.
+    count: usize,
     kh: usize,
     kf: Spectrum,
     ka: Spectrum,
@@ -388,12 +390,12 @@ struct Strips {
     sh_a: isize,
 }
 
-/// Strips of about `target` output rows (None: 700; 0: none) on a 2^a 3^b
-/// grid, for images at least two strips tall. A strip's spectra (576-768 x
-/// 1081 complex for 2048-wide images, 5-6.6 MB) can stay in the L3 cache
-/// between the row and the column passes, where a whole image's (2160 x
-/// 1081, 18 MB) stream through memory three times per convolution; the
-/// price is kh - 1 halo rows transformed again per strip and a slightly
+/// Strips of at most about `target` output rows (None: 700; 0: none) on a
+/// 2^a 3^b grid, for images at least two strips tall. A strip's spectra
+/// (576-768 x 1081 complex for 2048-wide images, 5-6.6 MB) can stay in the
+/// L3 cache between the row and the column passes, where a whole image's
+/// (2160 x 1081, 18 MB) stream through memory three times per convolution;
+/// the price is kh - 1 halo rows transformed again per strip and a slightly
 /// larger total column length. `f` and `a`: the (row, column) shifts of the
 /// forward and adjoint kernels on the full grid.
 #[allow(clippy::too_many_arguments)]
@@ -411,25 +413,44 @@ fn make_strips(
     if target == 0 || oh_max < 2 * target.max(kh) {
         return Ok(None);
     }
-    // With one image on several threads whole strips go to threads: a
-    // multiple of the thread count keeps them equally busy.
-    let mut n = oh_max.div_ceil(target);
-    if threads > 1 {
-        n = n.div_ceil(threads) * threads;
-    }
-    let rows = oh_max.div_ceil(n);
+    let count = strip_count(oh_max, kh, target, threads);
+    let rows = oh_max.div_ceil(count);
     let grid = Grid::new(super::conv::fast_len_23(rows + kh - 1), nw)?;
     let kf = grid.place(k, kh, kw, kh as isize - 1, f.1, false)?;
     let ka = grid.place(k, kh, kw, kh as isize - 1, a.1, true)?;
     Ok(Some(Strips {
         grid,
-        rows,
+        count,
         kh,
         kf,
         ka,
         sh_f: f.0,
         sh_a: a.0,
     }))
+}
+
+/// Number of strips for `oh` output rows. With one image on several
+/// threads whole strips go to threads, so the count is a multiple of the
+/// thread count. Among the counts whose 2^a 3^b grid is no taller than the
+/// one `target` rows need, the one with the least FFT work: column points
+/// (count x grid height) plus the halo rows transformed again (count x
+/// (kh - 1)). Rounding the strip height up to a fast length can cost more
+/// than a strip fewer: 2110 rows (the padded model of a 2048 image, 63-row
+/// PSF) in 3 strips of 704 run on a 768 grid (2304 column points), in 4 of
+/// 528 on a 648 grid (2592).
+fn strip_count(oh: usize, kh: usize, target: usize, threads: usize) -> usize {
+    let (t, target) = (threads.max(1), target.max(1));
+    let tallest = super::conv::fast_len_23(target + kh - 1);
+    let cost = |n: usize| {
+        let nh = super::conv::fast_len_23(oh.div_ceil(n) + kh - 1);
+        (nh <= tallest).then_some((n * (nh + kh - 1), n))
+    };
+    let first = oh.div_ceil(target).saturating_sub(1).max(2).div_ceil(t) * t;
+    (0..4)
+        .map(|i| first + i * t)
+        .filter_map(cost)
+        .min()
+        .map_or(oh.div_ceil(target).div_ceil(t) * t, |(_, n)| n)
 }
 
 fn new_work(sh: &Shared) -> Work {
@@ -647,9 +668,7 @@ fn one_image(
                     slot[0][0] = c2;
                 }
                 if zero {
-                    for ((ov, &bv), &yy) in out.iter_mut().zip(b.iter()).zip(ys) {
-                        *ov = yy / (bv + 1e-12);
-                    }
+                    ratio_row_zero(out, b, ys);
                 } else {
                     ratio_row(out, b, ys, ms, tiny);
                 }
@@ -714,9 +733,7 @@ fn one_image(
                 // this call only.
                 let xr = unsafe { xp.row(r, ew) };
                 if zero {
-                    for (xv, &cv) in xr.iter_mut().zip(corr.iter()) {
-                        *xv *= cv;
-                    }
+                    mul_row(xr, corr);
                     return;
                 }
                 let i0 = r * ew;
@@ -921,6 +938,30 @@ avx2_dispatch!(
     fn ratio_row(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) = ratio_row_body
 );
 
+avx2_dispatch!(
+    /// out = y / (b + 1e-12): scikit-image's ratio.
+    fn ratio_row_zero(out: &mut [f32], b: &[f32], y: &[f32]) = ratio_row_zero_body
+);
+
+#[inline(always)]
+fn ratio_row_zero_body(out: &mut [f32], b: &[f32], y: &[f32]) {
+    for ((ov, &bv), &yy) in out.iter_mut().zip(b).zip(y) {
+        *ov = yy / (bv + 1e-12);
+    }
+}
+
+avx2_dispatch!(
+    /// x *= c element by element.
+    fn mul_row(x: &mut [f32], c: &[f32]) = mul_row_body
+);
+
+#[inline(always)]
+fn mul_row_body(x: &mut [f32], c: &[f32]) {
+    for (xv, &cv) in x.iter_mut().zip(c) {
+        *xv *= cv;
+    }
+}
+
 #[inline(always)]
 fn ratio_row_body(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) {
     // Branch-free (the quotient is computed and dropped where b <= tiny) so
@@ -952,6 +993,42 @@ fn tv_normals(p: &[f32], eh: usize, ew: usize, eps: f32, nx: &mut [f32], ny: &mu
             let inv = 1.0 / (gx * gx + gy * gy + e2).sqrt();
             nx[i] = gx * inv;
             ny[i] = gy * inv;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv::fast_len_23;
+    use super::strip_count;
+
+    #[test]
+    fn strips_cover_the_rows_with_the_least_fft_work() {
+        // The 2048-pixel cases of the benchmark (63-row PSF): the padded
+        // model's 2110 rows go in 3 strips on a 768 grid, not 4 on 648.
+        assert_eq!(strip_count(2110, 63, 700, 1), 3);
+        assert_eq!(strip_count(2110, 63, 700, 2), 4);
+        assert_eq!(strip_count(2048, 63, 700, 1), 3);
+        assert_eq!(strip_count(2048, 63, 700, 2), 4);
+        for oh in [40, 141, 700, 1400, 1999, 2110, 4096, 10001] {
+            for kh in [1, 5, 63] {
+                for target in [20, 300, 700] {
+                    for threads in [1, 2, 3, 16] {
+                        if oh < 2 * target.max(kh) {
+                            continue;
+                        }
+                        let n = strip_count(oh, kh, target, threads);
+                        let what = format!(
+                            "{oh} rows, kh {kh}, target {target}, {threads} threads: {n} strips"
+                        );
+                        assert!(n >= 2 && n % threads == 0, "{what}");
+                        assert!(
+                            fast_len_23(oh.div_ceil(n) + kh - 1) <= fast_len_23(target + kh - 1),
+                            "{what}: grid too tall"
+                        );
+                    }
+                }
+            }
         }
     }
 }
