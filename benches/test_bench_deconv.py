@@ -2,8 +2,8 @@
 
 Sizes from issue 4: 2048 x 2048 float32 images, a 63 x 63 PSF, single
 images and a stack of 32 (``SCINTOMO_BENCH_STACK`` to change it). Run with
-``python -m pytest benches/test_bench_deconv.py -s``; about a minute and a
-half on a quiet 2-core machine. Timings are medians of 3, and each case's
+``python -m pytest benches/test_bench_deconv.py -s``; about four minutes
+on a quiet 2-core machine. Timings are medians of 3, and each case's
 runs alternate with scikit-image's (reference, case, reference, case, ...):
 this VM's speed drifts by up to 2x within a minute with the host's load, so
 only ratios taken under the same conditions mean anything.
@@ -12,8 +12,11 @@ scikit-image works on one image at a time (its loop is per image, single
 threaded), so its time per image is measured on one image and compared with
 scintomo's time per image on the whole stack. RL time per iteration is the
 difference between runs of 1 + ITER and 1 iterations divided by ITER: it
-excludes the once-per-stack set-up (PSF spectra, H^T of the mask), which is
-reported separately.
+excludes the once-per-call set-up (PSF spectra, H^T of the mask, fresh
+buffers), which is reported separately. ITER is 8 because the set-up's time
+varies from call to call (fresh pages: 0.56 to 1.22 s for the same 8-image
+call here); with 3 iterations that jitter was as large as the iterations'
+own time and the per-iteration figures swung by 2x between runs.
 
 Each line also gives the ratio of process CPU times (all threads added up):
 on a loaded machine wall times of a 2-thread run suffer more than those of
@@ -38,7 +41,7 @@ skr = pytest.importorskip("skimage.restoration")
 
 N = 2048
 STACK = int(os.environ.get("SCINTOMO_BENCH_STACK", "32"))
-ITER = 3
+ITER = 8
 MODES = (("zero", False, "scikit-image's model"), ("padded", True, "default: BB + Biggs-Andrews"))
 
 
