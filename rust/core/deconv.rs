@@ -51,10 +51,15 @@ pub(crate) fn stack_dims(
 pub(crate) fn check_finite_images(stack: &ndarray::ArrayView3<f32>) -> crate::CoreResult<()> {
     use ndarray::Axis;
     use rayon::prelude::*;
+    // Rows in parallel (a single image is one task per row, not one task).
     let bad: usize = stack
         .axis_iter(Axis(0))
-        .into_par_iter()
-        .map(|im| im.iter().filter(|v| !v.is_finite()).count())
+        .map(|im| {
+            im.axis_iter(Axis(0))
+                .into_par_iter()
+                .map(|row| row.iter().filter(|v| !v.is_finite()).count())
+                .sum::<usize>()
+        })
         .sum();
     if bad > 0 {
         return Err(crate::CoreError::NonFinite {

@@ -213,7 +213,15 @@ pub fn wiener(
             .unwrap_or_else(|| grid.scratch());
         let y = stack.index_axis(Axis(0), i);
         let mean = if opts.boundary == WienerBoundary::Reflect {
-            (y.iter().map(|&v| v as f64).sum::<f64>() / (h * w) as f64) as f32
+            // Row sums added in row order: the same value on any number of
+            // threads.
+            let row_sum = |r: ndarray::ArrayView1<f32>| r.iter().map(|&v| v as f64).sum::<f64>();
+            let sums: Vec<f64> = if par_inner {
+                y.axis_iter(Axis(0)).into_par_iter().map(row_sum).collect()
+            } else {
+                y.axis_iter(Axis(0)).map(row_sum).collect()
+            };
+            (sums.iter().sum::<f64>() / (h * w) as f64) as f32
         } else {
             0.0
         };
@@ -263,8 +271,11 @@ pub fn wiener(
         if let Some(os) = o.as_slice_mut() {
             conv(os, scr);
             if add != 0.0 {
-                for d in os.iter_mut() {
-                    *d += add;
+                let shift = |d: &mut [f32]| d.iter_mut().for_each(|v| *v += add);
+                if par_inner {
+                    os.par_chunks_mut(w.max(1)).for_each(shift);
+                } else {
+                    shift(os);
                 }
             }
         } else {
