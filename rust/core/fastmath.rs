@@ -41,26 +41,28 @@ pub fn ln_fast(x: f32) -> f32 {
     fe * LN2_HI + (fe * LN2_LO + 2.0 * z * p)
 }
 
-/// `fn $name(args) -> R` that runs `$body(args)` (an `#[inline(always)]`
-/// function holding the loops) compiled for AVX2 + FMA when the CPU has
-/// them, and as compiled otherwise: the wheel's baseline is SSE2, where an
-/// element-wise loop gets four lanes at best.
+/// `fn $name(args) -> R { body }` whose body (the loops, with any helpers
+/// it calls `#[inline(always)]`) runs compiled for AVX2 + FMA when the CPU
+/// has them, and as compiled otherwise: the wheel's baseline is SSE2, where
+/// an element-wise loop gets four lanes at best.
 macro_rules! avx2_dispatch {
-    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? = $body:ident) => {
+    ($(#[$m:meta])* $vis:vis fn $name:ident($($a:ident: $t:ty),* $(,)?) $(-> $r:ty)? $body:block) => {
         $(#[$m])*
         $vis fn $name($($a: $t),*) $(-> $r)? {
+            #[inline(always)]
+            fn body($($a: $t),*) $(-> $r)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn fast($($a: $t),*) $(-> $r)? {
-                    $body($($a),*)
+                    body($($a),*)
                 }
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
                     // SAFETY: the CPU has AVX2 and FMA.
                     return unsafe { fast($($a),*) };
                 }
             }
-            $body($($a),*)
+            body($($a),*)
         }
     };
 }

@@ -25,16 +25,25 @@ pub struct RealFft {
 }
 
 enum Kind {
-    Even {
-        fft: Arc<dyn Fft<f32>>,
-        /// Interleaved (w.re, w.im) per pair k = 1..=pairs.
-        tw1: Vec<f32>,
-        /// Interleaved (w.im, -w.re).
-        tw2: Vec<f32>,
-        avx2: bool,
-    },
+    Even(Even),
     OddR2c(Arc<dyn RealToComplex<f32>>),
     OddC2r(Arc<dyn ComplexToReal<f32>>),
+}
+
+/// Even n: a complex FFT of n / 2 and the split pass.
+struct Even {
+    fft: Arc<dyn Fft<f32>>,
+    /// Interleaved (w.re, w.im) per pair k = 1..=pairs.
+    tw1: Vec<f32>,
+    /// Interleaved (w.im, -w.re).
+    tw2: Vec<f32>,
+    avx2: bool,
+}
+
+impl Even {
+    fn split(&self, x: &mut [Complex32], r2c: bool) {
+        split(x, &self.tw1, &self.tw2, self.avx2, r2c);
+    }
 }
 
 /// Number of (k, N - k) pairs with 0 < k < N - k, for N = n / 2.
@@ -91,12 +100,12 @@ impl RealFft {
         let avx2 = false;
         RealFft {
             n,
-            kind: Kind::Even {
+            kind: Kind::Even(Even {
                 fft,
                 tw1,
                 tw2,
                 avx2,
-            },
+            }),
         }
     }
 
@@ -115,7 +124,7 @@ impl RealFft {
 
     pub fn scratch_len(&self) -> usize {
         match &self.kind {
-            Kind::Even { fft, .. } => fft.get_outofplace_scratch_len(),
+            Kind::Even(e) => e.fft.get_outofplace_scratch_len(),
             Kind::OddR2c(f) => f.get_scratch_len(),
             Kind::OddC2r(f) => f.get_scratch_len(),
         }
@@ -125,19 +134,15 @@ impl RealFft {
     pub fn r2c(&self, input: &mut [f32], output: &mut [Complex32], scratch: &mut [Complex32]) {
         assert!(input.len() == self.n && output.len() == self.complex_len());
         match &self.kind {
-            Kind::Even {
-                fft,
-                tw1,
-                tw2,
-                avx2,
-            } => {
+            Kind::Even(e) => {
                 let half = self.n / 2;
                 let buf = as_complex(input);
-                fft.process_outofplace_with_scratch(buf, &mut output[..half], scratch);
+                e.fft
+                    .process_outofplace_with_scratch(buf, &mut output[..half], scratch);
                 let x0 = output[0];
                 output[0] = Complex32::new(x0.re + x0.im, 0.0);
                 output[half] = Complex32::new(x0.re - x0.im, 0.0);
-                split(&mut output[..half], tw1, tw2, *avx2, true);
+                e.split(&mut output[..half], true);
                 if half % 2 == 0 {
                     let c = &mut output[half / 2];
                     c.im = -c.im;
@@ -156,22 +161,18 @@ impl RealFft {
     pub fn c2r(&self, input: &mut [Complex32], output: &mut [f32], scratch: &mut [Complex32]) {
         assert!(input.len() == self.complex_len() && output.len() == self.n);
         match &self.kind {
-            Kind::Even {
-                fft,
-                tw1,
-                tw2,
-                avx2,
-            } => {
+            Kind::Even(e) => {
                 let half = self.n / 2;
                 let (a, b) = (input[0].re, input[half].re);
                 input[0] = Complex32::new(a + b, a - b);
-                split(&mut input[..half], tw1, tw2, *avx2, false);
+                e.split(&mut input[..half], false);
                 if half % 2 == 0 {
                     let c = &mut input[half / 2];
                     *c = Complex32::new(2.0 * c.re, -2.0 * c.im);
                 }
                 let out = as_complex(output);
-                fft.process_outofplace_with_scratch(&mut input[..half], out, scratch);
+                e.fft
+                    .process_outofplace_with_scratch(&mut input[..half], out, scratch);
             }
             Kind::OddC2r(f) => {
                 input[0].im = 0.0;
@@ -342,8 +343,8 @@ mod tests {
 
     /// A plan with its vector path switched on or off (where available).
     fn force(mut f: RealFft, on: bool) -> RealFft {
-        if let Kind::Even { avx2, .. } = &mut f.kind {
-            *avx2 = on && *avx2;
+        if let Kind::Even(e) = &mut f.kind {
+            e.avx2 = on && e.avx2;
         }
         f
     }

@@ -577,50 +577,41 @@ impl Grid {
     }
 }
 
-avx2_dispatch!(
+avx2_dispatch! {
     /// v *= k element by element.
-    fn mul_in_place(v: &mut [Complex32], k: &[Complex32]) = mul_in_place_body
-);
-
-#[inline(always)]
-fn mul_in_place_body(v: &mut [Complex32], k: &[Complex32]) {
-    for (a, &b) in v.iter_mut().zip(k) {
-        *a = Complex32::new(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
+    fn mul_in_place(v: &mut [Complex32], k: &[Complex32]) {
+        for (a, &b) in v.iter_mut().zip(k) {
+            *a = Complex32::new(a.re * b.re - a.im * b.im, a.re * b.im + a.im * b.re);
+        }
     }
 }
 
-avx2_dispatch!(
+avx2_dispatch! {
     /// Rows r..r + b (b <= B) of the column-major group `buf` (columns of
     /// length nh) from the row segments `src` (one per row).
-    fn gather(buf: &mut [Complex32], nh: usize, r: usize, b: usize, src: &[&[Complex32]; B]) = gather_body
-);
-
-#[inline(always)]
-fn gather_body(buf: &mut [Complex32], nh: usize, r: usize, b: usize, src: &[&[Complex32]; B]) {
-    if b == B {
-        // Each column's B values are one contiguous write (a cache line).
-        for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
-            let d: &mut [Complex32; B] = (&mut col[r..r + B]).try_into().unwrap();
-            *d = std::array::from_fn(|i| src[i][j]);
-        }
-    } else {
-        for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
-            for (i, d) in col[r..r + b].iter_mut().enumerate() {
-                *d = src[i][j];
+    fn gather(buf: &mut [Complex32], nh: usize, r: usize, b: usize, src: &[&[Complex32]; B]) {
+        if b == B {
+            // Each column's B values are one contiguous write (a cache line).
+            for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
+                let d: &mut [Complex32; B] = (&mut col[r..r + B]).try_into().unwrap();
+                *d = std::array::from_fn(|i| src[i][j]);
+            }
+        } else {
+            for (j, col) in buf.chunks_exact_mut(nh).enumerate() {
+                for (i, d) in col[r..r + b].iter_mut().enumerate() {
+                    *d = src[i][j];
+                }
             }
         }
     }
 }
 
-avx2_dispatch!(
+avx2_dispatch! {
     /// Row r of the column-major group `buf` into `dst`.
-    fn scatter(dst: &mut [Complex32], buf: &[Complex32], nh: usize, r: usize) = scatter_body
-);
-
-#[inline(always)]
-fn scatter_body(dst: &mut [Complex32], buf: &[Complex32], nh: usize, r: usize) {
-    for (j, d) in dst.iter_mut().enumerate() {
-        *d = buf[j * nh + r];
+    fn scatter(dst: &mut [Complex32], buf: &[Complex32], nh: usize, r: usize) {
+        for (j, d) in dst.iter_mut().enumerate() {
+            *d = buf[j * nh + r];
+        }
     }
 }
 

@@ -829,7 +829,7 @@ fn one_image(
     rep
 }
 
-avx2_dispatch!(
+avx2_dispatch! {
     /// One stretch of the accelerated update without TV: p = max(x + a (x -
     /// x_prev), 0), x_new = p corr / norm (0 where norm is 0) written over
     /// x_prev, g = x_new - p written over g_prev (`g`); returns
@@ -841,29 +841,19 @@ avx2_dispatch!(
         norm: Norm,
         corr: &[f32],
         a: f32,
-    ) -> (f64, f64) = accel_update_body
-);
+    ) -> (f64, f64) {
+        match norm {
+            Norm::Row(nr) => accel_lanes(x, x_prev, g, |i| nr[i], corr, a),
+            Norm::Const(k) => accel_lanes(x, x_prev, g, |_| k, corr, a),
+        }
+    }
+}
 
 /// H^T(mask) over a row segment: stored, or the constant of the interior.
 #[derive(Clone, Copy)]
 enum Norm<'a> {
     Row(&'a [f32]),
     Const(f32),
-}
-
-#[inline(always)]
-fn accel_update_body(
-    x: &[f32],
-    x_prev: &mut [f32],
-    g: &mut [f32],
-    norm: Norm,
-    corr: &[f32],
-    a: f32,
-) -> (f64, f64) {
-    match norm {
-        Norm::Row(nr) => accel_lanes(x, x_prev, g, |i| nr[i], corr, a),
-        Norm::Const(k) => accel_lanes(x, x_prev, g, |_| k, corr, a),
-    }
 }
 
 #[inline(always)]
@@ -920,64 +910,52 @@ fn accel_lanes<N: Fn(usize) -> f32>(
     (num.iter().sum::<f64>() + tn, gg.iter().sum::<f64>() + tg)
 }
 
-avx2_dispatch!(
+avx2_dispatch! {
     /// p = max(x + a (x - x_prev), 0), the Biggs-Andrews prediction.
-    fn predict(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) = predict_body
-);
-
-#[inline(always)]
-fn predict_body(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) {
-    for ((pv, &xv), &xpv) in p.iter_mut().zip(x).zip(xprev) {
-        *pv = (xv + a * (xv - xpv)).max(0.0);
+    fn predict(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) {
+        for ((pv, &xv), &xpv) in p.iter_mut().zip(x).zip(xprev) {
+            *pv = (xv + a * (xv - xpv)).max(0.0);
+        }
     }
 }
 
-avx2_dispatch!(
+avx2_dispatch! {
     /// out = m y+ / b where b > tiny, else 0: the ratio row of the padded
     /// model (m the mask row, if any).
-    fn ratio_row(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) = ratio_row_body
-);
-
-avx2_dispatch!(
-    /// out = y / (b + 1e-12): scikit-image's ratio.
-    fn ratio_row_zero(out: &mut [f32], b: &[f32], y: &[f32]) = ratio_row_zero_body
-);
-
-#[inline(always)]
-fn ratio_row_zero_body(out: &mut [f32], b: &[f32], y: &[f32]) {
-    for ((ov, &bv), &yy) in out.iter_mut().zip(b).zip(y) {
-        *ov = yy / (bv + 1e-12);
-    }
-}
-
-avx2_dispatch!(
-    /// x *= c element by element.
-    fn mul_row(x: &mut [f32], c: &[f32]) = mul_row_body
-);
-
-#[inline(always)]
-fn mul_row_body(x: &mut [f32], c: &[f32]) {
-    for (xv, &cv) in x.iter_mut().zip(c) {
-        *xv *= cv;
-    }
-}
-
-#[inline(always)]
-fn ratio_row_body(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) {
-    // Branch-free (the quotient is computed and dropped where b <= tiny) so
-    // that the loop vectorises.
-    match m {
-        Some(m) => {
-            for (((ov, &bv), &yy), &mk) in out.iter_mut().zip(b).zip(y).zip(m) {
-                let q = mk * yy.max(0.0) / bv;
-                *ov = if bv > tiny { q } else { 0.0 };
+    fn ratio_row(out: &mut [f32], b: &[f32], y: &[f32], m: Option<&[f32]>, tiny: f32) {
+        // Branch-free (the quotient is computed and dropped where b <= tiny) so
+        // that the loop vectorises.
+        match m {
+            Some(m) => {
+                for (((ov, &bv), &yy), &mk) in out.iter_mut().zip(b).zip(y).zip(m) {
+                    let q = mk * yy.max(0.0) / bv;
+                    *ov = if bv > tiny { q } else { 0.0 };
+                }
+            }
+            None => {
+                for ((ov, &bv), &yy) in out.iter_mut().zip(b).zip(y) {
+                    let q = yy.max(0.0) / bv;
+                    *ov = if bv > tiny { q } else { 0.0 };
+                }
             }
         }
-        None => {
-            for ((ov, &bv), &yy) in out.iter_mut().zip(b).zip(y) {
-                let q = yy.max(0.0) / bv;
-                *ov = if bv > tiny { q } else { 0.0 };
-            }
+    }
+}
+
+avx2_dispatch! {
+    /// out = y / (b + 1e-12): scikit-image's ratio.
+    fn ratio_row_zero(out: &mut [f32], b: &[f32], y: &[f32]) {
+        for ((ov, &bv), &yy) in out.iter_mut().zip(b).zip(y) {
+            *ov = yy / (bv + 1e-12);
+        }
+    }
+}
+
+avx2_dispatch! {
+    /// x *= c element by element.
+    fn mul_row(x: &mut [f32], c: &[f32]) {
+        for (xv, &cv) in x.iter_mut().zip(c) {
+            *xv *= cv;
         }
     }
 }
