@@ -2,8 +2,8 @@
 
 Sizes from issue 4: 2048 x 2048 float32 images, a 63 x 63 PSF, single
 images and a stack of 32 (``SCINTOMO_BENCH_STACK`` to change it). Run with
-``python -m pytest benches/test_bench_deconv.py -s``; about four minutes
-on a quiet 2-core machine. Timings are medians of 3, and each case's
+``python -m pytest benches/test_bench_deconv.py -s``; about a minute and a
+half on the 2-core machine. Timings are medians of 3, and each case's
 runs alternate with scikit-image's (reference, case, reference, case, ...):
 this VM's speed drifts by up to 2x within a minute with the host's load, so
 only ratios taken under the same conditions mean anything.
