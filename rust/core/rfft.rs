@@ -109,14 +109,6 @@ impl RealFft {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
     /// Number of complex values on the spectral side.
     pub fn complex_len(&self) -> usize {
         self.n / 2 + 1

@@ -326,33 +326,13 @@ impl Grid {
         }
     }
 
-    /// `convolve_emit` with the plain product by `spec`: rows of the input
-    /// from `fill`, rows of the result to `emit`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn convolve_rows<F, E>(
-        &self,
-        fill: &F,
-        ih: usize,
-        iw: usize,
-        spec: &Spectrum,
-        emit: &E,
-        oh: usize,
-        ow: usize,
-        s: &mut Scratch,
-        par: bool,
-    ) where
-        F: Fn(usize, &mut [f32]) + Sync,
-        E: Fn(usize, &mut [f32]) + Sync,
-    {
-        self.convolve_emit(fill, ih, iw, &self.product(spec), emit, oh, ow, s, par);
-    }
-
-    /// `convolve_rows` done in `count` strips (the output rows split evenly)
-    /// on this (strip) grid, so that a strip's spectra stay in cache instead of streaming a
-    /// whole image's through memory three times. The global operator is the
-    /// one whose kernel placement has row shift `sh` (see `place`) on a grid
-    /// tall enough for ih / oh; `spec` must be the same kernel placed on this
-    /// grid with row shift kh - 1 (and the global column shift). Input rows
+    /// `convolve_emit` with the plain product by `spec`, done in `count`
+    /// strips (the output rows split evenly) on this (strip) grid, so that a
+    /// strip's spectra stay in cache instead of streaming a whole image's
+    /// through memory three times. The global operator is the one whose
+    /// kernel placement has row shift `sh` (see `place`) on a grid tall
+    /// enough for ih / oh; `spec` must be the same kernel placed on this grid
+    /// with row shift kh - 1 (and the global column shift). Input rows
     /// outside [0, ih) are zero.
     #[allow(clippy::too_many_arguments)]
     pub fn convolve_strips<F, E>(
@@ -374,6 +354,7 @@ impl Grid {
         E: Fn(usize, &mut [f32]) + Sync,
     {
         let n = count.clamp(1, oh.max(1));
+        let mul = self.product(spec);
         let one = |i: usize, s: &mut Scratch, par: bool| {
             // Even split: strips differ by one row at most.
             let (o0, o1) = (i * oh / n, (i + 1) * oh / n);
@@ -390,7 +371,7 @@ impl Grid {
                 }
             };
             let e = |i: usize, row: &mut [f32]| emit(o0 + i, row);
-            self.convolve_rows(&f, n_in, iw, spec, &e, o1 - o0, ow, s, par);
+            self.convolve_emit(&f, n_in, iw, &mul, &e, o1 - o0, ow, s, par);
         };
         if par && n > 1 {
             // Whole strips on each thread: one join per convolution instead

@@ -372,8 +372,9 @@ impl Shared<'_> {
             }
             None => {
                 let spec = if adjoint { &self.ka } else { &self.kf };
+                let mul = self.grid.product(spec);
                 self.grid
-                    .convolve_rows(fill, ih, iw, spec, emit, oh, ow, s, par)
+                    .convolve_emit(fill, ih, iw, &mul, emit, oh, ow, s, par)
             }
         }
     }
@@ -687,7 +688,7 @@ fn one_image(
                     std::mem::swap(x, p);
                 } else if use_p {
                     for (xv, &xpv) in x.iter_mut().zip(xprev.iter()) {
-                        *xv = (*xv + a * (*xv - xpv)).max(0.0);
+                        *xv = extrapolate(*xv, xpv, a);
                     }
                 }
                 rep.stopped = true;
@@ -783,7 +784,7 @@ fn one_image(
                         let pv = if store_p {
                             ps[i0 + c]
                         } else if use_p {
-                            (xr[c] + a * (xr[c] - xpr[c])).max(0.0)
+                            extrapolate(xr[c], xpr[c], a)
                         } else {
                             xr[c]
                         };
@@ -874,7 +875,7 @@ fn accel_lanes<N: Fn(usize) -> f32>(
     assert!(x_prev.len() == n && g.len() == n && corr.len() >= n);
     // (p, x_new) of one element.
     let one = |xv: f32, xpv: f32, nv: f32, cv: f32| -> (f32, f32) {
-        let pv = (xv + a * (xv - xpv)).max(0.0);
+        let pv = extrapolate(xv, xpv, a);
         let q = pv * cv / nv;
         (pv, if nv > 0.0 { q } else { 0.0 })
     };
@@ -914,9 +915,15 @@ avx2_dispatch! {
     /// p = max(x + a (x - x_prev), 0), the Biggs-Andrews prediction.
     fn predict(x: &[f32], xprev: &[f32], a: f32, p: &mut [f32]) {
         for ((pv, &xv), &xpv) in p.iter_mut().zip(x).zip(xprev) {
-            *pv = (xv + a * (xv - xpv)).max(0.0);
+            *pv = extrapolate(xv, xpv, a);
         }
     }
+}
+
+/// The Biggs-Andrews prediction of one element: max(x + a (x - x_prev), 0).
+#[inline(always)]
+fn extrapolate(x: f32, x_prev: f32, a: f32) -> f32 {
+    (x + a * (x - x_prev)).max(0.0)
 }
 
 avx2_dispatch! {
