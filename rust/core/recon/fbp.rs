@@ -4,9 +4,10 @@
 
 use super::{filter_response, mask_cols, pad_edge, Geometry};
 use crate::error::CoreResult;
+use crate::rfft::RealFft;
 use ndarray::{Array3, ArrayView3, Axis};
 use rayon::prelude::*;
-use realfft::RealFftPlanner;
+use rustfft::num_complex::Complex32;
 
 /// Rows of the output processed together: the accumulators of a block stay
 /// in cache while every projection passes over them once.
@@ -28,9 +29,8 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
         .iter()
         .map(|&v| (v / np as f64) as f32)
         .collect();
-    let mut planner = RealFftPlanner::<f32>::new();
-    let r2c = planner.plan_fft_forward(np);
-    let c2r = planner.plan_fft_inverse(np);
+    let r2c = RealFft::forward(np);
+    let c2r = RealFft::inverse(np);
     let trig: Vec<(f32, f32)> = geo
         .theta
         .iter()
@@ -58,28 +58,23 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
             .enumerate()
             .for_each_init(
                 || {
+                    let zero = Complex32::new(0.0, 0.0);
                     (
                         vec![0f32; np],
-                        r2c.make_output_vec(),
-                        r2c.make_scratch_vec(),
-                        c2r.make_scratch_vec(),
+                        vec![zero; r2c.complex_len()],
+                        vec![zero; r2c.scratch_len()],
+                        vec![zero; c2r.scratch_len()],
                     )
                 },
                 |(buf, spec, s1, s2), (a, (pdst, ddst))| {
                     pad_edge(sino.row(a).iter(), nd, left, buf);
-                    // Plans and buffers have matching lengths, so these cannot fail.
-                    let _ = r2c.process_with_scratch(buf, spec, s1);
+                    r2c.r2c(buf, spec, s1);
                     let w = geo.weights[a] as f32;
                     for (z, &h) in spec.iter_mut().zip(&resp) {
                         *z *= h * w;
                     }
-                    spec[0].im = 0.0;
-                    if let Some(last) = spec.last_mut() {
-                        if np % 2 == 0 {
-                            last.im = 0.0;
-                        }
-                    }
-                    let _ = c2r.process_with_scratch(spec, buf, s2);
+                    // (c2r ignores the imaginary parts at DC and Nyquist.)
+                    c2r.c2r(spec, buf, s2);
                     for (k, (pk, dk)) in pdst[..len]
                         .iter_mut()
                         .zip(ddst[..len].iter_mut())
