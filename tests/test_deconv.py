@@ -55,13 +55,31 @@ def test_rl_zero_boundary_equals_skimage(kshape, stack):
 @pytest.mark.parametrize("balance", [0.01, 0.3])
 def test_wiener_periodic_equals_skimage(kshape, balance):
     rng = np.random.default_rng(2)
-    img = rng.random((50, 63)).astype(np.float32)
+    imgs = rng.random((3, 50, 63)).astype(np.float32)
     psf = rng.random(kshape).astype(np.float32)
     psf /= psf.sum()
-    got = deconv.wiener(img, psf, balance=balance, boundary="periodic")
-    ref = skr.wiener(img, psf, balance, clip=False)
-    assert got.dtype == np.float32
-    assert np.max(np.abs(got - ref)) <= 1e-4 * np.max(np.abs(ref))
+    refs = [skr.wiener(im, psf, balance, clip=False) for im in imgs]
+    # A single image builds the filter column group by column group inside
+    # the column pass (on one thread or shared by two); a stack builds the
+    # whole filter spectrum once. Both must equal scikit-image.
+    for n_threads in (1, 2):
+        got = deconv.wiener(imgs[0], psf, balance=balance, boundary="periodic", n_threads=n_threads)
+        assert got.dtype == np.float32
+        assert np.max(np.abs(got - refs[0])) <= 1e-4 * np.max(np.abs(refs[0]))
+    got = deconv.wiener(imgs, psf, balance=balance, boundary="periodic", n_threads=2)
+    for g, ref in zip(got, refs, strict=True):
+        assert np.max(np.abs(g - ref)) <= 1e-4 * np.max(np.abs(ref))
+
+
+def test_reflect_wiener_single_image_equals_stack():
+    # The two ways of building the filter (see above) in the default mode.
+    rng = np.random.default_rng(5)
+    imgs = (rng.random((3, 40, 57)) + 0.5).astype(np.float32)
+    psf = rng.random((7, 4)).astype(np.float32)
+    st = deconv.wiener(imgs, psf, balance=0.02, n_threads=2)
+    for n_threads in (1, 2):
+        one = deconv.wiener(imgs[1], psf, balance=0.02, n_threads=n_threads)
+        np.testing.assert_allclose(one, st[1], rtol=0, atol=1e-5 * np.abs(st[1]).max())
 
 
 # --- boundaries -----------------------------------------------------------------------------------

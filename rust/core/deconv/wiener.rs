@@ -17,6 +17,7 @@ use rustfft::num_complex::Complex32;
 
 use super::conv::{fast_len, Grid, Scratch, Spectrum};
 use crate::error::{CoreError, CoreResult};
+use crate::fastmath::avx2_dispatch;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WienerBoundary {
@@ -107,11 +108,15 @@ pub fn wiener(
     }
     let nn = (grid.nh * grid.nw) as f32;
     let b = opts.balance;
+    // Fewer images than threads: the threads share each image's passes.
     let par_inner = n < rayon::current_num_threads();
-    // For a single image (par_inner) the filter is built inside the fused
+    // Then, and for a single image, the filter is built inside the fused
     // column pass, group by group, from the kernel's few non-zero row
-    // spectra: no full-size spectrum buffers are allocated or touched.
-    let filt = if par_inner {
+    // spectra: no full-size spectrum buffers are allocated or touched (the
+    // extra column FFT per group costs less than the filter's full 2-D FFT
+    // and its passes over memory, unless many images share the filter).
+    let fused = par_inner || n == 1;
+    let filt = if fused {
         None
     } else {
         let kspec = grid.place(&k, kh, kw, shift.0, shift.1, false)?;
@@ -136,7 +141,7 @@ pub fn wiener(
     let (nh, nw) = (grid.nh, grid.nw);
     // Kernel rows placed on the grid (row a at (a - sh) mod nh, column b at
     // (b - sw) mod nw), as (grid row, row spectrum), unscaled.
-    let krows: Vec<(usize, Vec<Complex32>)> = if par_inner {
+    let krows: Vec<(usize, Vec<Complex32>)> = if fused {
         if kh > nh || kw > nw {
             return Err(CoreError::shape(format!(
                 "kernel {kh} x {kw} does not fit the FFT grid {nh} x {nw}"
@@ -159,9 +164,11 @@ pub fn wiener(
         Vec::new()
     };
     let tau = 2.0 * std::f64::consts::PI;
-    let cu: Vec<f64> = if par_inner {
+    // The Laplacian's transfer at (u, v) is (cu[u] + cv)^2 with
+    // cu[u] = 2 - 2 cos(2 pi u / nh), cv likewise over the columns.
+    let cu: Vec<f32> = if fused {
         (0..nh)
-            .map(|u| 2.0 - 2.0 * (tau * u as f64 / nh as f64).cos())
+            .map(|u| (2.0 - 2.0 * (tau * u as f64 / nh as f64).cos()) as f32)
             .collect()
     } else {
         Vec::new()
@@ -178,18 +185,9 @@ pub fn wiener(
             }
             grid.col_fft(ex, cs);
             for j in 0..ng {
-                let cv = 2.0 - 2.0 * (tau * (c0 + j) as f64 / nw as f64).cos();
+                let cv = (2.0 - 2.0 * (tau * (c0 + j) as f64 / nw as f64).cos()) as f32;
                 let col = &mut buf[j * nh..(j + 1) * nh];
-                let kc = &ex[j * nh..(j + 1) * nh];
-                for ((v, &kk), &c) in col.iter_mut().zip(kc).zip(&cu) {
-                    let lp = ((c + cv) * (c + cv)) as f32;
-                    let den = kk.norm_sqr() + b * lp;
-                    *v = if den > 0.0 {
-                        *v * (kk.conj() / den / nn)
-                    } else {
-                        Complex32::new(0.0, 0.0)
-                    };
-                }
+                filter_column(col, &ex[j * nh..(j + 1) * nh], &cu, cv, b, nn);
             }
         };
     let dc = if opts.boundary == WienerBoundary::Reflect {
@@ -300,6 +298,23 @@ pub fn wiener(
             .for_each(|(i, o)| run_one(i, o));
     }
     Ok(())
+}
+
+avx2_dispatch! {
+    /// Column v of the Wiener filter applied in place: x *= conj(K) /
+    /// (nn (|K|^2 + b (cu + cv)^2)), zero where the denominator is; `kc` is
+    /// the column of K, the PSF's transfer; nn undoes the unnormalised FFTs.
+    fn filter_column(x: &mut [Complex32], kc: &[Complex32], cu: &[f32], cv: f32, b: f32, nn: f32) {
+        for ((v, &k), &c) in x.iter_mut().zip(kc).zip(cu) {
+            let (kr, ki) = (k.re, k.im);
+            let lp = (c + cv) * (c + cv);
+            let den = kr * kr + ki * ki + b * lp;
+            // One division per point; den > 0 selects, branch-free.
+            let s = if den > 0.0 { 1.0 / (den * nn) } else { 0.0 };
+            let (vr, vi) = (v.re, v.im);
+            *v = Complex32::new((vr * kr + vi * ki) * s, (vi * kr - vr * ki) * s);
+        }
+    }
 }
 
 #[cfg(test)]
