@@ -133,8 +133,9 @@ mod tests {
         // Every option that changes the convolutions' fills and emits, on
         // strips of at most 10 rows (split evenly, so of unequal heights)
         // against one grid.
-        // One image (several threads on it, whole strips per thread where
-        // there are several) and two (one thread per image).
+        // On two threads: one image (both threads on it, whole strips per
+        // thread) and two (one thread per image, H and H^T chained strip by
+        // strip unless the stopping rule is on).
         let (h, w) = (47, 38);
         for nimg in [1, 2] {
             let y = Array3::<f32>::from_shape_fn((nimg, h, w), |(k, i, j)| {
@@ -174,7 +175,14 @@ mod tests {
                             ..Default::default()
                         };
                         let mut out = Array3::<f32>::zeros((nimg, h, w));
-                        let rep = richardson_lucy(y.view(), psf.view(), m, out.view_mut(), &opts)
+                        let pool = rayon::ThreadPoolBuilder::new()
+                            .num_threads(2)
+                            .build()
+                            .unwrap();
+                        let rep = pool
+                            .install(|| {
+                                richardson_lucy(y.view(), psf.view(), m, out.view_mut(), &opts)
+                            })
                             .unwrap();
                         (out, rep[0].iterations)
                     };

@@ -116,11 +116,27 @@ pub struct Scratch {
     pool: Mutex<Vec<Bufs>>,
     /// Whole scratches for strips transformed in parallel.
     spare: Mutex<Vec<Scratch>>,
+    /// `convolve_chain`: the second convolution's row spectra, and the
+    /// spectra of the halo rows one strip hands to the next.
+    rows2: Vec<Complex32>,
+    halo: Vec<Complex32>,
+}
+
+/// Strip boundaries for `Grid::convolve_chain` (from `Grid::chain_plan`):
+/// strip i of the first convolution makes its output rows [d_i, d_(i+1)),
+/// strip i of the second its output rows [a_i, a_(i+1)).
+pub struct Chain {
+    kh: usize,
+    sh1: isize,
+    sh2: usize,
+    d: Vec<usize>,
+    a: Vec<usize>,
 }
 
 /// One task's buffers: a real row, a column group, and FFT scratch.
 struct Bufs {
     real: Vec<f32>,
+    real2: Vec<f32>,
     crow: Vec<Complex32>,
     col: Vec<Complex32>,
     fft: Vec<Complex32>,
@@ -214,6 +230,8 @@ impl Grid {
             rows: zeroed(self.nh * self.wc),
             pool: Mutex::new(Vec::new()),
             spare: Mutex::new(Vec::new()),
+            rows2: Vec::new(),
+            halo: Vec::new(),
         }
     }
 
@@ -230,6 +248,7 @@ impl Grid {
                 .max(self.c2r.scratch_len());
             Bufs {
                 real: vec![0.0; self.nw],
+                real2: vec![0.0; self.nw],
                 crow: vec![zero; self.wc],
                 col: vec![zero; GROUP * self.nh],
                 fft: vec![zero; fft],
@@ -414,6 +433,152 @@ impl Grid {
         }
     }
 
+    /// Plan for `convolve_chain`: `count` strips for two strip convolutions
+    /// (row shifts sh1, sh2, see `convolve_strips`) where the first has oh1
+    /// output rows, the second oh1 input and oh2 output rows. None when a
+    /// strip would not fit this grid, or when strip i of the second would
+    /// write rows (of an image the first reads and the second's `emit`
+    /// updates) that strip i + 1 of the first still reads: that needs
+    /// sh1 + sh2 >= kh - 1.
+    pub fn chain_plan(
+        &self,
+        count: usize,
+        kh: usize,
+        (sh1, sh2): (isize, isize),
+        oh1: usize,
+        oh2: usize,
+    ) -> Option<Chain> {
+        let k1 = kh as isize - 1;
+        if count < 2 || sh2 < 0 || sh2 > k1 || sh1 + sh2 < k1 {
+            return None;
+        }
+        let (n, sh2) = (count, sh2 as usize);
+        // Strip i of the second writes rows [a_i, a_(i+1)) and needs the
+        // first's output rows up to a_(i+1) + sh2 = d_(i+1). Both split
+        // oh2 + sh2 rows evenly.
+        let t = oh2 + sh2;
+        if oh1 > t {
+            return None;
+        }
+        let d: Vec<usize> = (0..=n)
+            .map(|i| if i == n { oh1 } else { i * t / n })
+            .collect();
+        let a: Vec<usize> = (0..=n)
+            .map(|i| match i {
+                0 => 0,
+                _ if i == n => oh2,
+                _ => d[i].saturating_sub(sh2),
+            })
+            .collect();
+        let room = self.nh.checked_sub(kh - 1)?;
+        let fits = (0..n).all(|i| {
+            let (f, s) = (d[i + 1].checked_sub(d[i]), a[i + 1].checked_sub(a[i]));
+            matches!((f, s), (Some(f), Some(s)) if f > 0 && s > 0 && f <= room && s <= room)
+                && d[i + 1] >= kh - 1
+        });
+        fits.then_some(Chain { kh, sh1, sh2, d, a })
+    }
+
+    /// The convolution H1 (spectrum `spec1`, input rows from `fill`, (ih1,
+    /// iw1)), a row-wise `step(r, h1_row, out_row)` on each of its oh1
+    /// output rows of width ow1, and the convolution H2 (`spec2`) of the
+    /// stepped rows, whose oh2 output rows of width ow2 go to `emit`: strip
+    /// by strip (see `chain_plan`), with each output row of H1 transformed
+    /// back, stepped and transformed for H2 while it is in L1. Nothing
+    /// between the two is stored: the halo rows a strip of H2 shares with
+    /// the next are handed over as spectra. Strip i of H2 runs before strip
+    /// i + 1 of H1, so `emit` may update rows of the image `fill` reads,
+    /// below the rows the next strips read. One thread.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convolve_chain<F, R, E>(
+        &self,
+        plan: &Chain,
+        fill: &F,
+        (ih1, iw1): (usize, usize),
+        spec1: &Spectrum,
+        step: &R,
+        ow1: usize,
+        spec2: &Spectrum,
+        emit: &E,
+        ow2: usize,
+        s: &mut Scratch,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+        R: Fn(usize, &[f32], &mut [f32]) + Sync,
+        E: Fn(usize, &mut [f32]) + Sync,
+    {
+        let (wc, kh) = (self.wc, plan.kh);
+        let zero = Complex32::new(0.0, 0.0);
+        if s.rows.len() < self.nh * wc {
+            s.rows = zeroed(self.nh * wc);
+        }
+        if s.rows2.len() < self.nh * wc {
+            s.rows2 = zeroed(self.nh * wc);
+        }
+        if s.halo.len() < (kh - 1) * wc {
+            s.halo = zeroed((kh - 1) * wc);
+        }
+        let Scratch {
+            rows,
+            rows2,
+            halo,
+            pool,
+            ..
+        } = s;
+        let (mul1, mul2) = (self.product(spec1), self.product(spec2));
+        let oh1 = *plan.d.last().unwrap_or(&0);
+        let mut l = self.lease(pool);
+        for i in 0..plan.d.len() - 1 {
+            let (d0, d1, a0, a1) = (plan.d[i], plan.d[i + 1], plan.a[i], plan.a[i + 1]);
+            // H1 on output rows [d0, d1).
+            let n1 = d1 - d0 + kh - 1;
+            let g0 = d0 as isize + plan.sh1 - (kh as isize - 1);
+            let f = |j: usize, dst: &mut [f32]| {
+                let m = g0 + j as isize;
+                if m >= 0 && (m as usize) < ih1 {
+                    fill(m as usize, dst)
+                } else {
+                    dst.fill(0.0)
+                }
+            };
+            self.row_pass(rows, n1, iw1, &f, pool, false);
+            self.col_pass(rows, n1, d1 - d0, &mul1, pool, false);
+            // H2's input rows for output rows [a0, a1): step rows [base, a1
+            // + sh2), the first `lead` of them from the strip before (or
+            // zero above row 0), those from oh1 on zero.
+            let base = (a0 + plan.sh2) as isize - (kh as isize - 1);
+            let n2 = a1 - a0 + kh - 1;
+            let lead = (d0 as isize - base) as usize;
+            if i == 0 {
+                rows2[..lead * wc].fill(zero);
+            } else {
+                rows2[..lead * wc].copy_from_slice(&halo[..lead * wc]);
+            }
+            let b = l.bufs();
+            for r in d0..d1 {
+                b.crow
+                    .copy_from_slice(&rows[(r - d0) * wc..(r - d0 + 1) * wc]);
+                self.c2r.c2r(&mut b.crow, &mut b.real, &mut b.fft);
+                step(r, &b.real[..ow1], &mut b.real2[..ow1]);
+                b.real2[ow1..].fill(0.0);
+                let j = (r as isize - base) as usize;
+                self.r2c
+                    .r2c(&mut b.real2, &mut rows2[j * wc..(j + 1) * wc], &mut b.fft);
+            }
+            let filled = (d1 as isize - base) as usize;
+            rows2[filled * wc..n2 * wc].fill(zero);
+            if d1 < oh1 {
+                // The next strip's base is d1 - (kh - 1).
+                let h0 = filled - (kh - 1);
+                halo[..(kh - 1) * wc].copy_from_slice(&rows2[h0 * wc..filled * wc]);
+            }
+            // H2 on output rows [a0, a1).
+            self.col_pass(rows2, n2, a1 - a0, &mul2, pool, false);
+            let e = |j: usize, row: &mut [f32]| emit(a0 + j, row);
+            self.inv_row_pass(rows2, a1 - a0, ow2, &e, pool, false);
+        }
+    }
+
     /// Forward FFT of `fft` columns in place (`buf` holds whole columns of
     /// length nh), with the given scratch.
     pub fn col_fft(&self, buf: &mut [Complex32], scratch: &mut [Complex32]) {
@@ -482,16 +647,30 @@ impl Grid {
         E: Fn(usize, &mut [f32]) + Sync,
     {
         debug_assert!(ih <= self.nh && iw <= self.nw && oh <= self.nh && ow <= self.nw);
-        let (nh, wc) = (self.nh, self.wc);
         // The row buffer must hold oh rows on the way out.
-        if s.rows.len() < oh.max(ih) * wc {
+        if s.rows.len() < oh.max(ih) * self.wc {
             // Every row read below is written first: no need to copy.
-            s.rows = zeroed(oh.max(ih) * wc);
+            s.rows = zeroed(oh.max(ih) * self.wc);
         }
         let Scratch { rows, pool, .. } = s;
+        self.row_pass(rows, ih, iw, fill, pool, par);
+        self.col_pass(rows, ih, oh, mul, pool, par);
+        self.inv_row_pass(rows, oh, ow, emit, pool, par);
+    }
 
-        // Row pass: r2c on the ih non-zero rows.
-        let r2c = &self.r2c;
+    /// Row pass: rows[r] = r2c(fill(r)) for the ih non-zero input rows.
+    fn row_pass<F>(
+        &self,
+        rows: &mut [Complex32],
+        ih: usize,
+        iw: usize,
+        fill: &F,
+        pool: &Mutex<Vec<Bufs>>,
+        par: bool,
+    ) where
+        F: Fn(usize, &mut [f32]) + Sync,
+    {
+        let (r2c, wc) = (&self.r2c, self.wc);
         let row_fwd = |(r, orow): (usize, &mut [Complex32]), l: &mut Lease| {
             let b = l.bufs();
             fill(r, &mut b.real[..iw]);
@@ -511,12 +690,27 @@ impl Grid {
                 .enumerate()
                 .for_each(|x| row_fwd(x, &mut l));
         }
+    }
 
-        // Fused column pass, group by group, written back in place into the
-        // row spectra (each group owns its columns).
+    /// Fused column pass, group by group, written back in place into the
+    /// row spectra (each group owns its columns): the ih input rows (the
+    /// rest zero) transformed, multiplied, transformed back, oh rows kept.
+    fn col_pass<M>(
+        &self,
+        rows: &mut [Complex32],
+        ih: usize,
+        oh: usize,
+        mul: &M,
+        pool: &Mutex<Vec<Bufs>>,
+        par: bool,
+    ) where
+        M: Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync,
+    {
+        let (nh, wc) = (self.nh, self.wc);
+        let init = || self.lease(pool);
         let rows_ptr = CPtr(rows.as_mut_ptr());
         let (fwd, inv) = (&self.fwd, &self.inv);
-        let col_pass = |g: usize, l: &mut Lease| {
+        let group = |g: usize, l: &mut Lease| {
             let Bufs {
                 col, fft, extra, ..
             } = l.bufs();
@@ -552,16 +746,30 @@ impl Grid {
         if par {
             (0..self.n_groups())
                 .into_par_iter()
-                .for_each_init(init, |l, g| col_pass(g, l));
+                .for_each_init(init, |l, g| group(g, l));
         } else {
             let mut l = init();
-            (0..self.n_groups()).for_each(|g| col_pass(g, &mut l));
+            (0..self.n_groups()).for_each(|g| group(g, &mut l));
         }
+    }
 
-        // Inverse row pass on the oh wanted rows. Each row is copied into a
-        // buffer that stays in L1 (c2r uses its input as scratch): working in
-        // place would dirty the row spectra and write them back to memory.
-        let rows: &[Complex32] = rows;
+    /// Inverse row pass on the oh wanted rows: emit(r, c2r(rows[r])). Each
+    /// row is copied into a buffer that stays in L1 (c2r uses its input as
+    /// scratch): working in place would dirty the row spectra and write them
+    /// back to memory.
+    fn inv_row_pass<E>(
+        &self,
+        rows: &[Complex32],
+        oh: usize,
+        ow: usize,
+        emit: &E,
+        pool: &Mutex<Vec<Bufs>>,
+        par: bool,
+    ) where
+        E: Fn(usize, &mut [f32]) + Sync,
+    {
+        let wc = self.wc;
+        let init = || self.lease(pool);
         let c2r = &self.c2r;
         let row_inv = |r: usize, l: &mut Lease| {
             let b = l.bufs();

@@ -24,7 +24,7 @@ use std::sync::Mutex;
 use ndarray::{ArrayView2, ArrayView3, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 
-use super::conv::{fast_len, Grid, Ptr as CPtr, Scratch, Spectrum};
+use super::conv::{fast_len, Chain, Grid, Ptr as CPtr, Scratch, Spectrum};
 use crate::error::{CoreError, CoreResult};
 use crate::fastmath::avx2_dispatch;
 
@@ -269,6 +269,12 @@ pub fn richardson_lucy(
             (0, 0),
         )?,
     };
+    let strips = strips.map(|mut st| {
+        st.chain = st
+            .grid
+            .chain_plan(st.count, kh, (st.sh_f, st.sh_a), geo.h, geo.eh);
+        st
+    });
     let mut sh = Shared {
         geo,
         grid,
@@ -389,6 +395,9 @@ struct Strips {
     ka: Spectrum,
     sh_f: isize,
     sh_a: isize,
+    /// H and H^T chained strip by strip (`Grid::convolve_chain`), when the
+    /// strips allow it.
+    chain: Option<Chain>,
 }
 
 /// Strips of at most about `target` output rows (None: 700; 0: none) on a
@@ -427,6 +436,7 @@ fn make_strips(
         ka,
         sh_f: f.0,
         sh_a: a.0,
+        chain: None,
     }))
 }
 
@@ -635,20 +645,42 @@ fn one_image(
         // Blur p onto the measured pixels; each blurred row becomes the
         // ratio y / Hp at once (and its share of chi^2 for the stopping
         // rule), so the blurred image is never stored.
+        //
+        // With a chain plan (stacks, no stopping rule) the two blurs run
+        // strip by strip and the ratio rows go from one to the other without
+        // being stored; H^T's strip i updates rows of x, x_prev and g that
+        // H's later strips no longer read, so x and x_prev are read through
+        // raw pointers too.
+        let chain = match (&sh.strips, o.noise) {
+            (Some(st), None) if !par => st.chain.as_ref().map(|c| (st, c)),
+            _ => None,
+        };
+        let (xp, xpp) = (CPtr(x.as_mut_ptr()), CPtr(xprev.as_mut_ptr()));
+        let ps = &p[..];
+        let fill_h = |r: usize, d: &mut [f32]| {
+            // SAFETY: rows of x and x_prev below `ew * eh`; no row is
+            // written while it is read (see above).
+            let (xs, xps) = unsafe { (&*xp.row(r, ew), &*xpp.row(r, ew)) };
+            if store_p {
+                d.copy_from_slice(&ps[r * ew..(r + 1) * ew]);
+            } else if use_p {
+                predict(xs, xps, a, d);
+            } else {
+                d.copy_from_slice(xs);
+            }
+        };
+        let (yv, mvr) = (&yv, &mv);
+        let ratio_of = |r: usize, b: &[f32], out: &mut [f32]| {
+            let ys = &yv[r * w..(r + 1) * w];
+            if zero {
+                ratio_row_zero(out, b, ys);
+            } else {
+                let ms = mvr.as_ref().map(|m| &m[r * w..(r + 1) * w]);
+                ratio_row(out, b, ys, ms, tiny);
+            }
+        };
         {
-            let (xs, xps, ps) = (&x[..], &xprev[..], &p[..]);
-            let fill = |r: usize, d: &mut [f32]| {
-                let rr = r * ew..(r + 1) * ew;
-                if store_p {
-                    d.copy_from_slice(&ps[rr]);
-                } else if use_p {
-                    predict(&xs[rr.clone()], &xps[rr], a, d);
-                } else {
-                    d.copy_from_slice(&xs[rr]);
-                }
-            };
             let (rp, ap) = (CPtr(ratio.as_mut_ptr()), CPtr(acc.as_mut_ptr()));
-            let (yv, mvr) = (&yv, &mv);
             let emit = |r: usize, b: &mut [f32]| {
                 // SAFETY: row r of the ratio and slot r of acc belong to this
                 // call only.
@@ -668,13 +700,11 @@ fn one_image(
                     let slot = unsafe { ap.row(r, 1) };
                     slot[0][0] = c2;
                 }
-                if zero {
-                    ratio_row_zero(out, b, ys);
-                } else {
-                    ratio_row(out, b, ys, ms, tiny);
-                }
+                ratio_of(r, b, out);
             };
-            sh.apply(false, &fill, &emit, s, par);
+            if chain.is_none() {
+                sh.apply(false, &fill_h, &emit, s, par);
+            }
         }
 
         // Discrepancy principle (Poisson + read noise) on the blur of p.
@@ -704,13 +734,8 @@ fn one_image(
         {
             let rs = &ratio[..];
             let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&rs[r * w..(r + 1) * w]);
-            let (xp, xpp, gp, ap) = (
-                CPtr(x.as_mut_ptr()),
-                CPtr(xprev.as_mut_ptr()),
-                CPtr(g.as_mut_ptr()),
-                CPtr(acc.as_mut_ptr()),
-            );
-            let (ps, nxs, nys) = (&p[..], &nx[..], &ny[..]);
+            let (gp, ap) = (CPtr(g.as_mut_ptr()), CPtr(acc.as_mut_ptr()));
+            let (nxs, nys) = (&nx[..], &ny[..]);
             let tv = o.tv;
             let den = |i: usize, nv: f32| -> f32 {
                 if tv > 0.0 {
@@ -813,7 +838,21 @@ fn one_image(
                     }
                 }
             };
-            sh.apply(true, &fill, &emit, s, par);
+            match chain {
+                Some((st, c)) => st.grid.convolve_chain(
+                    c,
+                    &fill_h,
+                    (eh, ew),
+                    &st.kf,
+                    &ratio_of,
+                    w,
+                    &st.ka,
+                    &emit,
+                    ew,
+                    s,
+                ),
+                None => sh.apply(true, &fill, &emit, s, par),
+            }
         }
         if o.accelerate {
             let (num, gg) = acc[..eh]
