@@ -355,8 +355,7 @@ impl Grid {
         out
     }
 
-    /// The plain product by `spec`, as the `mul` of `convolve_with` /
-    /// `convolve_emit`.
+    /// The plain product by `spec`, as the `mul` of `convolve_emit`.
     pub fn product<'a>(
         &self,
         spec: &'a Spectrum,
@@ -591,40 +590,14 @@ impl Grid {
         self.r2c.r2c(row, out, &mut scratch);
     }
 
-    /// out[0..oh, 0..ow] = the input rows from `fill` ((ih, iw) at the grid's
-    /// origin) circularly convolved, with the spectrum product done by
-    /// `mul(c0, buf, extra, fft_scratch)` (`product` for a plain kernel):
-    /// `buf` holds the column spectra of columns
-    /// [c0, c0 + buf.len() / nh), column-major; `extra` is a per-thread
-    /// buffer the closure may use; `fft_scratch` suits `col_fft`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn convolve_with<F, M>(
-        &self,
-        fill: &F,
-        ih: usize,
-        iw: usize,
-        mul: &M,
-        out: &mut [f32],
-        oh: usize,
-        ow: usize,
-        s: &mut Scratch,
-        par: bool,
-    ) where
-        F: Fn(usize, &mut [f32]) + Sync,
-        M: Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync,
-    {
-        assert!(out.len() >= oh * ow, "convolve_with: output too small");
-        let op = Ptr(out.as_mut_ptr());
-        let emit = |r: usize, row: &mut [f32]| {
-            // SAFETY: row r of `out` (in bounds, checked above) is written by
-            // this call only.
-            unsafe { op.row(r, ow) }.copy_from_slice(row);
-        };
-        self.convolve_emit(fill, ih, iw, mul, &emit, oh, ow, s, par);
-    }
-
-    /// The general form: input rows come from `fill(r, row)` (r < ih, row
-    /// of length iw), and each output row r < oh (length ow) is handed to
+    /// The input rows from `fill(r, row)` ((ih, iw) at the grid's origin,
+    /// r < ih, row of length iw) circularly convolved, with the spectrum
+    /// product done by `mul(c0, buf, extra, fft_scratch)` (`product` for a
+    /// plain kernel): `buf` holds the column spectra of columns [c0, c0 +
+    /// buf.len() / nh), column-major; `extra` is a per-thread buffer the
+    /// closure may use; `fft_scratch` suits `col_fft`.
+    ///
+    /// Each output row r < oh (length ow) is handed to
     /// `emit(r, row)` as soon as it is transformed back, so element-wise
     /// work that follows a convolution runs on a row still in cache instead
     /// of on a stored image. Each row is emitted exactly once; with `par`,
@@ -879,10 +852,14 @@ mod tests {
             let want = direct_same(&x, h, w, &k, kh, kw);
             for par in [false, true] {
                 let mut s = g.scratch();
-                let mut out = vec![0.0f32; h * w];
+                let out = std::sync::Mutex::new(vec![0.0f32; h * w]);
                 let fill = |r: usize, d: &mut [f32]| d.copy_from_slice(&x[r * w..(r + 1) * w]);
+                let emit = |r: usize, row: &mut [f32]| {
+                    out.lock().unwrap()[r * w..(r + 1) * w].copy_from_slice(row)
+                };
                 let mul = g.product(&spec);
-                g.convolve_with(&fill, h, w, &mul, &mut out, h, w, &mut s, par);
+                g.convolve_emit(&fill, h, w, &mul, &emit, h, w, &mut s, par);
+                let out = out.into_inner().unwrap();
                 let err = out
                     .iter()
                     .zip(&want)

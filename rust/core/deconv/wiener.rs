@@ -15,7 +15,7 @@ use ndarray::{ArrayView2, ArrayView3, ArrayViewMut2, ArrayViewMut3, Axis};
 use rayon::prelude::*;
 use rustfft::num_complex::Complex32;
 
-use super::conv::{fast_len, Grid, Scratch, Spectrum};
+use super::conv::{fast_len, Grid, Ptr as CPtr, Scratch, Spectrum};
 use crate::error::{CoreError, CoreResult};
 use crate::fastmath::avx2_dispatch;
 
@@ -76,7 +76,42 @@ pub fn wiener(
             opts.balance
         )));
     }
-    super::check_finite_images(&stack)?;
+    // Reflect: the image means, row sums added in row order (the same value
+    // on any number of threads). A sum of finite f32 values cannot overflow
+    // f64, so finite sums are the finite check too; periodic needs its own.
+    // Fewer images than threads: the threads share each image's passes.
+    let par_inner = n < rayon::current_num_threads();
+    let row_sum = |r: ndarray::ArrayView1<f32>| r.iter().map(|&v| v as f64).sum::<f64>();
+    let image_sum = |y: ArrayView2<f32>| -> f64 {
+        if par_inner {
+            let sums: Vec<f64> = y.axis_iter(Axis(0)).into_par_iter().map(row_sum).collect();
+            sums.iter().sum()
+        } else {
+            y.axis_iter(Axis(0)).map(row_sum).sum()
+        }
+    };
+    let means: Vec<f32> = match opts.boundary {
+        WienerBoundary::Reflect => {
+            let sums: Vec<f64> = if par_inner {
+                stack.axis_iter(Axis(0)).map(image_sum).collect()
+            } else {
+                stack
+                    .axis_iter(Axis(0))
+                    .into_par_iter()
+                    .map(image_sum)
+                    .collect()
+            };
+            if sums.iter().any(|v| !v.is_finite()) {
+                // Counts the bad values for the message.
+                super::check_finite_images(&stack)?;
+            }
+            sums.iter().map(|&v| (v / (h * w) as f64) as f32).collect()
+        }
+        WienerBoundary::Periodic => {
+            super::check_finite_images(&stack)?;
+            vec![0.0; n]
+        }
+    };
 
     let (ph, pw) = match opts.boundary {
         WienerBoundary::Periodic => (0, 0),
@@ -108,11 +143,9 @@ pub fn wiener(
     }
     let nn = (grid.nh * grid.nw) as f32;
     let b = opts.balance;
-    // Fewer images than threads: the threads share each image's passes.
-    let par_inner = n < rayon::current_num_threads();
-    // Then, and for a single image, the filter is built inside the fused
-    // column pass, group by group, from the kernel's few non-zero row
-    // spectra: no full-size spectrum buffers are allocated or touched (the
+    // With fewer images than threads, and for a single image, the filter
+    // is built inside the fused column pass, group by group, from the
+    // kernel's few non-zero row spectra: no full-size spectrum buffers are allocated or touched (the
     // extra column FFT per group costs less than the filter's full 2-D FFT
     // and its passes over memory, unless many images share the filter).
     let fused = par_inner || n == 1;
@@ -210,19 +243,7 @@ pub fn wiener(
             .and_then(|mut p| p.pop())
             .unwrap_or_else(|| grid.scratch());
         let y = stack.index_axis(Axis(0), i);
-        let mean = if opts.boundary == WienerBoundary::Reflect {
-            // Row sums added in row order: the same value on any number of
-            // threads.
-            let row_sum = |r: ndarray::ArrayView1<f32>| r.iter().map(|&v| v as f64).sum::<f64>();
-            let sums: Vec<f64> = if par_inner {
-                y.axis_iter(Axis(0)).into_par_iter().map(row_sum).collect()
-            } else {
-                y.axis_iter(Axis(0)).map(row_sum).collect()
-            };
-            (sums.iter().sum::<f64>() / (h * w) as f64) as f32
-        } else {
-            0.0
-        };
+        let mean = means[i];
         let scr = &mut ws;
         let fill = |r: usize, d: &mut [f32]| {
             if opts.boundary == WienerBoundary::Periodic {
@@ -259,29 +280,33 @@ pub fn wiener(
                 }
             }
         };
-        let conv = |res: &mut [f32], scr: &mut Scratch| match &filt {
-            Some(f) => {
-                grid.convolve_with(&fill, gh, gw, &grid.product(f), res, h, w, scr, par_inner)
-            }
-            None => grid.convolve_with(&fill, gh, gw, &fused_mul, res, h, w, scr, par_inner),
-        };
+        // The mean comes back (times the filter's DC gain) as each output
+        // row is written.
         let add = mean * dc;
-        if let Some(os) = o.as_slice_mut() {
-            conv(os, scr);
-            if add != 0.0 {
-                let shift = |d: &mut [f32]| d.iter_mut().for_each(|v| *v += add);
-                if par_inner {
-                    os.par_chunks_mut(w.max(1)).for_each(shift);
-                } else {
-                    shift(os);
-                }
+        let mut res = Vec::new();
+        let (dst, contiguous) = match o.as_slice_mut() {
+            Some(os) => (os, true),
+            None => {
+                res = vec![0.0f32; h * w];
+                (&mut res[..], false)
             }
-        } else {
-            let mut res = vec![0.0f32; h * w];
-            conv(&mut res, scr);
-            for (d, &v) in o.iter_mut().zip(&res) {
+        };
+        let op = CPtr(dst.as_mut_ptr());
+        let emit = |r: usize, row: &mut [f32]| {
+            // SAFETY: row r of the h x w output is written by this call only.
+            let d = unsafe { op.row(r, w) };
+            for (d, &v) in d.iter_mut().zip(row.iter()) {
                 *d = v + add;
             }
+        };
+        match &filt {
+            Some(f) => {
+                grid.convolve_emit(&fill, gh, gw, &grid.product(f), &emit, h, w, scr, par_inner)
+            }
+            None => grid.convolve_emit(&fill, gh, gw, &fused_mul, &emit, h, w, scr, par_inner),
+        }
+        if !contiguous {
+            o.iter_mut().zip(&res).for_each(|(d, &v)| *d = v);
         }
         if let Ok(mut p) = pool.lock() {
             p.push(ws);
