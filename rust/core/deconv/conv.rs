@@ -487,7 +487,8 @@ impl Grid {
     /// between the two is stored: the halo rows a strip of H2 shares with
     /// the next are handed over as spectra. Strip i of H2 runs before strip
     /// i + 1 of H1, so `emit` may update rows of the image `fill` reads,
-    /// below the rows the next strips read. One thread.
+    /// below the rows the next strips read. With `par`, each pass of a
+    /// strip runs on all threads (rows and column groups in parallel).
     #[allow(clippy::too_many_arguments)]
     pub fn convolve_chain<F, R, E>(
         &self,
@@ -501,6 +502,7 @@ impl Grid {
         emit: &E,
         ow2: usize,
         s: &mut Scratch,
+        par: bool,
     ) where
         F: Fn(usize, &mut [f32]) + Sync,
         R: Fn(usize, &[f32], &mut [f32]) + Sync,
@@ -526,7 +528,6 @@ impl Grid {
         } = s;
         let (mul1, mul2) = (self.product(spec1), self.product(spec2));
         let oh1 = *plan.d.last().unwrap_or(&0);
-        let mut l = self.lease(pool);
         for i in 0..plan.d.len() - 1 {
             let (d0, d1, a0, a1) = (plan.d[i], plan.d[i + 1], plan.a[i], plan.a[i + 1]);
             // H1 on output rows [d0, d1).
@@ -540,8 +541,8 @@ impl Grid {
                     dst.fill(0.0)
                 }
             };
-            self.row_pass(rows, n1, iw1, &f, pool, false);
-            self.col_pass(rows, n1, d1 - d0, &mul1, pool, false);
+            self.row_pass(rows, n1, iw1, &f, pool, par);
+            self.col_pass(rows, n1, d1 - d0, &mul1, pool, par);
             // H2's input rows for output rows [a0, a1): step rows [base, a1
             // + sh2), the first `lead` of them from the strip before (or
             // zero above row 0), those from oh1 on zero.
@@ -553,16 +554,28 @@ impl Grid {
             } else {
                 rows2[..lead * wc].copy_from_slice(&halo[..lead * wc]);
             }
-            let b = l.bufs();
-            for r in d0..d1 {
+            let (src, dst) = (&rows[..], CPtr(rows2.as_mut_ptr()));
+            let one = |r: usize, l: &mut Lease| {
+                let b = l.bufs();
                 b.crow
-                    .copy_from_slice(&rows[(r - d0) * wc..(r - d0 + 1) * wc]);
+                    .copy_from_slice(&src[(r - d0) * wc..(r - d0 + 1) * wc]);
                 self.c2r.c2r(&mut b.crow, &mut b.real, &mut b.fft);
                 step(r, &b.real[..ow1], &mut b.real2[..ow1]);
                 b.real2[ow1..].fill(0.0);
                 let j = (r as isize - base) as usize;
-                self.r2c
-                    .r2c(&mut b.real2, &mut rows2[j * wc..(j + 1) * wc], &mut b.fft);
+                // SAFETY: row j < n2 <= nh of rows2 is written by this task
+                // only (one per r).
+                let out = unsafe { dst.slice(j * wc, wc) };
+                self.r2c.r2c(&mut b.real2, out, &mut b.fft);
+            };
+            let init = || self.lease(pool);
+            if par {
+                (d0..d1)
+                    .into_par_iter()
+                    .for_each_init(init, |l, r| one(r, l));
+            } else {
+                let mut l = init();
+                (d0..d1).for_each(|r| one(r, &mut l));
             }
             let filled = (d1 as isize - base) as usize;
             rows2[filled * wc..n2 * wc].fill(zero);
@@ -572,9 +585,9 @@ impl Grid {
                 halo[..(kh - 1) * wc].copy_from_slice(&rows2[h0 * wc..filled * wc]);
             }
             // H2 on output rows [a0, a1).
-            self.col_pass(rows2, n2, a1 - a0, &mul2, pool, false);
+            self.col_pass(rows2, n2, a1 - a0, &mul2, pool, par);
             let e = |j: usize, row: &mut [f32]| emit(a0 + j, row);
-            self.inv_row_pass(rows2, a1 - a0, ow2, &e, pool, false);
+            self.inv_row_pass(rows2, a1 - a0, ow2, &e, pool, par);
         }
     }
 

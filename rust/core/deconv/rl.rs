@@ -247,34 +247,48 @@ pub fn richardson_lucy(
     } else {
         1
     };
-    let strips = match opts.boundary {
-        Boundary::Zero => make_strips(
-            opts.strip_rows,
-            threads,
-            &k,
-            (kh, kw),
-            grid.nw,
-            h,
-            (ch as isize, cw as isize),
-            (ch as isize, cw as isize),
-        )?,
-        Boundary::Padded => make_strips(
-            opts.strip_rows,
-            threads,
-            &k,
-            (kh, kw),
-            grid.nw,
-            geo.eh,
-            (kh as isize - 1, kw as isize - 1),
-            (0, 0),
-        )?,
+    let plan_strips = |threads: usize| -> CoreResult<Option<Strips>> {
+        let st = match opts.boundary {
+            Boundary::Zero => make_strips(
+                opts.strip_rows,
+                threads,
+                &k,
+                (kh, kw),
+                grid.nw,
+                h,
+                (ch as isize, cw as isize),
+                (ch as isize, cw as isize),
+            )?,
+            Boundary::Padded => make_strips(
+                opts.strip_rows,
+                threads,
+                &k,
+                (kh, kw),
+                grid.nw,
+                geo.eh,
+                (kh as isize - 1, kw as isize - 1),
+                (0, 0),
+            )?,
+        };
+        Ok(st.map(|mut st| {
+            st.chain = st
+                .grid
+                .chain_plan(st.count, kh, (st.sh_f, st.sh_a), geo.h, geo.eh);
+            st
+        }))
     };
-    let strips = strips.map(|mut st| {
-        st.chain = st
-            .grid
-            .chain_plan(st.count, kh, (st.sh_f, st.sh_a), geo.h, geo.eh);
-        st
-    });
+    // Without the stopping rule H and H^T run chained, strip after strip
+    // with each strip's passes on all threads, so the count need not be a
+    // multiple of the threads (whole strips per thread, as in
+    // `Grid::convolve_strips`); where no chain fits, it must.
+    let mut strips = plan_strips(if opts.noise.is_none() { 1 } else { threads })?;
+    if threads > 1
+        && strips
+            .as_ref()
+            .is_some_and(|st| st.chain.is_none() && st.count % threads != 0)
+    {
+        strips = plan_strips(threads)?;
+    }
     let mut sh = Shared {
         geo,
         grid,
@@ -646,13 +660,13 @@ fn one_image(
         // ratio y / Hp at once (and its share of chi^2 for the stopping
         // rule), so the blurred image is never stored.
         //
-        // With a chain plan (stacks, no stopping rule) the two blurs run
+        // With a chain plan (no stopping rule) the two blurs run
         // strip by strip and the ratio rows go from one to the other without
         // being stored; H^T's strip i updates rows of x, x_prev and g that
         // H's later strips no longer read, so x and x_prev are read through
         // raw pointers too.
         let chain = match (&sh.strips, o.noise) {
-            (Some(st), None) if !par => st.chain.as_ref().map(|c| (st, c)),
+            (Some(st), None) => st.chain.as_ref().map(|c| (st, c)),
             _ => None,
         };
         let (xp, xpp) = (CPtr(x.as_mut_ptr()), CPtr(xprev.as_mut_ptr()));
@@ -850,6 +864,7 @@ fn one_image(
                     &emit,
                     ew,
                     s,
+                    par,
                 ),
                 None => sh.apply(true, &fill, &emit, s, par),
             }
