@@ -195,6 +195,15 @@ impl<T> Ptr<T> {
     pub unsafe fn row<'a>(self, r: usize, n: usize) -> &'a mut [T] {
         std::slice::from_raw_parts_mut(self.0.add(r * n), n)
     }
+
+    /// Row `r` of length `n`, to read (several tasks may read one row).
+    ///
+    /// # Safety
+    /// The row must lie in the buffer and not be written while it is read.
+    #[inline(always)]
+    pub unsafe fn row_ref<'a>(self, r: usize, n: usize) -> &'a [T] {
+        std::slice::from_raw_parts(self.0.add(r * n), n)
+    }
 }
 
 /// A kernel's 2-D spectrum in column-major layout (wc, nh), already divided

@@ -672,9 +672,10 @@ fn one_image(
         let (xp, xpp) = (CPtr(x.as_mut_ptr()), CPtr(xprev.as_mut_ptr()));
         let ps = &p[..];
         let fill_h = |r: usize, d: &mut [f32]| {
-            // SAFETY: rows of x and x_prev below `ew * eh`; no row is
-            // written while it is read (see above).
-            let (xs, xps) = unsafe { (&*xp.row(r, ew), &*xpp.row(r, ew)) };
+            // SAFETY: rows r < eh of x and x_prev; no row is written while
+            // it is read (see above). Strips transformed in parallel read
+            // their shared halo rows at once, hence shared slices.
+            let (xs, xps) = unsafe { (xp.row_ref(r, ew), xpp.row_ref(r, ew)) };
             if store_p {
                 d.copy_from_slice(&ps[r * ew..(r + 1) * ew]);
             } else if use_p {

@@ -76,11 +76,11 @@ pub fn wiener(
             opts.balance
         )));
     }
+    // Fewer images than threads: the threads share each image's passes.
+    let par_inner = n < rayon::current_num_threads();
     // Reflect: the image means, row sums added in row order (the same value
     // on any number of threads). A sum of finite f32 values cannot overflow
     // f64, so finite sums are the finite check too; periodic needs its own.
-    // Fewer images than threads: the threads share each image's passes.
-    let par_inner = n < rayon::current_num_threads();
     let row_sum = |r: ndarray::ArrayView1<f32>| r.iter().map(|&v| v as f64).sum::<f64>();
     let image_sum = |y: ArrayView2<f32>| -> f64 {
         if par_inner {
@@ -145,9 +145,10 @@ pub fn wiener(
     let b = opts.balance;
     // With fewer images than threads, and for a single image, the filter
     // is built inside the fused column pass, group by group, from the
-    // kernel's few non-zero row spectra: no full-size spectrum buffers are allocated or touched (the
-    // extra column FFT per group costs less than the filter's full 2-D FFT
-    // and its passes over memory, unless many images share the filter).
+    // kernel's few non-zero row spectra: no full-size spectrum buffers are
+    // allocated or touched (the extra column FFT per group costs less than
+    // the filter's full 2-D FFT and its passes over memory, unless many
+    // images share the filter).
     let fused = par_inner || n == 1;
     let filt = if fused {
         None
