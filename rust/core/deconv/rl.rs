@@ -454,9 +454,9 @@ fn make_strips(
     }))
 }
 
-/// Number of strips for `oh` output rows. With one image on several
-/// threads whole strips go to threads, so the count is a multiple of the
-/// thread count. Among the counts whose 2^a 3^b grid is no taller than the
+/// Number of strips for `oh` output rows. Where whole strips go to threads
+/// (one image on `threads` threads, H and H^T not chained) the count is a
+/// multiple of the thread count; callers pass 1 otherwise. Among the counts whose 2^a 3^b grid is no taller than the
 /// one `target` rows need, the one with the least FFT work: column points
 /// (count x grid height) plus the halo rows transformed again (count x
 /// (kh - 1)). Rounding the strip height up to a fast length can cost more
