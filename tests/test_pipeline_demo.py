@@ -13,7 +13,7 @@ recon = pytest.importorskip(
 )
 
 
-def test_demo_reconstructs_the_phantom_and_writes_a_report(tmp_path):
+def test_demo_reconstructs_the_phantom_and_writes_a_report(tmp_path, capsys):
     out = tmp_path / "demo"
     # the built-in backend, so that the figures below hold where TomoPy is installed too
     # (TomoPy's parzen filter smooths more: correlation 0.88 on this scan)
@@ -30,3 +30,14 @@ def test_demo_reconstructs_the_phantom_and_writes_a_report(tmp_path):
     for png in ("central_slices.png", "mtf.png", "sinogram.png"):
         assert (out / png).stat().st_size > 1000 and png in html
     assert (out / "recon" / "scan_rec.h5").exists()
+    assert s["blocks_resumed"] == 0 and "slices/s" in s["pipeline_pace"]
+    # A rerun in the same directory resumes the reconstruction and says so,
+    # with the same result.
+    capsys.readouterr()
+    assert main([*args, "--nsino-per-chunk", "2"]) == 0
+    said = capsys.readouterr().out
+    s2 = json.loads((out / "summary.json").read_text())
+    assert s2["blocks_resumed"] == 2
+    assert "resumed: 2 of 2 blocks already on disk" in said
+    assert "slices/s" not in s2["pipeline_pace"]
+    assert s2["central_slice_correlation"] == pytest.approx(s["central_slice_correlation"])
