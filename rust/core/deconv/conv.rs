@@ -244,6 +244,26 @@ impl Grid {
         }
     }
 
+    /// f(i, lease) for each i of `range`, on rayon's threads with `par`,
+    /// each task with buffers leased from `pool`.
+    fn each_leased<F>(
+        &self,
+        range: std::ops::Range<usize>,
+        pool: &Mutex<Vec<Bufs>>,
+        par: bool,
+        f: F,
+    ) where
+        F: Fn(usize, &mut Lease) + Sync,
+    {
+        let init = || self.lease(pool);
+        if par {
+            range.into_par_iter().for_each_init(init, |l, i| f(i, l));
+        } else {
+            let mut l = init();
+            range.for_each(|i| f(i, &mut l));
+        }
+    }
+
     /// Task buffers from the pool, or new ones when it is empty.
     fn lease<'a>(&self, pool: &'a Mutex<Vec<Bufs>>) -> Lease<'a> {
         let got = pool.lock().ok().and_then(|mut p| p.pop());
@@ -577,15 +597,7 @@ impl Grid {
                 let out = unsafe { dst.slice(j * wc, wc) };
                 self.r2c.r2c(&mut b.real2, out, &mut b.fft);
             };
-            let init = || self.lease(pool);
-            if par {
-                (d0..d1)
-                    .into_par_iter()
-                    .for_each_init(init, |l, r| one(r, l));
-            } else {
-                let mut l = init();
-                (d0..d1).for_each(|r| one(r, &mut l));
-            }
+            self.each_leased(d0..d1, pool, par, one);
             let filled = (d1 as isize - base) as usize;
             rows2[filled * wc..n2 * wc].fill(zero);
             if d1 < oh1 {
@@ -702,7 +714,6 @@ impl Grid {
         M: Fn(usize, &mut [Complex32], &mut Vec<Complex32>, &mut [Complex32]) + Sync,
     {
         let (nh, wc) = (self.nh, self.wc);
-        let init = || self.lease(pool);
         let rows_ptr = CPtr(rows.as_mut_ptr());
         let (fwd, inv) = (&self.fwd, &self.inv);
         let group = |g: usize, l: &mut Lease| {
@@ -738,14 +749,7 @@ impl Grid {
                 scatter(dst, buf, nh, r);
             }
         };
-        if par {
-            (0..self.n_groups())
-                .into_par_iter()
-                .for_each_init(init, |l, g| group(g, l));
-        } else {
-            let mut l = init();
-            (0..self.n_groups()).for_each(|g| group(g, &mut l));
-        }
+        self.each_leased(0..self.n_groups(), pool, par, group);
     }
 
     /// Inverse row pass on the oh wanted rows: emit(r, c2r(rows[r])). Each
@@ -764,7 +768,6 @@ impl Grid {
         E: Fn(usize, &mut [f32]) + Sync,
     {
         let wc = self.wc;
-        let init = || self.lease(pool);
         let c2r = &self.c2r;
         let row_inv = |r: usize, l: &mut Lease| {
             let b = l.bufs();
@@ -774,14 +777,7 @@ impl Grid {
             c2r.c2r(&mut b.crow, &mut b.real, &mut b.fft);
             emit(r, &mut b.real[..ow]);
         };
-        if par {
-            (0..oh)
-                .into_par_iter()
-                .for_each_init(init, |l, r| row_inv(r, l));
-        } else {
-            let mut l = init();
-            (0..oh).for_each(|r| row_inv(r, &mut l));
-        }
+        self.each_leased(0..oh, pool, par, row_inv);
     }
 }
 
