@@ -133,7 +133,8 @@ mod tests {
         // Every option that changes the convolutions' fills and emits, on
         // strips of at most 10 rows (split evenly, so of unequal heights)
         // against one grid.
-        // On two threads: one image (both threads on it, whole strips per
+        // On two threads: one image (both threads on it: each chained
+        // strip's passes on both, or with the stopping rule whole strips per
         // thread) and two (one thread per image, H and H^T chained strip by
         // strip unless the stopping rule is on).
         let (h, w) = (47, 38);

@@ -456,13 +456,13 @@ fn make_strips(
 
 /// Number of strips for `oh` output rows. Where whole strips go to threads
 /// (one image on `threads` threads, H and H^T not chained) the count is a
-/// multiple of the thread count; callers pass 1 otherwise. Among the counts whose 2^a 3^b grid is no taller than the
-/// one `target` rows need, the one with the least FFT work: column points
-/// (count x grid height) plus the halo rows transformed again (count x
-/// (kh - 1)). Rounding the strip height up to a fast length can cost more
-/// than a strip fewer: 2110 rows (the padded model of a 2048 image, 63-row
-/// PSF) in 3 strips of 704 run on a 768 grid (2304 column points), in 4 of
-/// 528 on a 648 grid (2592).
+/// multiple of the thread count; callers pass 1 otherwise. Among the counts
+/// whose 2^a 3^b grid is no taller than the one `target` rows need, the one
+/// with the least FFT work: column points (count x grid height) plus the
+/// halo rows transformed again (count x (kh - 1)). Rounding the strip
+/// height up to a fast length can cost more than a strip fewer: 2110 rows
+/// (the padded model of a 2048 image, 63-row PSF) in 3 strips of 704 run on
+/// a 768 grid (2304 column points), in 4 of 528 on a 648 grid (2592).
 fn strip_count(oh: usize, kh: usize, target: usize, threads: usize) -> usize {
     let (t, target) = (threads.max(1), target.max(1));
     let tallest = super::conv::fast_len_23(target + kh - 1);
@@ -981,11 +981,7 @@ unsafe fn accel_avx2(
     _mm256_storeu_pd(num.as_mut_ptr().add(4), num_hi);
     _mm256_storeu_pd(gg.as_mut_ptr(), gg_lo);
     _mm256_storeu_pd(gg.as_mut_ptr().add(4), gg_hi);
-    let nrm = |i: usize| match norm {
-        Norm::Row(nr) => nr[i],
-        Norm::Const(k) => k,
-    };
-    let (tn, tg) = accel_tail(x, x_prev, g, nrm, corr, a, full);
+    let (tn, tg) = accel_tail(x, x_prev, g, |i| norm.at(i), corr, a, full);
     (num.iter().sum::<f64>() + tn, gg.iter().sum::<f64>() + tg)
 }
 
@@ -998,6 +994,16 @@ const ACCEL_BLOCK: usize = 64;
 enum Norm<'a> {
     Row(&'a [f32]),
     Const(f32),
+}
+
+impl Norm<'_> {
+    #[inline(always)]
+    fn at(self, i: usize) -> f32 {
+        match self {
+            Norm::Row(nr) => nr[i],
+            Norm::Const(k) => k,
+        }
+    }
 }
 
 /// The portable update: the sums run in L independent f32 lanes over
