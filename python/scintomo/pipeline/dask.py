@@ -33,9 +33,10 @@ def _worker_block(
     write,
     recon_fn,
     n_threads,
+    metadata=None,
 ):
     """Run on a Dask worker: open the scan (once per worker process), compute a block, write it
-    (TIFF, Zarr) or return it (HDF5: the client writes)."""
+    (TIFF, Zarr; with the run's ``metadata``) or return it (HDF5: the client writes)."""
     cfg = PipelineConfig.from_dict(cfg_dict)
     key = (scan_path, tuple(sorted((k, str(v)) for k, v in open_kwargs.items())))
     scan = _WORKER_SCANS.get(key)
@@ -47,7 +48,7 @@ def _worker_block(
     vol = compute_block(raw, scan.theta, center, cfg, recon_fn=recon_fn, n_threads=n_threads)
     t2 = time.perf_counter()
     if write:
-        volume_writer(cfg.output.format, out, shape, chunk_rows=nsino).write(
+        volume_writer(cfg.output.format, out, shape, chunk_rows=nsino, metadata=metadata).write(
             a - start, b - start, vol
         )
         vol = None
@@ -84,6 +85,7 @@ def _run_dask(client, cfg, scan, todo, start, center, halo, writer, out, shape, 
             not write_here,
             recon_fn,
             nt,
+            writer.metadata,
             pure=False,
         )
 

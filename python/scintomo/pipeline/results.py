@@ -24,9 +24,16 @@ class RunResult:
     write_seconds: float
     n_workers: int = 1
     extra: dict = field(default_factory=dict)
+    #: the pace the volume was computed at, as recorded with it by the run that computed
+    #: it (slices/s), when this run resumed it; None for a fresh volume
+    recorded_slices_per_second: float | None = None
 
     @property
     def slices_per_second(self) -> float:
+        """Slices reconstructed per second by this run; a run that found every block on
+        disk reports the pace recorded with the volume (when there is one)."""
+        if self.n_skipped == self.n_blocks and self.recorded_slices_per_second is not None:
+            return self.recorded_slices_per_second
         done = self.shape[0] * (self.n_blocks - self.n_skipped) / max(self.n_blocks, 1)
         return done / self.seconds if self.seconds > 0 else math.inf
 

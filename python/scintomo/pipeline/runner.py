@@ -28,12 +28,14 @@ together.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
 
 from ..exceptions import ParameterError
 from ..io import Scan, volume_writer
+from . import provenance
 from .compute import (
     _center,
     _load_psf,
@@ -56,7 +58,7 @@ from .plan import (
 from .read import RawBlock, open_scan, read_block
 from .results import RunResult, TryResult
 from .threads import _run_threads
-from .write import output_paths
+from .write import output_paths, pixel_size_um, prepare_output
 
 log = logging.getLogger("scintomo.pipeline")
 
@@ -166,7 +168,34 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         center = _center(scan, cfg, halo, nt)
         paths = output_paths(cfg, scan.path)
         shape = (stop - start, w, w)
-        writer = volume_writer(cfg.output.format, paths["full"], shape, chunk_rows=nsino)
+        prov = provenance.record(
+            cfg, scan, center=center, rows=(start, stop), shape=shape, recon_fn=recon_fn
+        )
+        # refuses (or, told to overwrite, removes) a volume that another run produced
+        recorded = prepare_output(
+            cfg.output.format, paths["full"], prov, overwrite=cfg.output.overwrite
+        )
+        kept = (recorded or {}).get("nsino_per_chunk")
+        if isinstance(kept, int) and kept >= 1 and kept != nsino:
+            # the block edges where they were: filters that reach across rows (deconvolution,
+            # phase) then give what an uninterrupted run gives
+            log.info("resuming into %s: blocks of %d rows, as before", paths["full"], kept)
+            nsino = kept
+        meta = {
+            "center_px": center,
+            "algorithm": cfg.recon.algorithm,
+            "filter": cfg.recon.filter,
+            "pixel_size_um": pixel_size_um(cfg, scan),
+            "start_row": start,
+            "scan": str(scan.path),
+            "scintomo_version": prov["scintomo_version"],
+            "nsino_per_chunk": nsino,
+            "provenance": prov,
+        }
+        writer = volume_writer(
+            cfg.output.format, paths["full"], shape, chunk_rows=nsino, metadata=meta
+        )
+        writer.begin()
         if getattr(writer, "chunk_rows", nsino) != nsino:
             log.info(
                 "resuming into %s: blocks of %d rows, as its chunks",
@@ -217,6 +246,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         else:
             times = _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt)
             n_workers = 1
+        seconds = time.perf_counter() - t_start
         attrs = {
             "center": center,
             "algorithm": cfg.recon.algorithm,
@@ -224,9 +254,14 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             "start_row": start,
             "scan": str(scan.path),
         }
+        computed = sum(b - a for a, b in todo)
+        if computed:  # the pace of this run, for a later run that finds nothing left to do
+            attrs |= {"slices_computed": computed, "run_seconds": seconds}
+            attrs["slices_per_second"] = computed / seconds if seconds > 0 else math.inf
         out = writer.finish(attrs)
         if hasattr(writer, "close"):
             writer.close()
+        rate = (recorded or {}).get("slices_per_second")
         return RunResult(
             str(out),
             center,
@@ -234,10 +269,11 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             len(ranges),
             skipped,
             nsino,
-            time.perf_counter() - t_start,
+            seconds,
             *times,
             n_workers=n_workers,
             extra={"halo_rows": halo},
+            recorded_slices_per_second=float(rate) if isinstance(rate, (int, float)) else None,
         )
     finally:
         scan.close()
