@@ -55,7 +55,7 @@ from .plan import (
     halo_rows,
     nsino_for_budget,
 )
-from .read import RawBlock, open_scan, read_block
+from .read import RawBlock, input_corrected, open_scan, read_block
 from .results import RunResult, TryResult
 from .threads import _run_threads
 from .write import output_paths, pixel_size_um, prepare_output
@@ -169,7 +169,13 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         paths = output_paths(cfg, scan.path)
         shape = (stop - start, w, w)
         prov = provenance.record(
-            cfg, scan, center=center, rows=(start, stop), shape=shape, recon_fn=recon_fn
+            cfg,
+            scan,
+            center=center,
+            rows=(start, stop),
+            shape=shape,
+            corrected=input_corrected(scan),
+            recon_fn=recon_fn,
         )
         # refuses (or, told to overwrite, removes) a volume that another run produced
         recorded = prepare_output(
