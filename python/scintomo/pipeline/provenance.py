@@ -113,8 +113,24 @@ def record(
     from .. import __version__
 
     c = cfg
+    import dataclasses
+
+    import numpy as np
+
+    theta = np.ascontiguousarray(scan.theta, dtype=np.float64)
     steps: dict = {
         "input_format": scan.metadata.get("format", c.input.format),
+        # every reader option (angle unit, where flats or angles are...), and the angles
+        # the reader gave: what the scan *is* once read, whatever told the reader
+        "input_options": {
+            k: v for k, v in dataclasses.asdict(c.input).items() if k not in ("file", "format")
+        },
+        "theta": {
+            "n": int(theta.size),
+            "first_rad": float(theta[0]) if theta.size else None,
+            "last_rad": float(theta[-1]) if theta.size else None,
+            "sha256": hashlib.sha256(theta.tobytes()).hexdigest(),
+        },
         "input_corrected": corrected or "",
         "flatfield": {
             "reduce": c.flatfield.reduce,
