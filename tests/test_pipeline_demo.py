@@ -39,5 +39,35 @@ def test_demo_reconstructs_the_phantom_and_writes_a_report(tmp_path, capsys):
     s2 = json.loads((out / "summary.json").read_text())
     assert s2["blocks_resumed"] == 2
     assert "resumed: 2 of 2 blocks already on disk" in said
-    assert "slices/s" not in s2["pipeline_pace"]
+    # the pace it reports is the one recorded when the volume was computed, not 0.0
+    rate = s["slices_per_second"]
+    assert rate > 0 and s2["slices_per_second"] == pytest.approx(rate)
+    assert f"computed at {rate:.1f} slices/s" in s2["pipeline_pace"]
     assert s2["central_slice_correlation"] == pytest.approx(s["central_slice_correlation"])
+
+
+def test_demo_with_other_options_refuses_to_mix_volumes_unless_overwrite(tmp_path, capsys):
+    """A demo with other options in the same folder used to report the old volume (exit 0)
+    or raise IndexError; now it refuses, naming what differs, or replaces with --overwrite."""
+    out = tmp_path / "demo"
+    base = ["demo", "-o", str(out), "--rows", "2", "--nsino-per-chunk", "2"]
+    base += ["--backend", "builtin"]
+    assert main([*base, "--angles", "90", "--size", "64"]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    capsys.readouterr()
+    assert main([*base, "--angles", "60", "--size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "scintomo demo: error:" in err and "--angles 90 -> 60" in err and "--overwrite" in err
+    assert main([*base, "--angles", "90", "--size", "48"]) == 2  # IndexError before
+    assert "--size 64 -> 48" in capsys.readouterr().err
+    assert json.loads((out / "summary.json").read_text()) == s  # nothing was touched
+    assert main([*base, "--angles", "60", "--size", "48", "--overwrite"]) == 0
+    s2 = json.loads((out / "summary.json").read_text())
+    assert s2["scan"]["n_angles"] == 60 and s2["blocks_resumed"] == 0
+    import h5py
+
+    with h5py.File(s2["outputs"]["volume"]) as f:
+        assert f["exchange/data"].shape == (2, 48, 48)
+        rec = json.loads(f["exchange/data"].attrs["scintomo"])
+    assert rec["provenance"]["shape"] == [2, 48, 48]
+    assert s2["central_slice_correlation"] > 0.7  # the new phantom (0.80 measured)

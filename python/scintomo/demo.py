@@ -41,7 +41,53 @@ def _write_psf(path: Path, sigma_px: float, pixel_size_um: float):
     except ImportError:
         return None
     film = psf_mod.model(sigma_um=sigma_px * pixel_size_um, pixel_size_um=pixel_size_um)
-    return psf_mod.save(film, path)
+    return _keep_if_same(path, lambda tmp: psf_mod.save(film, tmp))
+
+
+def _keep_if_same(path: Path, write) -> Path:
+    """``write(tmp)``, then put it at ``path`` unless ``path`` already has the same bytes:
+    a rerun leaves its inputs untouched (their modification time is part of what the
+    pipeline checks before it resumes)."""
+    import filecmp
+    import os
+
+    tmp = path.with_name(f".{path.name}.new{path.suffix}")
+    try:
+        write(tmp)
+        if path.exists() and filecmp.cmp(tmp, path, shallow=False):
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+#: the demo's options that change its result, with their command-line names
+_OPTIONS = {"n_angles": "--angles", "n_cols": "--size", "n_rows": "--rows", "seed": "--seed"}
+
+
+def _check_previous(out_dir: Path, options: dict, overwrite: bool) -> None:
+    """Refuse to reuse a folder where a demo with other options ran (its scan and volume
+    would be mixed with this one's), unless ``overwrite``."""
+    try:
+        prev = json.loads((out_dir / "summary.json").read_text()).get("options")
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(prev, dict) or overwrite:
+        return
+    diffs = [
+        f"{flag} {prev.get(k)} -> {options[k]}"
+        for k, flag in _OPTIONS.items()
+        if prev.get(k) != options[k]
+    ]
+    if diffs:
+        from .exceptions import StaleOutputError
+
+        raise StaleOutputError(
+            f"{out_dir}: holds a demo run with other options ({', '.join(diffs)}); pass "
+            "--overwrite to replace it, or choose another -o folder"
+        )
 
 
 def gaussian_mtf(sigma_px: float, frequencies_cy_per_px: np.ndarray) -> np.ndarray:
@@ -72,8 +118,13 @@ def run_demo(
     nsino_per_chunk=8,
     n_threads=None,
     backend="auto",
+    overwrite=False,
 ) -> dict:
     """Simulate, reconstruct with the pipeline, write the volume and ``report.html``.
+
+    A rerun in the same folder with the same options resumes the reconstruction; with
+    other options it raises :class:`~scintomo.exceptions.StaleOutputError`, unless
+    ``overwrite`` (then the old volume is replaced).
 
     Returns the summary (also written to ``summary.json``).
     """
@@ -81,6 +132,8 @@ def run_demo(
     from .simulate import DetectorModel, simulate_scan
 
     out_dir = Path(output)
+    options = {"n_angles": n_angles, "n_cols": n_cols, "n_rows": n_rows, "seed": seed}
+    _check_previous(out_dir, options, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if quiet else print
     times: dict[str, float] = {}
@@ -100,7 +153,11 @@ def run_demo(
     # 2. DXchange
     t0 = time.perf_counter()
     raw_dir = out_dir / "raw"
-    raw = write_dxchange(raw_dir / "scan.h5", sim.projections, sim.flats, sim.darks, sim.theta)
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    raw = _keep_if_same(
+        raw_dir / "scan.h5",
+        lambda tmp: write_dxchange(tmp, sim.projections, sim.flats, sim.darks, sim.theta),
+    )
     times["write raw"] = time.perf_counter() - t0
     psf_path = _write_psf(raw_dir / "film_psf.h5", det.psf_sigma_px, sim.pixel_size_um)
 
@@ -135,7 +192,7 @@ def run_demo(
             "seconds": times,
             "outputs": {"raw": str(raw), "corrected": str(ff_path)},
         }
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        _write_summary(out_dir / "summary.json", summary)
         return summary
 
     # 3. the pipeline
@@ -150,6 +207,7 @@ def run_demo(
     if backend == "auto":
         used = "tomopy" if recon.tomopy_available() else "builtin"
     cfg.run.progress = not quiet
+    cfg.output.overwrite = bool(overwrite)
     cfg.run.n_threads = n_threads or 0
     if psf_path is not None:
         cfg.deconv.psf = str(psf_path)
@@ -212,6 +270,7 @@ def run_demo(
     }
     times["report"] = time.perf_counter() - t0
     summary = {
+        "options": options,
         "scan": {
             "n_angles": n_angles,
             "n_rows": n_rows,
@@ -242,7 +301,7 @@ def run_demo(
             "report": str(out_dir / "report.html"),
         },
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    _write_summary(out_dir / "summary.json", summary)
     _write_report(out_dir / "report.html", summary, figs)
     say(
         f"system MTF50 (film PSF) {mtf50_cy * to_lpmm:.0f} lp/mm; report -> "
@@ -251,13 +310,24 @@ def run_demo(
     return summary
 
 
+def _write_summary(path: Path, summary: dict) -> None:
+    from .io import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(summary, indent=2))
+
+
 def _pace(res) -> str:
     """The pipeline's rate, or what a resumed run found already done."""
     if res.n_skipped == 0:
         return f"{res.slices_per_second:.1f} slices/s"
     done = res.n_blocks - res.n_skipped
     kept = f"resumed: {res.n_skipped} of {res.n_blocks} blocks already on disk"
-    return f"{kept}, {res.slices_per_second:.1f} slices/s on the rest" if done else kept
+    if done:
+        return f"{kept}, {res.slices_per_second:.1f} slices/s on the rest"
+    if res.recorded_slices_per_second is not None:
+        return f"{kept}, computed at {res.recorded_slices_per_second:.1f} slices/s"
+    return kept
 
 
 def _slices_fig(plt, truth, rec, vmax):

@@ -37,6 +37,11 @@ class FileFormatError(ScintomoError, ValueError):
     """A file that is missing a dataset, truncated, or inconsistent."""
 
 
+class StaleOutputError(ScintomoError, ValueError):
+    """An output on disk that another run produced (other input, parameters or version):
+    resuming into it would mix two volumes."""
+
+
 class ScintomoWarning(UserWarning):
     """Something the user should know about a result (counts of clipped or
     invalid pixels, an unreliable measurement)."""
@@ -51,4 +56,5 @@ __all__ = [
     "ScintomoError",
     "ScintomoWarning",
     "ShapeError",
+    "StaleOutputError",
 ]

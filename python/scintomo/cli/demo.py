@@ -30,6 +30,12 @@ def add_parser(sub) -> None:
         default="auto",
         help="reconstruction backend (auto: TomoPy when importable)",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace what a demo with other options left in the output folder (without it, "
+        "that is an error; a rerun with the same options resumes)",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,5 +51,6 @@ def run(args) -> int:
         nsino_per_chunk=args.nsino_per_chunk,
         n_threads=args.threads,
         backend=args.backend,
+        overwrite=args.overwrite,
     )
     return 0

@@ -59,6 +59,14 @@ def add_parser(sub) -> None:
     a("--end-row", type=int, help="one past the last detector row (full)")
     a("--save-format", choices=("tiff", "h5", "zarr"), help="volume format (full)")
     a("--output-folder", type=Path, help="default: <scan folder>_rec")
+    a(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="full: replace a volume that a different run (other scan, parameters or "
+        "scintomo version) left at the output path; without it such a volume is an error. "
+        "The same run's volume is always resumed",
+    )
     a("--reconstruction-algorithm", choices=("gridrec", "fbp"))
     a("--filter", dest="filter_name", help="reconstruction filter")
     a("--backend", choices=("auto", "tomopy", "builtin"))
@@ -103,6 +111,7 @@ def _config(args):
         ("output", "end_row", args.end_row),
         ("output", "format", args.save_format),
         ("output", "folder", args.output_folder and str(args.output_folder)),
+        ("output", "overwrite", args.overwrite),
         ("recon", "algorithm", args.reconstruction_algorithm),
         ("recon", "filter", args.filter_name),
         ("recon", "backend", args.backend),

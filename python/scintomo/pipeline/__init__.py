@@ -6,10 +6,15 @@
   memory, overlapped reading / computing / writing, resumable, optionally on
   a Dask cluster (:func:`make_client`).
 - :func:`try_centers`: one slice per candidate rotation centre.
+
+One module per stage: ``plan`` (blocks, halo, memory budget), ``read``,
+``compute`` (the steps and the centre), ``write`` (output layout), ``threads``
+and ``dask`` (the drivers), ``results``; ``runner`` strings them together.
 """
 
 from __future__ import annotations
 
+from .compute import compute_block, preprocess, remove_zingers
 from .config import (
     CenterConfig,
     DeconvConfig,
@@ -24,24 +29,12 @@ from .config import (
     ZingerConfig,
     dumps_toml,
 )
-from .runner import (
-    RawBlock,
-    RunResult,
-    TryResult,
-    block_ranges,
-    compute_block,
-    estimate_block_bytes,
-    halo_rows,
-    make_client,
-    nsino_for_budget,
-    open_scan,
-    output_paths,
-    preprocess,
-    read_block,
-    remove_zingers,
-    run,
-    try_centers,
-)
+from .dask import make_client
+from .plan import block_ranges, estimate_block_bytes, halo_rows, nsino_for_budget
+from .read import RawBlock, open_scan, read_block
+from .results import RunResult, TryResult
+from .runner import run, try_centers
+from .write import output_paths
 
 __all__ = [
     "CenterConfig",

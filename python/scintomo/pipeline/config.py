@@ -120,6 +120,11 @@ class OutputConfig:
     )
     start_row: int = _f(0, "first detector row to reconstruct")
     end_row: int = _f(-1, "one past the last row; -1: all")
+    overwrite: bool = _f(
+        False,
+        "replace a volume that another run (other input, parameters or version) left at the "
+        "output path, removing it first; false: refuse. The same run's volume is resumed",
+    )
 
 
 @dataclass

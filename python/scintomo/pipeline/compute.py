@@ -1,0 +1,187 @@
+"""Computing a block: raw detector rows to reconstructed slices.
+
+zingers -> flat-field -> deconvolution -> -log or phase retrieval -> stripes
+-> reconstruction, each step the library function that does it; and the
+rotation centre, found on a few rows when it is not given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from .. import flatfield
+from ..exceptions import ParameterError
+from ..io import Scan
+from .config import PipelineConfig
+from .read import RawBlock, read_block
+
+log = logging.getLogger("scintomo.pipeline")
+
+__all__ = ["compute_block", "preprocess", "remove_zingers"]
+
+
+def remove_zingers(stack, *, threshold_counts: float, size: int = 3) -> np.ndarray:
+    """Replace pixels brighter than their ``size`` x ``size`` median by more than
+    ``threshold_counts`` with that median, frame by frame (TomoPy ``remove_outlier``).
+
+    Parameters
+    ----------
+    stack : (N, H, W) array_like
+        Raw frames, counts.
+
+    Returns
+    -------
+    (N, H, W) ndarray, float32 (the input is not modified)
+    """
+    from scipy import ndimage
+
+    a = np.asarray(stack, dtype=np.float32)
+    med = ndimage.median_filter(a, size=(1, size, size), mode="reflect")
+    return np.where(a - med > threshold_counts, med, a).astype(np.float32, copy=False)
+
+
+_PSF_CACHE: dict = {}
+
+
+def _load_psf(path: str):
+    if path not in _PSF_CACHE:
+        from .. import psf as psf_mod  # issue 4
+
+        _PSF_CACHE[path] = psf_mod.load(path)
+    return _PSF_CACHE[path]
+
+
+def _n_threads(cfg: PipelineConfig):
+    return cfg.run.n_threads or None
+
+
+def _deconvolve_intensities(proj, flats, darks, cfg: PipelineConfig, n_threads):
+    """(P - D, [F_i - D]) deconvolved by the film's PSF, float32; flats reduced per series."""
+    from .. import deconv  # issue 4
+
+    psf = _load_psf(cfg.deconv.psf)
+    method = getattr(deconv, cfg.deconv.method)
+    nt = n_threads
+    dark = None
+    if darks is not None:
+        dark = flatfield.reduce_frames(
+            darks, method=cfg.flatfield.reduce, n_threads=nt, what="darks"
+        )
+    series = flats if isinstance(flats, list) else [flats]
+    reduced = [
+        flatfield.reduce_frames(f, method=cfg.flatfield.reduce, n_threads=nt, what="flats")
+        for f in series
+    ]
+    p = np.asarray(proj, dtype=np.float32)
+    if dark is not None:
+        p = p - dark
+        reduced = [f - dark for f in reduced]
+    opts = dict(cfg.deconv.options)
+    p = method(p, psf, n_threads=nt, **opts)
+    fl = [method(f, psf, n_threads=nt, **opts) for f in reduced]
+    return p, (fl if isinstance(flats, list) else fl[0])
+
+
+def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndarray:
+    """Raw rows -> -log (or phase-retrieved) projections of rows ``r0:r1``, (angle, row, column)
+    float32."""
+    import warnings
+
+    proj, flats = raw.projections, raw.flats
+    if cfg.zinger.enabled:
+        z = {"threshold_counts": cfg.zinger.threshold_counts, "size": cfg.zinger.size}
+        proj = remove_zingers(proj, **z)
+        flats = (
+            [remove_zingers(f, **z) for f in flats]
+            if isinstance(flats, list)
+            else remove_zingers(flats, **z)
+        )
+    darks = raw.darks
+    positions = raw.flat_positions
+    if cfg.deconv.psf:
+        # The film blurs the light reaching the camera, i.e. P - D and F - D, not their
+        # ratio: deconvolve those, then divide (scintomo.deconv's module notes).
+        proj, flats = _deconvolve_intensities(proj, flats, darks, cfg, n_threads)
+        darks = None
+    need_ratio = bool(cfg.phase.method)
+    with warnings.catch_warnings():
+        # bad-pixel counts are per block; the run does not repeat them block after block
+        warnings.simplefilter("ignore")
+        data = flatfield.correct(
+            proj,
+            flats,
+            darks,
+            flat_positions=positions,
+            reduce=cfg.flatfield.reduce,
+            bad_flat=cfg.flatfield.bad_flat,
+            clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
+            log=not need_ratio,
+            n_threads=n_threads,
+        )
+    if cfg.phase.method == "paganin":
+        from .. import recon  # issue 5
+
+        data = recon.paganin(data, **cfg.phase.options)
+    data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
+    if cfg.stripes.method:
+        from .. import recon  # issue 5
+
+        opts = {"n_threads": n_threads, **cfg.stripes.options}
+        data = recon.remove_stripes(data, method=cfg.stripes.method, **opts)
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads):
+    if recon_fn is None:
+        try:
+            from ..recon import reconstruct as recon_fn
+        except ImportError as e:
+            raise ParameterError(
+                "reconstruction needs scintomo.recon (not in this build of scintomo): " + str(e)
+            ) from None
+    vol = recon_fn(
+        data,
+        theta,
+        center=center,
+        algorithm=cfg.recon.algorithm,
+        filter=cfg.recon.filter,
+        backend=cfg.recon.backend,
+        n_threads=n_threads,
+    )
+    return np.asarray(vol, dtype=np.float32)
+
+
+def compute_block(
+    raw: RawBlock, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None
+):
+    """Raw rows -> reconstructed slices (rows, y, x) float32."""
+    return _reconstruct(
+        preprocess(raw, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
+    )
+
+
+# -------------------------------------------------------------------- centre
+
+
+def _find_center(scan: Scan, cfg: PipelineConfig, halo: int, n_threads) -> float:
+    row = min(scan.shape[1] - 1, int(round(cfg.center.row * (scan.shape[1] - 1))))
+    r0, r1 = max(0, row - 4), min(scan.shape[1], row + 4)
+    data = preprocess(read_block(scan, r0, r1, halo=halo), cfg, n_threads=n_threads)
+    try:
+        from ..recon import find_center
+    except ImportError as e:
+        raise ParameterError(
+            "no rotation axis given and scintomo.recon (to find it) is not in this build: "
+            f"{e}; pass --rotation-axis"
+        ) from None
+    c = float(find_center(data, scan.theta, method=cfg.center.method))
+    log.info("centre found by %s on rows %d:%d: %.2f px", cfg.center.method, r0, r1, c)
+    return c
+
+
+def _center(scan, cfg, halo, n_threads) -> float:
+    c = cfg.center.value
+    return _find_center(scan, cfg, halo, n_threads) if math.isnan(c) else float(c)

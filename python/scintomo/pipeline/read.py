@@ -1,0 +1,64 @@
+"""Reading a block: the detector rows of projections, flats and darks that one
+block needs (its rows plus the halo), through the lazy readers of :mod:`scintomo.io`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..exceptions import FileFormatError, ParameterError
+from ..io import Scan, read
+from .config import PipelineConfig
+
+__all__ = ["RawBlock", "open_scan", "read_block"]
+
+
+def open_scan(cfg: PipelineConfig, path=None) -> Scan:
+    fmt = None if cfg.input.format == "auto" else cfg.input.format
+    return read(path or cfg.input.file, format=fmt)
+
+
+@dataclass
+class RawBlock:
+    """What :func:`read_block` read for rows ``r0:r1`` (with ``a0:a1`` the rows read, halo
+    included)."""
+
+    r0: int
+    r1: int
+    a0: int
+    a1: int
+    projections: np.ndarray
+    flats: object
+    flat_positions: list | None
+    darks: np.ndarray | None
+
+    @property
+    def nbytes(self) -> int:
+        fl = self.flats if isinstance(self.flats, list) else [self.flats]
+        return int(
+            self.projections.nbytes
+            + sum(np.asarray(f).nbytes for f in fl if f is not None)
+            + (0 if self.darks is None else self.darks.nbytes)
+        )
+
+
+def read_block(scan: Scan, r0: int, r1: int, *, halo: int = 0) -> RawBlock:
+    """Read rows ``r0 - halo : r1 + halo`` (clipped to the detector) of projections, flats,
+    darks."""
+    h = scan.shape[1]
+    a0, a1 = max(0, r0 - halo), min(h, r1 + halo)
+    rows = slice(a0, a1)
+    try:
+        proj = np.asarray(scan.projections[:, rows, :])
+        flats, positions = scan.flats_for_rows(rows)
+        darks = None if scan.darks is None else np.asarray(scan.darks[:, rows, :])
+    except OSError as e:  # h5py reports a truncated file only when the data is read
+        raise FileFormatError(
+            f"{scan.path}: cannot read detector rows {a0}:{a1}; truncated or damaged file? ({e})"
+        ) from None
+    if flats is None:
+        raise ParameterError(
+            f"{scan.path}: the scan has no flats; flat-field correction needs them"
+        )
+    return RawBlock(r0, r1, a0, a1, proj, flats, positions, darks)
