@@ -15,18 +15,32 @@ from pathlib import Path
 
 
 def _read_stack(path: Path):
+    """A numeric image stack from a .tif/.tiff or .npy file (FileFormatError if broken)."""
     import numpy as np
 
     from ..exceptions import FileFormatError
 
     suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+    if suffix not in (".tif", ".tiff", ".npy"):
+        raise FileFormatError(f"{path}: read .tif/.tiff or .npy stacks, not {suffix!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            import tifffile
 
-        return tifffile.imread(path)
-    if suffix == ".npy":
-        return np.load(path)
-    raise FileFormatError(f"{path}: read .tif/.tiff or .npy stacks, not {suffix!r}")
+            data = tifffile.imread(path)
+    except MemoryError:
+        raise
+    except Exception as e:  # tifffile and numpy raise many kinds on a broken file
+        detail = " ".join(str(e).split()) or type(e).__name__
+        kind = "NumPy" if suffix == ".npy" else "TIFF"
+        raise FileFormatError(f"{path}: cannot read as {kind} ({detail})") from None
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise FileFormatError(f"{path}: holds {data.dtype} values, expected numeric images")
+    return data
 
 
 def _write_outputs(args, result, maps=None) -> None:

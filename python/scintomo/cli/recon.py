@@ -131,14 +131,48 @@ def _config(args):
             cfg.phase.options[key] = v
     if not cfg.input.file:
         raise ParameterError("no scan: give --file-name (or [input] file in --config)")
+    if cfg.phase.method == "paganin":
+        missing = [
+            opt
+            for key, opt in (
+                ("energy", "--energy KEV"),
+                ("distance", "--propagation-distance MM"),
+                ("pixel_size", "--pixel-size UM"),
+                ("delta_beta", "--delta-beta RATIO"),
+            )
+            if cfg.phase.options.get(key) is None
+        ]
+        if missing:
+            raise ParameterError(
+                "--retrieve-phase-method paganin needs "
+                + ", ".join(missing)
+                + " (or the same keys under [phase] options in --config)"
+            )
     cfg.validate("command line")
     return cfg
+
+
+def _client(address: str):
+    """A Dask client for --cluster, or a ParameterError that says what was expected."""
+    from ..exceptions import ParameterError, ScintomoError
+    from ..pipeline import make_client
+
+    try:
+        return make_client(address)
+    except ScintomoError:
+        raise
+    except (ValueError, TypeError, OSError) as e:  # distributed: bad address, refused, timeout
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise ParameterError(
+            f"--cluster {address!r}: no Dask scheduler there ({detail}); give local:N for N "
+            "worker processes, or a scheduler address such as tcp://host:8786"
+        ) from None
 
 
 def run(args) -> int:
     import logging
 
-    from ..pipeline import make_client, output_paths, try_centers
+    from ..pipeline import output_paths, try_centers
     from ..pipeline import run as run_full
 
     cfg = _config(args)
@@ -171,7 +205,7 @@ def run(args) -> int:
             return 0
         if not getattr(args, "verbose", False):
             logging.getLogger("distributed").setLevel(logging.WARNING)
-        client = make_client(cfg.run.cluster) if cfg.run.cluster else None
+        client = _client(cfg.run.cluster) if cfg.run.cluster else None
         try:
             res = run_full(cfg, client=client)
         finally:
