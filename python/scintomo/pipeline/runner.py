@@ -358,7 +358,7 @@ def compute_block(
 def output_paths(cfg: PipelineConfig, scan_path) -> dict:
     """tomopy-cli's layout: ``<scan folder>_rec/<name>_rec`` (full) and
     ``<scan folder>_rec/try_center/<name>/`` (try)."""
-    p = Path(scan_path).resolve()
+    p = Path(os.path.abspath(scan_path))  # beside the path given, not a symlink's target
     name = p.stem if p.is_file() else p.name
     base = Path(cfg.output.folder) if cfg.output.folder else Path(str(p.parent) + "_rec")
     suffix = {"tiff": "", "h5": ".h5", "zarr": ".zarr"}[cfg.output.format]
