@@ -148,3 +148,34 @@ def test_entry_point_in_a_subprocess(broken):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=120,
                        env=dict(env, SCINTOMO_DEBUG="1"))  # fmt: skip
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def _all_parsers(parser, name="scintomo"):
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub_name, sub in action.choices.items():
+                yield from _all_parsers(sub, f"{name} {sub_name}")
+
+
+def test_help_of_every_command():
+    """No '(default: None)', no RST markup, every option and argument explained."""
+    from scintomo.cli import build_parser
+
+    seen = []
+    for name, parser in _all_parsers(build_parser()):
+        text = parser.format_help()
+        seen.append(name)
+        assert "default: None" not in text, name
+        assert "``" not in text and ":func:" not in text, name
+        for action in parser._actions:
+            if action.dest in ("help", "version") or action.help == "==SUPPRESS==":
+                continue
+            label = "/".join(action.option_strings) or action.dest
+            assert action.help and len(action.help.strip()) > 3, f"{name} {label}: no help"
+            assert not action.help.strip().startswith("default"), f"{name} {label}"
+    assert {"scintomo characterise nps", "scintomo characterise afterglow", "scintomo recon"} <= (
+        set(seen)
+    )
