@@ -46,34 +46,53 @@ def add_parser(sub) -> None:
 
 
 def read_image(path: Path):
+    """One 2-D image from a .tif/.tiff, .npy or DICOM file.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    FileFormatError
+        An unsupported suffix, a file its reader cannot decode (truncated,
+        garbage, no pixel data, an object array), or not one 2-D numeric image.
+    """
     import numpy as np
 
     from ..exceptions import FileFormatError
 
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        img = tifffile.imread(path)
-    elif suffix == ".npy":
-        img = np.load(path, allow_pickle=False)
-    elif suffix in (".dcm", ".dicom"):
-        import pydicom
-        from pydicom.uid import ImplicitVRLittleEndian
-
-        ds = pydicom.dcmread(path, force=True)
-        if "TransferSyntaxUID" not in ds.file_meta:
-            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        img = ds.pixel_array
-    else:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    kinds = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NumPy", ".dcm": "DICOM", ".dicom": "DICOM"}
+    if suffix not in kinds:
         raise FileFormatError(f"unsupported image type {path.name!r} (.tif, .npy, .dcm)")
+    try:
+        if kinds[suffix] == "TIFF":
+            import tifffile
+
+            img = tifffile.imread(path)
+        elif kinds[suffix] == "NumPy":
+            img = np.load(path, allow_pickle=False)
+        else:
+            import pydicom
+            from pydicom.uid import ImplicitVRLittleEndian
+
+            ds = pydicom.dcmread(path, force=True)
+            if "TransferSyntaxUID" not in ds.file_meta:
+                ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+            img = ds.pixel_array
+    except MemoryError:
+        raise
+    except Exception as e:  # each reader has its own zoo of exceptions for a broken file
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise FileFormatError(f"{path}: cannot read as {kinds[suffix]} ({detail})") from None
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[0] == 1:
         img = img[0]
     if img.ndim != 2:
         raise FileFormatError(f"{path.name} holds shape {img.shape}, expected one 2-D image")
+    if not (np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)):
+        raise FileFormatError(f"{path.name} holds {img.dtype} values, expected a numeric image")
     return img
 
 

@@ -30,6 +30,9 @@ def read_dxchange(path) -> Scan:
         if "exchange/data" not in f:
             raise FileFormatError(f"{path}: no /exchange/data dataset (is it a DXchange file?)")
         data = f["exchange/data"]
+        for name in ("data", "data_white", "data_dark", "theta"):
+            if f.get(f"exchange/{name}", getclass=True) not in (None, h5py.Dataset):
+                raise FileFormatError(f"{path}: /exchange/{name} is a group, not a dataset")
         if data.ndim != 3:
             raise FileFormatError(
                 f"{path}: /exchange/data has shape {data.shape}, expected (angle, row, column)"

@@ -4,6 +4,7 @@ themselves (TIFF slices, Zarr, HDF5; atomic, resumable) are in
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from .config import PipelineConfig
@@ -14,7 +15,7 @@ __all__ = ["output_paths", "pixel_size_um", "prepare_output"]
 def output_paths(cfg: PipelineConfig, scan_path) -> dict:
     """tomopy-cli's layout: ``<scan folder>_rec/<name>_rec`` (full) and
     ``<scan folder>_rec/try_center/<name>/`` (try)."""
-    p = Path(scan_path).resolve()
+    p = Path(os.path.abspath(scan_path))  # beside the path given, not a symlink's target
     name = p.stem if p.is_file() else p.name
     base = Path(cfg.output.folder) if cfg.output.folder else Path(str(p.parent) + "_rec")
     suffix = {"tiff": "", "h5": ".h5", "zarr": ".zarr"}[cfg.output.format]
