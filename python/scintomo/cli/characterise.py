@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def _read_stack(path: Path):
     import numpy as np
@@ -79,7 +81,11 @@ def add_parser(sub) -> None:
         "nps", help="normalised noise power spectrum (IEC 62220-1-1) of flat frames"
     )
     q.add_argument("frames", type=Path, help="flat frames (.tif stack or .npy), linear signal")
-    q.add_argument("--pixel-size", type=float, required=True, help="micrometres")
+    q.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        help=f"{PIXEL_SIZE_HELP}; default: the TIFF's resolution tags, if any",
+    )
     q.add_argument("--roi", type=int, default=256)
     q.add_argument("--overlap", type=float, default=0.5)
     q.add_argument("--detrend", choices=("frame", "roi"), default="frame")
@@ -154,10 +160,16 @@ def _region_arg(text):
 
 def _nps(args) -> int:
     from ..detector import nps
+    from ..exceptions import ParameterError
+    from ..io import pixel_size_from_file
+    from ..units import resolve_pixel_size
 
+    pixel_size, _ = resolve_pixel_size(args.pixel_size, pixel_size_from_file(args.frames))
+    if pixel_size is None:
+        raise ParameterError(f"{args.frames} states no pixel size; give --pixel-size")
     r = nps(
         _read_stack(args.frames),
-        pixel_size=args.pixel_size,
+        pixel_size=pixel_size,
         roi=args.roi,
         overlap=args.overlap,
         detrend=args.detrend,

@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -76,7 +78,11 @@ def add_parser(sub) -> None:
     a("--retrieve-phase-method", choices=("none", "paganin"), help="phase retrieval before recon")
     a("--energy", type=float, help="paganin: photon energy, keV")
     a("--propagation-distance", type=float, help="paganin: sample-detector distance, mm")
-    a("--pixel-size", type=float, help="paganin: pixel size at the sample, micrometres")
+    a(
+        "--pixel-size",
+        type=pixel_size_arg,
+        help="paganin: pixel size at the sample, " + PIXEL_SIZE_HELP,
+    )
     a("--delta-beta", type=float, help="paganin: delta / beta of the material")
     a("--cluster", help="Dask scheduler address, or local:N for N worker processes")
     a("--threads", type=int, help="kernel threads (default: all cores / workers)")

@@ -18,6 +18,7 @@ from ..exceptions import FileFormatError
 from .atomic import atomic_path
 from .dxchange import read_dxchange, write_dxchange
 from .nxtomo import read_nxtomo, write_nxtomo
+from .pixelsize import pixel_size_from_file
 from .scan import Scan
 from .tiffstack import read_angles, read_tiff_stack, write_tiff_frames, write_tiff_scan
 from .writers import (
@@ -39,6 +40,7 @@ __all__ = [
     "ZarrWriter",
     "atomic_path",
     "detect_format",
+    "pixel_size_from_file",
     "read",
     "read_angles",
     "read_dxchange",
