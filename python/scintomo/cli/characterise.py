@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def _read_stack(path: Path):
     """A numeric image stack from a .tif/.tiff or .npy file (FileFormatError if broken)."""
@@ -110,7 +112,12 @@ def add_parser(sub) -> None:
         "frequencies in lp/mm, NNPS in mm^2.",
     )
     q.add_argument("frames", type=Path, help="flat frames (.tif stack or .npy), linear signal")
-    q.add_argument("--pixel-size", type=float, required=True, help="micrometres")
+    q.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        metavar="SIZE",
+        help=f"{PIXEL_SIZE_HELP}; default: the TIFF's resolution tags, if any",
+    )
     q.add_argument("--roi", type=int, default=256, metavar="PX", help="side of the square ROIs, px")
     q.add_argument(
         "--overlap", type=float, default=0.5, help="overlap of neighbouring ROIs, fraction 0..1"
@@ -246,10 +253,16 @@ def _region_arg(text):
 
 def _nps(args) -> int:
     from ..detector import nps
+    from ..exceptions import ParameterError
+    from ..io import pixel_size_from_file
+    from ..units import resolve_pixel_size
 
+    pixel_size, _ = resolve_pixel_size(args.pixel_size, pixel_size_from_file(args.frames))
+    if pixel_size is None:
+        raise ParameterError(f"{args.frames} states no pixel size; give --pixel-size")
     r = nps(
         _read_stack(args.frames),
-        pixel_size=args.pixel_size,
+        pixel_size=pixel_size,
         roi=args.roi,
         overlap=args.overlap,
         detrend=args.detrend,

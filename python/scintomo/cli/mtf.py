@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -16,7 +18,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("image", type=Path, help="image file (.tif, .tiff, .npy, .dcm)")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSON report path")
-    p.add_argument("--pixel-size", default=None, help="pixel size with unit, e.g. 0.185um")
+    p.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        default=None,
+        help=f"detector pixel size, {PIXEL_SIZE_HELP}; default: the file's DICOM pixel "
+        "spacing or TIFF resolution, if any",
+    )
     p.add_argument(
         "--magnification", type=float, default=1.0, help="magnification (bars; default 1)"
     )
@@ -127,14 +135,17 @@ def run(args) -> int:
     import matplotlib.pyplot as plt
 
     from .. import mtf
+    from ..io import pixel_size_from_file
     from ..io.atomic import atomic_path
+    from ..units import resolve_pixel_size
 
     img = read_image(args.image)
+    pixel_size, _ = resolve_pixel_size(args.pixel_size, pixel_size_from_file(args.image))
     if args.bars or args.bar_frequencies:
         res = mtf.bar_mtf(
             img,
             groups=_bar_groups(args),
-            pixel_size=args.pixel_size,
+            pixel_size=pixel_size,
             magnification=args.magnification,
             threshold=args.threshold,
             n_threads=args.threads,
@@ -143,7 +154,7 @@ def run(args) -> int:
         res = mtf.edge_mtf(
             img,
             roi=args.roi,
-            pixel_size=args.pixel_size,
+            pixel_size=pixel_size,
             n_bootstrap=args.bootstrap,
             n_threads=args.threads,
         )

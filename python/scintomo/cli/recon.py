@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -154,7 +156,12 @@ def add_parser(sub) -> None:
         metavar="MM",
         help="paganin: sample-detector distance, mm",
     )
-    a("--pixel-size", type=float, help="paganin: pixel size at the sample, micrometres")
+    a(
+        "--pixel-size",
+        type=pixel_size_arg,
+        metavar="SIZE",
+        help="paganin: pixel size at the sample, " + PIXEL_SIZE_HELP,
+    )
     a("--delta-beta", type=float, metavar="RATIO", help="paganin: delta / beta of the material")
     a(
         "--cluster",
@@ -268,7 +275,7 @@ def _config(args):
             for key, opt in (
                 ("energy", "--energy KEV"),
                 ("distance", "--propagation-distance MM"),
-                ("pixel_size", "--pixel-size UM"),
+                ("pixel_size", "--pixel-size SIZE"),
                 ("delta_beta", "--delta-beta RATIO"),
             )
             if cfg.phase.options.get(key) is None
