@@ -205,8 +205,8 @@ def test_tiff_stack_bad_inputs(tmp_path):
 
 
 def test_angles_file_units(tmp_path):
-    (tmp_path / "a.txt").write_text("# unit: rad\n0.0\n0.5, 1.0\n")
-    np.testing.assert_allclose(io.read_angles(tmp_path / "a.txt"), [0, 0.5, 1.0])
+    (tmp_path / "a.txt").write_text("# unit: rad\n0.0\n1.0, 2.0, 3.0\n")
+    np.testing.assert_allclose(io.read_angles(tmp_path / "a.txt"), [0, 1, 2, 3])
     (tmp_path / "b.txt").write_text("0\n90\nx\n")
     with pytest.raises(FileFormatError, match=r"b\.txt: line 3"):
         io.read_angles(tmp_path / "b.txt")

@@ -11,6 +11,7 @@ from scintomo.simulate import GaussianPSF, bar_target, slanted_edge
 def test_cli_edge(tmp_path):
     img = tmp_path / "edge.npy"
     np.save(img, slanted_edge((128, 128), 5.0, GaussianPSF(1.0)))
+    (tmp_path / "r").mkdir()  # an output's folder must exist (a typo is not created)
     out = tmp_path / "r" / "report.json"
     rc = main(
         ["mtf", str(img), "--pixel-size", "0.185um", "--roi", "0", "128", "8", "120",

@@ -97,3 +97,21 @@ def positive(value, name: str, *, allow_zero: bool = False) -> float:
     if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         raise ParameterError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
     return v
+
+
+def check_theta_radians(theta: np.ndarray, name: str = "theta") -> None:
+    """Refuse angles that cannot be radians: a span beyond one turn (2 pi, plus
+    one step and rounding), which is what degrees passed as radians look like
+    (0..180 spans 180). Several turns in radians are refused too; reconstruct
+    one turn at a time."""
+    th = np.asarray(theta, dtype=np.float64).ravel()
+    if th.size < 2:
+        return
+    span = float(np.max(th) - np.min(th))
+    step = span / (th.size - 1)
+    if span > 2 * np.pi + step + 1e-6:
+        raise ParameterError(
+            f"{name} spans {span:.4g} (from {th.min():.4g} to {th.max():.4g}), more than one "
+            f"turn (2 pi = 6.283) in radians: {name} is in radians; convert degrees with "
+            "np.deg2rad"
+        )

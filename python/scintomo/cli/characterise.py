@@ -1,11 +1,11 @@
-"""``scintomo characterise MODE ...``: detector figures from image files.
+"""scintomo characterise MODE ...: detector figures from image files.
 
-Modes: ``nps`` (NNPS of flat frames), ``uniformity`` (profiles, NU,
-DSNU/PRNU), ``afterglow`` (per-pixel decay fit, decay-time map, latent
-image), ``light-yield`` (against a reference scintillator),
-``absorption`` (absorbed fraction vs thickness and energy). Figures go to a
-JSON file (``-o``), maps to ``--maps`` (.npz), a plot to ``--plot`` (.png);
-all written atomically.
+Modes: nps (NNPS of flat frames), uniformity (profiles, NU, DSNU/PRNU),
+afterglow (per-pixel decay fit, decay-time map, latent image), light-yield
+(against a reference scintillator), absorption (absorbed fraction vs
+thickness and energy). Figures go to a JSON file (-o), maps to --maps (.npz),
+a plot to --plot (.png); all written atomically. 'scintomo characterise MODE
+--help' lists each mode's options.
 """
 
 from __future__ import annotations
@@ -13,20 +13,36 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def _read_stack(path: Path):
+    """A numeric image stack from a .tif/.tiff or .npy file (FileFormatError if broken)."""
     import numpy as np
 
     from ..exceptions import FileFormatError
 
     suffix = path.suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        import tifffile
+    if suffix not in (".tif", ".tiff", ".npy"):
+        raise FileFormatError(f"{path}: read .tif/.tiff or .npy stacks, not {suffix!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        if suffix == ".npy":
+            data = np.load(path, allow_pickle=False)
+        else:
+            import tifffile
 
-        return tifffile.imread(path)
-    if suffix == ".npy":
-        return np.load(path)
-    raise FileFormatError(f"{path}: read .tif/.tiff or .npy stacks, not {suffix!r}")
+            data = tifffile.imread(path)
+    except MemoryError:
+        raise
+    except Exception as e:  # tifffile and numpy raise many kinds on a broken file
+        detail = " ".join(str(e).split()) or type(e).__name__
+        kind = "NumPy" if suffix == ".npy" else "TIFF"
+        raise FileFormatError(f"{path}: cannot read as {kind} ({detail})") from None
+    if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
+        raise FileFormatError(f"{path}: holds {data.dtype} values, expected numeric images")
+    return data
 
 
 def _write_outputs(args, result, maps=None) -> None:
@@ -69,72 +85,155 @@ def add_parser(sub) -> None:
         help="detector figures: NPS, uniformity, afterglow, light yield",
         description=__doc__,
     )
-    modes = p.add_subparsers(dest="mode", metavar="MODE", required=True)
+    modes = p.add_subparsers(
+        dest="mode",
+        metavar="MODE",
+        required=True,
+        help="one of these; 'scintomo characterise MODE --help' lists its options",
+    )
 
     def common(q):
-        q.add_argument("-o", "--output", type=Path, help="write the figures as JSON")
-        q.add_argument("--plot", type=Path, help="save a plot (.png, .pdf, .svg)")
+        q.add_argument(
+            "-o", "--output", type=Path, metavar="JSON", help="write the figures as JSON"
+        )
+        q.add_argument("--plot", type=Path, metavar="FILE", help="save a plot (.png, .pdf, .svg)")
+
+    def threads(q):
+        q.add_argument(
+            "--threads", type=int, default=None, metavar="N", help="threads (default: all cores)"
+        )
 
     q = modes.add_parser(
-        "nps", help="normalised noise power spectrum (IEC 62220-1-1) of flat frames"
+        "nps",
+        help="normalised noise power spectrum (IEC 62220-1-1) of flat frames",
+        description="Normalised noise power spectrum (NNPS, IEC 62220-1-1) of flat frames "
+        "with a linear signal: overlapping square ROIs, a 2-D polynomial (degree 2) "
+        "subtracted, spectra averaged over ROIs and frames, 1-D cuts along the axes; "
+        "frequencies in lp/mm, NNPS in mm^2.",
     )
     q.add_argument("frames", type=Path, help="flat frames (.tif stack or .npy), linear signal")
-    q.add_argument("--pixel-size", type=float, required=True, help="micrometres")
-    q.add_argument("--roi", type=int, default=256)
-    q.add_argument("--overlap", type=float, default=0.5)
-    q.add_argument("--detrend", choices=("frame", "roi"), default="frame")
+    q.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        metavar="SIZE",
+        help=f"{PIXEL_SIZE_HELP}; default: the TIFF's resolution tags, if any",
+    )
+    q.add_argument("--roi", type=int, default=256, metavar="PX", help="side of the square ROIs, px")
+    q.add_argument(
+        "--overlap", type=float, default=0.5, help="overlap of neighbouring ROIs, fraction 0..1"
+    )
+    q.add_argument(
+        "--detrend",
+        choices=("frame", "roi"),
+        default="frame",
+        help="fit the polynomial to each whole frame (IEC 62220-1-1:2015) or to each ROI",
+    )
     q.add_argument(
         "--region",
         default=None,
         help="analysed area: 'iec' (central 125 mm x 125 mm) or ROW0,ROW1,COL0,COL1 (pixels)",
     )
-    q.add_argument("--threads", type=int, default=None)
+    threads(q)
     common(q)
     q.set_defaults(func=_nps)
 
     q = modes.add_parser(
-        "uniformity", help="profiles, global/local non-uniformity, DSNU/PRNU (EMVA 1288)"
+        "uniformity",
+        help="profiles, global/local non-uniformity, DSNU/PRNU (EMVA 1288)",
+        description="Flat-field uniformity: row and column profiles, global and local "
+        "non-uniformity over a grid of cells, and with darks the DSNU and PRNU (EMVA 1288).",
     )
-    q.add_argument("flats", type=Path)
-    q.add_argument("--darks", type=Path)
-    q.add_argument("--grid", type=int, nargs=2, default=(8, 8), metavar=("GY", "GX"))
+    q.add_argument("flats", type=Path, help="flat frames (.tif stack or .npy)")
+    q.add_argument("--darks", type=Path, help="dark frames (.tif stack or .npy): DSNU and PRNU")
+    q.add_argument(
+        "--grid",
+        type=int,
+        nargs=2,
+        default=(8, 8),
+        metavar=("GY", "GX"),
+        help="cells down and across for the local non-uniformity",
+    )
     common(q)
     q.set_defaults(func=_uniformity)
 
-    q = modes.add_parser("afterglow", help="per-pixel decay fit, decay-time map, latent image")
-    q.add_argument("frames", type=Path)
+    q = modes.add_parser(
+        "afterglow",
+        help="per-pixel decay fit, decay-time map, latent image",
+        description="Afterglow of a scintillator after the beam is switched off: a decay "
+        "model fitted to every pixel of a frame series (a global fit gives the decay times), "
+        "the decay-time map and the latent image.",
+    )
+    q.add_argument(
+        "frames", type=Path, help="frames after the exposure, in time order (.tif stack or .npy)"
+    )
     q.add_argument("--frame-time", type=float, required=True, help="interval between frames (s)")
     q.add_argument(
         "--start", type=float, default=0.0, help="time of the first frame after the exposure (s)"
     )
     q.add_argument(
-        "--model", choices=("exponential", "hyperbolic", "multiexponential"), default="exponential"
+        "--model",
+        choices=("exponential", "hyperbolic", "multiexponential"),
+        default="exponential",
+        help="decay model",
     )
-    q.add_argument("--exponent", type=float, default=1.0)
-    q.add_argument("--components", type=int, default=2)
+    q.add_argument(
+        "--exponent", type=float, default=1.0, help="hyperbolic model: the decay's exponent"
+    )
+    q.add_argument(
+        "--components",
+        type=int,
+        default=2,
+        metavar="N",
+        help="multiexponential model: number of decay times",
+    )
     q.add_argument("--maps", type=Path, help="write amplitude, tau, offset, latent maps (.npz)")
-    q.add_argument("--threads", type=int, default=None)
+    threads(q)
     common(q)
     q.set_defaults(func=_afterglow)
 
-    q = modes.add_parser("light-yield", help="light yield against a reference scintillator")
+    q = modes.add_parser(
+        "light-yield",
+        help="light yield against a reference scintillator",
+        description="Light yield of a film from its integrated radioluminescence relative to "
+        "a reference scintillator measured the same way, corrected for the energy each "
+        "absorbs from a Kramers tube spectrum.",
+    )
     q.add_argument("--signal", type=float, required=True, help="integrated RL of the sample")
-    q.add_argument("--reference-signal", type=float, required=True)
-    q.add_argument("--material", required=True, help="formula, e.g. CsPbBr3")
-    q.add_argument("--density", type=float, required=True, help="g/cm^3")
-    q.add_argument("--thickness", type=float, required=True, help="micrometres")
-    q.add_argument("--reference-material", default="Lu3Al5O12")
-    q.add_argument("--reference-density", type=float, default=6.73)
-    q.add_argument("--reference-thickness", type=float, required=True, help="micrometres")
+    q.add_argument(
+        "--reference-signal",
+        type=float,
+        required=True,
+        help="integrated RL of the reference, same units and geometry",
+    )
+    q.add_argument("--material", required=True, help="sample formula, e.g. CsPbBr3")
+    q.add_argument("--density", type=float, required=True, help="sample density, g/cm^3")
+    q.add_argument("--thickness", type=float, required=True, help="sample thickness, micrometres")
+    q.add_argument("--reference-material", default="Lu3Al5O12", help="reference formula")
+    q.add_argument(
+        "--reference-density", type=float, default=6.73, help="reference density, g/cm^3"
+    )
+    q.add_argument(
+        "--reference-thickness",
+        type=float,
+        required=True,
+        help="reference thickness, micrometres",
+    )
     q.add_argument("--reference-light-yield", type=float, default=22000.0, help="photons/MeV")
     q.add_argument("--kvp", type=float, default=50.0, help="Kramers tube spectrum, kV (1 mm Al)")
     common(q)
     q.set_defaults(func=_light_yield)
 
-    q = modes.add_parser("absorption", help="absorbed fraction vs thickness and energy")
-    q.add_argument("material")
+    q = modes.add_parser(
+        "absorption",
+        help="absorbed fraction vs thickness and energy",
+        description="Fraction of X-rays a film of each thickness attenuates, 1 - exp(-mu t) "
+        "with mu the total attenuation coefficient (xraydb), over 5-100 keV.",
+    )
+    q.add_argument("material", help="formula, e.g. CsPbBr3")
     q.add_argument("--density", type=float, required=True, help="g/cm^3")
-    q.add_argument("--thickness", type=float, nargs="+", required=True, help="micrometres")
+    q.add_argument(
+        "--thickness", type=float, nargs="+", required=True, help="film thicknesses, micrometres"
+    )
     common(q)
     q.set_defaults(func=_absorption)
 
@@ -154,10 +253,16 @@ def _region_arg(text):
 
 def _nps(args) -> int:
     from ..detector import nps
+    from ..exceptions import ParameterError
+    from ..io import pixel_size_from_file
+    from ..units import resolve_pixel_size
 
+    pixel_size, _ = resolve_pixel_size(args.pixel_size, pixel_size_from_file(args.frames))
+    if pixel_size is None:
+        raise ParameterError(f"{args.frames} states no pixel size; give --pixel-size")
     r = nps(
         _read_stack(args.frames),
-        pixel_size=args.pixel_size,
+        pixel_size=pixel_size,
         roi=args.roi,
         overlap=args.overlap,
         detrend=args.detrend,

@@ -25,7 +25,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "-o", "--output", type=Path, required=True, help="output .h5/.hdf5 or .tif/.tiff"
     )
-    p.add_argument("--method", choices=("rl", "wiener"), default="rl", help="default: rl")
+    p.add_argument(
+        "--method",
+        choices=("rl", "wiener"),
+        default="rl",
+        help="rl (Richardson-Lucy, iterative) or wiener (one filter) (default: rl)",
+    )
     p.add_argument(
         "--iterations",
         type=int,

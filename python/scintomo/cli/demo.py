@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._types import int_at_least
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -17,13 +19,32 @@ def add_parser(sub) -> None:
         "reconstruction) block "
         "by block, write the volume and an HTML report (central slices, system MTF, timings).",
     )
-    p.add_argument("-o", "--output", type=Path, default=Path("scintomo-demo"), help="output folder")
-    p.add_argument("--angles", type=int, default=360, help="number of projections")
-    p.add_argument("--size", type=int, default=256, help="detector columns")
-    p.add_argument("--rows", type=int, default=16, help="detector rows")
-    p.add_argument("--nsino-per-chunk", type=int, default=8, help="rows per block")
-    p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("scintomo-demo"),
+        help="output folder (default ./scintomo-demo)",
+    )
+    p.add_argument(
+        "--angles", type=int_at_least(8), default=360, help="number of projections (default 360)"
+    )
+    p.add_argument(
+        "--size", type=int_at_least(32), default=256, help="detector columns (default 256)"
+    )
+    p.add_argument("--rows", type=int_at_least(1), default=16, help="detector rows (default 16)")
+    p.add_argument(
+        "--nsino-per-chunk",
+        type=int_at_least(1),
+        default=8,
+        help="detector rows reconstructed per block (default 8)",
+    )
+    p.add_argument(
+        "--threads", type=int_at_least(1), default=None, help="threads (default: all cores)"
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed of the simulated noise (default 0)"
+    )
     p.add_argument(
         "--backend",
         choices=("auto", "tomopy", "builtin"),

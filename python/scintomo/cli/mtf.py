@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -16,7 +18,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("image", type=Path, help="image file (.tif, .tiff, .npy, .dcm)")
     p.add_argument("-o", "--output", type=Path, required=True, help="JSON report path")
-    p.add_argument("--pixel-size", default=None, help="pixel size with unit, e.g. 0.185um")
+    p.add_argument(
+        "--pixel-size",
+        type=pixel_size_arg,
+        default=None,
+        help=f"detector pixel size, {PIXEL_SIZE_HELP}; default: the file's DICOM pixel "
+        "spacing or TIFF resolution, if any",
+    )
     p.add_argument(
         "--magnification", type=float, default=1.0, help="magnification (bars; default 1)"
     )
@@ -46,34 +54,53 @@ def add_parser(sub) -> None:
 
 
 def read_image(path: Path):
+    """One 2-D image from a .tif/.tiff, .npy or DICOM file.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``path`` does not exist.
+    FileFormatError
+        An unsupported suffix, a file its reader cannot decode (truncated,
+        garbage, no pixel data, an object array), or not one 2-D numeric image.
+    """
     import numpy as np
 
     from ..exceptions import FileFormatError
 
     suffix = path.suffix.lower()
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist")
-    if suffix in (".tif", ".tiff"):
-        import tifffile
-
-        img = tifffile.imread(path)
-    elif suffix == ".npy":
-        img = np.load(path, allow_pickle=False)
-    elif suffix in (".dcm", ".dicom"):
-        import pydicom
-        from pydicom.uid import ImplicitVRLittleEndian
-
-        ds = pydicom.dcmread(path, force=True)
-        if "TransferSyntaxUID" not in ds.file_meta:
-            ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
-        img = ds.pixel_array
-    else:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    kinds = {".tif": "TIFF", ".tiff": "TIFF", ".npy": "NumPy", ".dcm": "DICOM", ".dicom": "DICOM"}
+    if suffix not in kinds:
         raise FileFormatError(f"unsupported image type {path.name!r} (.tif, .npy, .dcm)")
+    try:
+        if kinds[suffix] == "TIFF":
+            import tifffile
+
+            img = tifffile.imread(path)
+        elif kinds[suffix] == "NumPy":
+            img = np.load(path, allow_pickle=False)
+        else:
+            import pydicom
+            from pydicom.uid import ImplicitVRLittleEndian
+
+            ds = pydicom.dcmread(path, force=True)
+            if "TransferSyntaxUID" not in ds.file_meta:
+                ds.file_meta.TransferSyntaxUID = ImplicitVRLittleEndian
+            img = ds.pixel_array
+    except MemoryError:
+        raise
+    except Exception as e:  # each reader has its own zoo of exceptions for a broken file
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise FileFormatError(f"{path}: cannot read as {kinds[suffix]} ({detail})") from None
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[0] == 1:
         img = img[0]
     if img.ndim != 2:
         raise FileFormatError(f"{path.name} holds shape {img.shape}, expected one 2-D image")
+    if not (np.issubdtype(img.dtype, np.integer) or np.issubdtype(img.dtype, np.floating)):
+        raise FileFormatError(f"{path.name} holds {img.dtype} values, expected a numeric image")
     return img
 
 
@@ -108,14 +135,17 @@ def run(args) -> int:
     import matplotlib.pyplot as plt
 
     from .. import mtf
+    from ..io import pixel_size_from_file
     from ..io.atomic import atomic_path
+    from ..units import resolve_pixel_size
 
     img = read_image(args.image)
+    pixel_size, _ = resolve_pixel_size(args.pixel_size, pixel_size_from_file(args.image))
     if args.bars or args.bar_frequencies:
         res = mtf.bar_mtf(
             img,
             groups=_bar_groups(args),
-            pixel_size=args.pixel_size,
+            pixel_size=pixel_size,
             magnification=args.magnification,
             threshold=args.threshold,
             n_threads=args.threads,
@@ -124,7 +154,7 @@ def run(args) -> int:
         res = mtf.edge_mtf(
             img,
             roi=args.roi,
-            pixel_size=args.pixel_size,
+            pixel_size=pixel_size,
             n_bootstrap=args.bootstrap,
             n_threads=args.threads,
         )

@@ -1,4 +1,4 @@
-"""``scintomo recon``: a scan file to a reconstructed volume (tomopy-cli's conventions).
+"""scintomo recon: a scan file to a reconstructed volume (tomopy-cli's conventions).
 
     scintomo recon --file-name /data/scan.h5 --rotation-axis 1024.5 --reconstruction-type try
     scintomo recon --file-name /data/scan.h5 --rotation-axis 1024.5 --reconstruction-type full \\
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -24,41 +26,82 @@ def add_parser(sub) -> None:
         description=__doc__.split("\n\n", 1)[0]
         + " Scan formats: DXchange .h5, NeXus NXtomo .nxs, a folder "
         "of numbered TIFFs with an angles file. Output next to the scan's folder, in <folder>_rec.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     a = p.add_argument
     a(
         "--file-name",
         type=Path,
+        metavar="PATH",
         help="scan file (or TIFF folder); default: [input] file of --config",
     )
-    a("--config", type=Path, help="pipeline TOML (scintomo init writes one)")
+    a("--config", type=Path, metavar="TOML", help="pipeline TOML (scintomo init writes one)")
     a(
         "--reconstruction-type",
         choices=("try", "full"),
         default="try",
-        help="try: one slice per candidate centre; full: the whole volume",
+        help="try: one slice per candidate centre; full: the whole volume (default: try)",
     )
     a(
         "--rotation-axis",
         type=float,
-        help="rotation axis, pixels from the first column; absent: found",
+        metavar="PX",
+        help="rotation axis, pixels from the first column; absent: found by --rotation-axis-method",
     )
-    a("--rotation-axis-method", help="method used to find the axis (scintomo.recon.find_center)")
-    a("--center-search-width", type=float, help="try: half-width of the centre search, pixels")
-    a("--center-search-step", type=float, help="try: step of the centre search, pixels")
-    a("--nsino", type=float, help="try: detector row as a fraction of the height (0.5: middle)")
-    a("--nsino-per-chunk", type=int, help="sinogram rows per block (bounds memory)")
+    a(
+        "--rotation-axis-method",
+        metavar="NAME",
+        help="how the axis is found when not given (a scintomo.recon.find_center method: vo, ...)",
+    )
+    a(
+        "--center-search-width",
+        type=float,
+        metavar="PX",
+        help="try: half-width of the centre search, pixels",
+    )
+    a(
+        "--center-search-step",
+        type=float,
+        metavar="PX",
+        help="try: step of the centre search, pixels",
+    )
+    a(
+        "--nsino",
+        type=float,
+        metavar="FRACTION",
+        help="try: detector row as a fraction of the height (0.5: middle)",
+    )
+    a("--nsino-per-chunk", type=int, metavar="N", help="sinogram rows per block (bounds memory)")
     a(
         "--memory-budget",
         type=float,
         metavar="MB",
-        help="choose the block size to stay under this, MB",
+        help="choose the block size to stay under this, MB (default: no budget, blocks of "
+        "--nsino-per-chunk rows)",
     )
-    a("--start-row", type=int, help="first detector row (full)")
-    a("--end-row", type=int, help="one past the last detector row (full)")
-    a("--save-format", choices=("tiff", "h5", "zarr"), help="volume format (full)")
-    a("--output-folder", type=Path, help="default: <scan folder>_rec")
+    a("--start-row", type=int, metavar="ROW", help="first detector row (full)")
+    a("--end-row", type=int, metavar="ROW", help="one past the last detector row (full; -1: all)")
+    a(
+        "--save-format",
+        choices=("tiff", "h5", "zarr"),
+        help="volume format (full): tiff (one file per slice), h5 or zarr",
+    )
+    a(
+        "--output-folder",
+        type=Path,
+        metavar="FOLDER",
+        help="where to write; default: <scan folder>_rec beside the scan path given",
+    )
+    a(
+        "--reconstruction-algorithm",
+        choices=("gridrec", "fbp"),
+        help="gridrec (Fourier gridding) or fbp (filtered back-projection)",
+    )
+    a("--filter", dest="filter_name", metavar="NAME", help="reconstruction filter (parzen, ...)")
+    a(
+        "--backend",
+        choices=("auto", "tomopy", "builtin"),
+        help="reconstruction code: TomoPy, scintomo's own, or auto (TomoPy when importable)",
+    )
     a(
         "--overwrite",
         action="store_true",
@@ -67,30 +110,116 @@ def add_parser(sub) -> None:
         "scintomo version) left at the output path; without it such a volume is an error. "
         "The same run's volume is always resumed",
     )
-    a("--reconstruction-algorithm", choices=("gridrec", "fbp"))
-    a("--filter", dest="filter_name", help="reconstruction filter")
-    a("--backend", choices=("auto", "tomopy", "builtin"))
     a(
         "--zinger-removal",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="remove zingers",
     )
-    a("--zinger-level", type=float, help="zinger threshold above the local median, counts")
-    a("--psf", type=Path, help="PSF file of the film: deconvolve the projections")
-    a("--deconv-method", choices=("richardson_lucy", "wiener"))
-    a("--stripe-method", help="ring removal method (scintomo.recon.remove_stripes)")
-    a("--flat-reduce", choices=("mean", "median"))
-    a("--retrieve-phase-method", choices=("none", "paganin"), help="phase retrieval before recon")
-    a("--energy", type=float, help="paganin: photon energy, keV")
-    a("--propagation-distance", type=float, help="paganin: sample-detector distance, mm")
-    a("--pixel-size", type=float, help="paganin: pixel size at the sample, micrometres")
-    a("--delta-beta", type=float, help="paganin: delta / beta of the material")
-    a("--cluster", help="Dask scheduler address, or local:N for N worker processes")
-    a("--threads", type=int, help="kernel threads (default: all cores / workers)")
-    a("--log-file", type=Path, help="default: <output folder>/<name>_rec.log")
-    a("--progress", action=argparse.BooleanOptionalAction, default=True, help="progress bars")
+    a(
+        "--zinger-level",
+        type=float,
+        metavar="COUNTS",
+        help="zinger threshold above the local median, counts",
+    )
+    a(
+        "--psf",
+        type=Path,
+        metavar="FILE",
+        help="PSF file of the film (.npy or .h5): deconvolve the projections by it",
+    )
+    a(
+        "--deconv-method",
+        choices=("richardson_lucy", "wiener"),
+        help="deconvolution with --psf",
+    )
+    a(
+        "--stripe-method",
+        metavar="NAME",
+        help="ring removal method (scintomo.recon.remove_stripes); none when not given",
+    )
+    a(
+        "--flat-reduce",
+        choices=("mean", "median"),
+        help="how the flats and darks are reduced to one image each",
+    )
+    a(
+        "--retrieve-phase-method",
+        choices=("none", "paganin"),
+        help="phase retrieval before recon (paganin needs --energy, --propagation-distance, "
+        "--pixel-size, --delta-beta)",
+    )
+    a("--energy", type=float, metavar="KEV", help="paganin: photon energy, keV")
+    a(
+        "--propagation-distance",
+        type=float,
+        metavar="MM",
+        help="paganin: sample-detector distance, mm",
+    )
+    a(
+        "--pixel-size",
+        type=pixel_size_arg,
+        metavar="SIZE",
+        help="paganin: pixel size at the sample, " + PIXEL_SIZE_HELP,
+    )
+    a("--delta-beta", type=float, metavar="RATIO", help="paganin: delta / beta of the material")
+    a(
+        "--cluster",
+        metavar="ADDRESS",
+        help="run on Dask: a scheduler address (tcp://host:8786), or local:N for N worker "
+        "processes; default: in this process",
+    )
+    a("--threads", type=int, metavar="N", help="kernel threads (default: all cores / workers)")
+    a(
+        "--log-file",
+        type=Path,
+        metavar="FILE",
+        help="log of the run; default: <output folder>/<name>_rec.log",
+    )
+    a(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="progress bars (default: on)",
+    )
+    _config_defaults_in_help(p)
     p.set_defaults(func=run)
+
+
+# option -> the PipelineConfig field it overrides (for the defaults shown in --help)
+_CONFIG_FIELDS = {
+    "rotation_axis_method": ("center", "method"),
+    "center_search_width": ("center", "search_width"),
+    "center_search_step": ("center", "search_step"),
+    "nsino": ("center", "row"),
+    "nsino_per_chunk": ("output", "nsino_per_chunk"),
+    "start_row": ("output", "start_row"),
+    "end_row": ("output", "end_row"),
+    "save_format": ("output", "format"),
+    "reconstruction_algorithm": ("recon", "algorithm"),
+    "filter_name": ("recon", "filter"),
+    "backend": ("recon", "backend"),
+    "zinger_removal": ("zinger", "enabled"),
+    "zinger_level": ("zinger", "threshold_counts"),
+    "deconv_method": ("deconv", "method"),
+    "flat_reduce": ("flatfield", "reduce"),
+}
+
+
+def _config_defaults_in_help(p) -> None:
+    """Say each option's default: the value of a default PipelineConfig (a --config file
+    changes it, which is why the options themselves default to None)."""
+    from ..pipeline.config import PipelineConfig
+
+    cfg = PipelineConfig()
+    for action in p._actions:
+        field = _CONFIG_FIELDS.get(action.dest)
+        if field is None or action.help is None or "default" in action.help:
+            continue
+        value = getattr(getattr(cfg, field[0]), field[1])
+        if isinstance(value, bool):
+            value = "on" if value else "off"
+        action.help += f" (default: {value}, or the --config file's)"
 
 
 def _config(args):
@@ -140,14 +269,48 @@ def _config(args):
             cfg.phase.options[key] = v
     if not cfg.input.file:
         raise ParameterError("no scan: give --file-name (or [input] file in --config)")
+    if cfg.phase.method == "paganin":
+        missing = [
+            opt
+            for key, opt in (
+                ("energy", "--energy KEV"),
+                ("distance", "--propagation-distance MM"),
+                ("pixel_size", "--pixel-size SIZE"),
+                ("delta_beta", "--delta-beta RATIO"),
+            )
+            if cfg.phase.options.get(key) is None
+        ]
+        if missing:
+            raise ParameterError(
+                "--retrieve-phase-method paganin needs "
+                + ", ".join(missing)
+                + " (or the same keys under [phase] options in --config)"
+            )
     cfg.validate("command line")
     return cfg
+
+
+def _client(address: str):
+    """A Dask client for --cluster, or a ParameterError that says what was expected."""
+    from ..exceptions import ParameterError, ScintomoError
+    from ..pipeline import make_client
+
+    try:
+        return make_client(address)
+    except ScintomoError:
+        raise
+    except (ValueError, TypeError, OSError) as e:  # distributed: bad address, refused, timeout
+        detail = " ".join(str(e).split()) or type(e).__name__
+        raise ParameterError(
+            f"--cluster {address!r}: no Dask scheduler there ({detail}); give local:N for N "
+            "worker processes, or a scheduler address such as tcp://host:8786"
+        ) from None
 
 
 def run(args) -> int:
     import logging
 
-    from ..pipeline import make_client, output_paths, try_centers
+    from ..pipeline import output_paths, try_centers
     from ..pipeline import run as run_full
 
     cfg = _config(args)
@@ -180,7 +343,7 @@ def run(args) -> int:
             return 0
         if not getattr(args, "verbose", False):
             logging.getLogger("distributed").setLevel(logging.WARNING)
-        client = make_client(cfg.run.cluster) if cfg.run.cluster else None
+        client = _client(cfg.run.cluster) if cfg.run.cluster else None
         try:
             res = run_full(cfg, client=client)
         finally:

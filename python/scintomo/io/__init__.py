@@ -18,6 +18,7 @@ from ..exceptions import FileFormatError
 from .atomic import atomic_path
 from .dxchange import read_dxchange, write_dxchange
 from .nxtomo import read_nxtomo, write_nxtomo
+from .pixelsize import pixel_size_from_file
 from .scan import Scan
 from .tiffstack import read_angles, read_tiff_stack, write_tiff_frames, write_tiff_scan
 from .writers import (
@@ -39,6 +40,7 @@ __all__ = [
     "ZarrWriter",
     "atomic_path",
     "detect_format",
+    "pixel_size_from_file",
     "read",
     "read_angles",
     "read_dxchange",
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 FORMATS = ("dxchange", "nxtomo", "tiff")
+_TIFF_OPTIONS = ("flats", "darks", "angles", "prefix")
 
 
 def detect_format(path) -> str:
@@ -85,23 +88,34 @@ def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - 
     format : {'dxchange', 'nxtomo', 'tiff'}, optional
         Default: detected from the content.
     **kwargs
-        Passed to the reader (e.g. ``data_path=`` for NXtomo, ``angles=``
-        for a TIFF stack).
+        Passed to the reader: ``angle_unit=`` for every format,
+        ``data_path=`` ... for NXtomo, ``flats=``, ``darks=``, ``angles=``,
+        ``prefix=`` for a TIFF folder (an error for the HDF5 formats, which
+        hold their own; ``None`` values are ignored).
 
     Returns
     -------
     Scan
         Close it (or use ``with``) to release the file.
     """
-    fmt = format or detect_format(path)
-    if fmt == "dxchange":
-        if kwargs:
-            raise TypeError(f"read_dxchange takes no options, got {sorted(kwargs)}")
-        return read_dxchange(path)
-    if fmt == "nxtomo":
-        return read_nxtomo(path, **kwargs)
-    if fmt == "tiff":
-        return read_tiff_stack(path, **kwargs)
     from ..exceptions import ParameterError
 
-    raise ParameterError(f"format must be one of {FORMATS}, not {fmt!r}")
+    fmt = format or detect_format(path)
+    if fmt not in FORMATS:
+        raise ParameterError(f"format must be one of {FORMATS}, not {fmt!r}")
+    if fmt != "tiff":
+        # options of a TIFF folder (the CLI passes them as None when not given)
+        misplaced = sorted(k for k in _TIFF_OPTIONS if kwargs.pop(k, None) is not None)
+        if misplaced:
+            raise ParameterError(
+                f"{path}: {', '.join(m + '=' for m in misplaced)} apply to a folder of TIFF "
+                f"frames; a {fmt} file holds its own"
+            )
+    if fmt == "dxchange":
+        extra = sorted(set(kwargs) - {"angle_unit"})
+        if extra:
+            raise TypeError(f"read_dxchange takes only angle_unit=, got {extra}")
+        return read_dxchange(path, **kwargs)
+    if fmt == "nxtomo":
+        return read_nxtomo(path, **kwargs)
+    return read_tiff_stack(path, **kwargs)

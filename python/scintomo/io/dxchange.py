@@ -1,5 +1,7 @@
 """DXchange HDF5 (APS): ``/exchange/data`` (N, H, W), ``/exchange/data_white``,
-``/exchange/data_dark``, ``/exchange/theta`` in degrees."""
+``/exchange/data_dark``, ``/exchange/theta`` in degrees (DXchange's convention;
+a ``units`` attribute or the range of the angles may say radians, see
+:mod:`scintomo.io._angles`)."""
 
 from __future__ import annotations
 
@@ -8,28 +10,44 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..exceptions import FileFormatError
+from ..exceptions import FileFormatError, ParameterError
+from ._angles import stated_unit, to_radians, unit_name
 from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .atomic import atomic_path
+from .lazy import FrameSelection
 from .scan import Scan
 
 
-def read_dxchange(path) -> Scan:
+def read_dxchange(path, *, angle_unit: str | None = None) -> Scan:
     """Open a DXchange file lazily. ``theta`` is converted to radians.
+
+    Parameters
+    ----------
+    path : str or Path
+    angle_unit : {'deg', 'rad'}, optional
+        Unit of ``/exchange/theta``. Default: its ``units`` attribute, else
+        the unit in which the angles cover a scan (about 180 or 360 degrees),
+        else degrees with a warning.
 
     Raises
     ------
     FileNotFoundError
     FileFormatError
-        Not HDF5, truncated, a required dataset missing, or inconsistent shapes.
+        Not HDF5, truncated, a required dataset missing, inconsistent shapes,
+        or a ``units`` attribute that the angles' range contradicts.
     """
     path = Path(path)
+    given = unit_name(angle_unit)
     f = open_hdf5(path)
     try:
         if "exchange/data" not in f:
             raise FileFormatError(f"{path}: no /exchange/data dataset (is it a DXchange file?)")
         data = f["exchange/data"]
+        for name in ("data", "data_white", "data_dark", "theta"):
+            obj = f.get(f"exchange/{name}")
+            if obj is not None and not isinstance(obj, h5py.Dataset):
+                raise FileFormatError(f"{path}: /exchange/{name} is a group, not a dataset")
         if data.ndim != 3:
             raise FileFormatError(
                 f"{path}: /exchange/data has shape {data.shape}, expected (angle, row, column)"
@@ -41,25 +59,44 @@ def read_dxchange(path) -> Scan:
                 raise FileFormatError(
                     f"{path}: /exchange/{name} has shape {d.shape}, projections are {data.shape}"
                 )
-        if "exchange/theta" in f:
-            theta = np.deg2rad(np.asarray(f["exchange/theta"][()], dtype=np.float64)).ravel()
-            if theta.size != data.shape[0]:
-                raise FileFormatError(
-                    f"{path}: {theta.size} angles in /exchange/theta but {data.shape[0]} "
-                    "projections"
-                )
-        else:
+        if "exchange/theta" not in f:
             raise FileFormatError(f"{path}: no /exchange/theta dataset")
+        tds = f["exchange/theta"]
+        raw = np.asarray(tds[()], dtype=np.float64).ravel()
+        if raw.size != data.shape[0]:
+            raise FileFormatError(
+                f"{path}: {raw.size} angles in /exchange/theta but {data.shape[0]} projections"
+            )
+        stated = stated_unit(tds.attrs.get("units"))
+        theta, unit, how = to_radians(
+            raw, source=f"{path}: /exchange/theta", given=given, stated=stated
+        )
     except FileFormatError:
         f.close()
         raise
-    except (OSError, KeyError) as e:
+    except ParameterError as e:
+        f.close()
+        raise FileFormatError(str(e)) from None
+    except (OSError, KeyError, TypeError, ValueError) as e:
         f.close()
         raise FileFormatError(f"{path}: damaged or truncated HDF5 file ({e})") from None
-    meta = {"format": "dxchange"}
+    except BaseException:
+        f.close()
+        raise
+    meta = {"format": "dxchange", "angle_unit": unit, "angle_unit_from": how}
     if "measurement" in f:
         meta.update(scalars(f["measurement"]))
-    return Scan(data, flats, darks, theta, str(path), meta, [f], open_kwargs={"format": "dxchange"})
+    # behind FrameSelection, a truncated dataset raises FileFormatError when read
+    return Scan(
+        FrameSelection(data, np.arange(data.shape[0]), name="projections"),
+        None if flats is None else FrameSelection(flats, np.arange(flats.shape[0]), name="flats"),
+        None if darks is None else FrameSelection(darks, np.arange(darks.shape[0]), name="darks"),
+        theta,
+        str(path),
+        meta,
+        [f],
+        open_kwargs={"format": "dxchange", "angle_unit": angle_unit},
+    )
 
 
 def write_dxchange(
@@ -74,6 +111,9 @@ def write_dxchange(
         if darks is not None:
             f.create_dataset("exchange/data_dark", data=darks, compression=compression)
         if theta is not None:
-            f.create_dataset("exchange/theta", data=np.rad2deg(np.asarray(theta, dtype=np.float64)))
+            ds = f.create_dataset(
+                "exchange/theta", data=np.rad2deg(np.asarray(theta, dtype=np.float64))
+            )
+            ds.attrs["units"] = "degrees"
         f.attrs["implements"] = "exchange"
     return path

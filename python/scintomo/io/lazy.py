@@ -29,6 +29,15 @@ def _normalize_key(key, ndim: int):
     return key + (slice(None),) * (ndim - len(key))
 
 
+def _span(key) -> str:
+    """A row key as the user would write it (``10:20``, ``all``)."""
+    if isinstance(key, slice):
+        if key == slice(None):
+            return "all"
+        return f"{'' if key.start is None else key.start}:{'' if key.stop is None else key.stop}"
+    return str(key)
+
+
 def _runs(idx: np.ndarray):
     """Split sorted-or-not indices into (start, stop, positions) runs of consecutive values."""
     if idx.size == 0:
@@ -98,8 +107,9 @@ class FrameSelection(_FrameStack):
                 parts.append(self.dataset[a:b, rows, cols])
             except OSError as e:  # a truncated or damaged file shows up only when read
                 raise FileFormatError(
-                    f"{self.dataset.file.filename}: cannot read {self.name} (frames {a}:{b} of "
-                    f"{self.dataset.name}); truncated or damaged file? ({e})"
+                    f"{self.dataset.file.filename}: cannot read detector rows {_span(rows)} of "
+                    f"{self.name} (frames {a}:{b} of {self.dataset.name}); truncated or damaged "
+                    f"file? ({e})"
                 ) from None
         if not parts:
             probe = np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import FileFormatError
+from ._angles import stated_unit, to_radians, unit_name
 from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .lazy import FrameSelection, _runs
@@ -181,19 +182,6 @@ def _find_angles(
     return None
 
 
-def _unit(ds: h5py.Dataset, given: str | None) -> tuple[str, bool]:
-    if given is not None:
-        if given not in ("deg", "rad"):
-            raise FileFormatError(f"angle_unit must be 'deg' or 'rad', not {given!r}")
-        return given, False
-    u = _s(ds.attrs.get("units", "")).strip().lower()
-    if u in ("rad", "radian", "radians"):
-        return "rad", False
-    if u in ("deg", "degree", "degrees", "°"):
-        return "deg", False
-    return "deg", True
-
-
 def read_nxtomo(
     path,
     *,
@@ -213,7 +201,8 @@ def read_nxtomo(
         Dataset paths inside the file; found automatically when omitted.
     angle_unit : {'deg', 'rad'}, optional
         Unit of the stored angles; default: the dataset's ``units``
-        attribute, else degrees (NXtomo's convention).
+        attribute, else the unit in which the angles cover a scan (about 180
+        or 360 degrees), else degrees (NXtomo's convention) with a warning.
 
     Returns
     -------
@@ -230,10 +219,12 @@ def read_nxtomo(
     FileNotFoundError
     FileFormatError
         Not HDF5 or truncated, a dataset or linked file missing, image_key
-        and data of different lengths, no projections, or a number of angles
-        that fits neither the frames nor the projections.
+        and data of different lengths, no projections, a number of angles
+        that fits neither the frames nor the projections, or a ``units``
+        attribute that the angles' range contradicts.
     """
     path = Path(path)
+    given = unit_name(angle_unit)
     f = open_hdf5(path)
     try:
         if data_path is None or image_key_path is None:
@@ -280,10 +271,12 @@ def read_nxtomo(
                 f"{data.shape[0]} frames "
                 f"of which {proj_idx.size} projections"
             )
-        unit, assumed = _unit(ads, angle_unit)
-        theta = np.deg2rad(angles) if unit == "deg" else angles
-        if not np.all(np.isfinite(theta)):
-            raise FileFormatError(f"{path}: {angles_path} has non-finite angles")
+        theta, unit, how = to_radians(
+            angles,
+            source=f"{path}: {angles_path}",
+            given=given,
+            stated=stated_unit(_s(ads.attrs.get("units", ""))),
+        )
     except FileFormatError:
         f.close()
         raise
@@ -307,7 +300,8 @@ def read_nxtomo(
         "image_key_path": image_key_path,
         "angles_path": angles_path,
         "angle_unit": unit,
-        "angle_unit_assumed": assumed,
+        "angle_unit_from": how,
+        "angle_unit_assumed": how in ("range", "assumed"),
         "n_flats": int(flat_idx.size),
         "n_darks": int(dark_idx.size),
         "n_invalid": int(np.sum(keys == 3)),

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import FileFormatError
+from ._angles import to_radians, unit_name
 from .atomic import atomic_path
 from .lazy import ConcatFrames, TiffFrames
 from .scan import Scan
@@ -52,38 +53,51 @@ def _groups(folder: Path) -> dict[str, list[Path]]:
 
 
 def read_angles(path, *, unit: str | None = None) -> np.ndarray:
-    """Read an angles file (one value per line or comma separated; ``#``
-    comments; degrees unless ``unit='rad'`` or a ``# unit: rad`` line). Radians out."""
+    """Read an angles file; radians out.
+
+    One value per line or comma separated; ``#`` starts a comment; blank
+    lines anywhere and header lines before the first number are skipped.
+    The unit: ``unit=`` if given, else a ``# unit: rad`` comment or a header
+    naming it (``angles (deg)``), else the unit in which the angles cover a
+    scan (about 180 or 360 degrees), else degrees with a warning.
+
+    Raises
+    ------
+    FileFormatError
+        Unreadable file, a non-number after the first number, no angles, a
+        non-finite angle, or a stated unit that the range contradicts.
+    """
     path = Path(path)
+    given = unit_name(unit, where="angle unit")
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         raise FileFormatError(f"{path}: cannot read the angles file ({e})") from None
-    file_unit = None
-    values = []
+    stated = None
+    values: list[float] = []
     for n, line in enumerate(text.splitlines(), 1):
         body, _, comment = line.partition("#")
         m = re.search(r"unit\s*[:=]\s*(\w+)", comment)
         if m:
-            file_unit = m[1].lower()
-        for tok in body.replace(",", " ").split():
-            try:
-                values.append(float(tok))
-            except ValueError:
-                raise FileFormatError(f"{path}: line {n}: {tok!r} is not a number") from None
-    unit = unit or file_unit or "deg"
-    if unit.startswith("rad"):
-        unit = "rad"
-    elif unit.startswith("deg"):
-        unit = "deg"
-    else:
-        raise FileFormatError(f"{path}: unknown angle unit {unit!r} (deg or rad)")
-    a = np.asarray(values, dtype=np.float64)
-    if a.size == 0:
+            stated = unit_name(m[1], where=f"{path}: line {n}")
+        toks = body.replace(",", " ").split()
+        try:
+            nums = [float(t) for t in toks]
+        except ValueError:
+            if values:
+                raise FileFormatError(
+                    f"{path}: line {n}: {line.strip()!r} is not a list of numbers"
+                ) from None
+            # a header line: it may name the unit
+            u = re.search(r"\b(deg|degrees?|rad|radians?)\b", body, re.IGNORECASE)
+            if u and stated is None:
+                stated = unit_name(u[1])
+            continue
+        values.extend(nums)
+    if not values:
         raise FileFormatError(f"{path}: no angles in the file")
-    if not np.all(np.isfinite(a)):
-        raise FileFormatError(f"{path}: non-finite angles")
-    return np.deg2rad(a) if unit == "deg" else a
+    theta, _, _ = to_radians(values, source=str(path), given=given, stated=stated)
+    return theta
 
 
 def read_tiff_stack(

@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from .. import _core
-from .._validate import as_sinogram_stack, choice, n_threads_arg
+from .._validate import as_sinogram_stack, check_theta_radians, choice, n_threads_arg
 from ..exceptions import ParameterError, ShapeError
 
 log = logging.getLogger("scintomo.recon")
@@ -177,6 +177,7 @@ def reconstruct(
         raise ShapeError(f"theta has {th.size} angles for {n_ang} projections")
     if not np.all(np.isfinite(th)):
         raise ParameterError("theta must be finite")
+    check_theta_radians(th)
     if n_det < 2:
         raise ShapeError("projections need at least 2 columns")
     choice(backend, "backend", ("auto", "builtin", "tomopy"))
