@@ -199,14 +199,48 @@ def _same(a, b) -> bool:
     return a == b
 
 
+#: entries that are digests: a message says that they differ, not their hex
+_DIGESTS = ("fingerprint", "sha256")
+
+
+def _show(a, b) -> tuple[str, str]:
+    def one(v, other):
+        if isinstance(v, dict):
+            return "on"
+        if v is _ABSENT:
+            return "(absent)"
+        if isinstance(v, float) and isinstance(other, float) and f"{v:.6g}" != f"{other:.6g}":
+            return f"{v:.6g}"
+        return repr(v)
+
+    return one(a, b), one(b, a)
+
+
+_ABSENT = object()
+
+
 def differences(old: dict, new: dict) -> list[str]:
-    """``'key: old -> new'`` for every entry where two provenance records differ."""
-    fo, fn = _flat(old), _flat(new)
+    """``'key: old -> new'`` for every entry where two provenance records differ (a step
+    turned on or off as one entry; digests as 'differs')."""
     out = []
-    for k in list(fo) + [k for k in fn if k not in fo]:
-        a, b = fo.get(k, "(absent)"), fn.get(k, "(absent)")
-        if not _same(a, b):
-            out.append(f"{k}: {a!r} -> {b!r}")
+    for top in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(top, _ABSENT), new.get(top, _ABSENT)
+        if _same(a, b):
+            continue
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            x, y = _show(a, b)
+            out.append(f"{top}: {x} -> {y}")
+            continue
+        fa, fb = _flat(a, f"{top}."), _flat(b, f"{top}.")
+        for k in list(fa) + [k for k in fb if k not in fa]:
+            x, y = fa.get(k, _ABSENT), fb.get(k, _ABSENT)
+            if _same(x, y):
+                continue
+            if k.rsplit(".", 1)[-1] in _DIGESTS:
+                out.append(f"{k} differs")
+            else:
+                sx, sy = _show(x, y)
+                out.append(f"{k}: {sx} -> {sy}")
     return out
 
 
