@@ -219,3 +219,16 @@ def test_recon_cli_refuses_stale_output_and_overwrites_on_request(scan, tmp_path
             assert f["exchange/data"].attrs["center_px"] == 10.5
     finally:
         del sys.modules["scintomo.recon"]
+
+
+def test_try_slices_carry_their_centre_and_metadata(scan):
+    _with_pixel_size(scan)
+    c = cfg(scan, "tiff", center__search_width=1.0, center__search_step=1.0)
+    res = pipeline.try_centers(c, recon_fn=fbp_numpy)
+    for center, f in zip(res.centers, res.files, strict=True):
+        with tifffile.TiffFile(f) as tf:
+            meta = tf.shaped_metadata[0]
+            x = tf.pages[0].tags["XResolution"].value
+        assert meta["center_px"] == center and meta["row"] == res.row
+        assert meta["algorithm"] == "gridrec" and meta["pixel_size_um"] == pytest.approx(0.65)
+        assert x[0] / x[1] == pytest.approx(1e4 / 0.65, rel=1e-6)
