@@ -71,9 +71,14 @@ def file_identity(path) -> dict:
 
 
 def _content_identity(path) -> dict:
-    """A small file (a PSF) by its content: resolved path and SHA-256 of every byte."""
+    """A small file (a PSF) by its content: resolved path and SHA-256 of every byte (with a
+    ``.npy``'s ``.json`` metadata)."""
     p = Path(path).resolve()
-    return {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    h = hashlib.sha256(p.read_bytes())
+    side = p.with_suffix(".json")  # a .npy PSF's metadata (pixel size) lives beside it
+    if p.suffix.lower() == ".npy" and side.exists():
+        h.update(side.read_bytes())
+    return {"path": str(p), "sha256": h.hexdigest()}
 
 
 def _backend(cfg: PipelineConfig, recon_fn) -> str:
