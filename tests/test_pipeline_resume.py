@@ -219,3 +219,37 @@ def test_recon_cli_refuses_stale_output_and_overwrites_on_request(scan, tmp_path
             assert f["exchange/data"].attrs["center_px"] == 10.5
     finally:
         del sys.modules["scintomo.recon"]
+
+
+def test_try_slices_carry_their_centre_and_metadata(scan):
+    _with_pixel_size(scan)
+    c = cfg(scan, "tiff", center__search_width=1.0, center__search_step=1.0)
+    res = pipeline.try_centers(c, recon_fn=fbp_numpy)
+    for center, f in zip(res.centers, res.files, strict=True):
+        with tifffile.TiffFile(f) as tf:
+            meta = tf.shaped_metadata[0]
+            x = tf.pages[0].tags["XResolution"].value
+        assert meta["center_px"] == center and meta["row"] == res.row
+        assert meta["algorithm"] == "gridrec" and meta["pixel_size_um"] == pytest.approx(0.65)
+        assert x[0] / x[1] == pytest.approx(1e4 / 0.65, rel=1e-6)
+
+
+def test_another_psf_in_the_same_file_is_refused(scan, sim, tmp_path):
+    psf_mod = pytest.importorskip("scintomo.psf", reason="scintomo.psf not in this build")
+    pytest.importorskip("scintomo.deconv", reason="scintomo.deconv not in this build")
+    px = sim.pixel_size_um
+    path = tmp_path / "film.h5"
+    psf_mod.save(psf_mod.model(sigma_um=1.0 * px, pixel_size_um=px), path)
+    over = {"deconv__psf": str(path), "deconv__options": {"iterations": 2}}
+    pipeline.run(cfg(scan, "h5", **over), recon_fn=fbp_numpy)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # same content: resumes
+    assert pipeline.run(cfg(scan, "h5", **over), recon_fn=fbp_numpy).n_skipped == 3
+    psf_mod.save(psf_mod.model(sigma_um=1.5 * px, pixel_size_um=px), path)
+    with pytest.raises(StaleOutputError, match=r"deconv\.psf\.sha256 differs"):
+        pipeline.run(cfg(scan, "h5", **over), recon_fn=fbp_numpy)
+    with pytest.raises(StaleOutputError, match=r"deconv\.options\.iterations: 2 -> 3"):
+        pipeline.run(
+            cfg(scan, "h5", deconv__psf=str(path), deconv__options={"iterations": 3}),
+            recon_fn=fbp_numpy,
+        )

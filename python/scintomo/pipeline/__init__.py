@@ -31,7 +31,7 @@ from .config import (
 )
 from .dask import make_client
 from .plan import block_ranges, estimate_block_bytes, halo_rows, nsino_for_budget
-from .read import RawBlock, open_scan, read_block
+from .read import RawBlock, input_corrected, open_scan, read_block
 from .results import RunResult, TryResult
 from .runner import run, try_centers
 from .write import output_paths
@@ -56,6 +56,7 @@ __all__ = [
     "dumps_toml",
     "estimate_block_bytes",
     "halo_rows",
+    "input_corrected",
     "make_client",
     "nsino_for_budget",
     "open_scan",

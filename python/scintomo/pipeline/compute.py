@@ -90,6 +90,8 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
     float32."""
     import warnings
 
+    if raw.corrected:
+        return _preprocess_corrected(raw, cfg, n_threads=n_threads)
     proj, flats = raw.projections, raw.flats
     if cfg.zinger.enabled:
         z = {"threshold_counts": cfg.zinger.threshold_counts, "size": cfg.zinger.size}
@@ -125,6 +127,34 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
         from .. import recon  # issue 5
 
         data = recon.paganin(data, **cfg.phase.options)
+    data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
+    if cfg.stripes.method:
+        from .. import recon  # issue 5
+
+        opts = {"n_threads": n_threads, **cfg.stripes.options}
+        data = recon.remove_stripes(data, method=cfg.stripes.method, **opts)
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def _preprocess_corrected(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndarray:
+    """Projections already flat-field corrected (``scintomo flatfield``; ratio or -log): the
+    steps after the flat-field only, -log only where it was not taken."""
+    if cfg.zinger.enabled or cfg.deconv.psf:
+        step = "zinger removal" if cfg.zinger.enabled else "deconvolution"
+        raise ParameterError(
+            f"the scan is already flat-field corrected ({raw.corrected}; scintomo flatfield's "
+            f"output): {step} acts on raw counts, so it cannot run on it; turn it off, or "
+            "reconstruct the raw scan"
+        )
+    data = np.asarray(raw.projections, dtype=np.float32)
+    if cfg.phase.method:
+        from .. import recon  # issue 5
+
+        ratio = np.exp(-data) if raw.corrected == "-log" else data
+        data = recon.paganin(ratio, **cfg.phase.options)
+    elif raw.corrected == "ratio":
+        # the floor before -log, as flatfield.correct applies it to raw scans
+        data = -np.log(np.maximum(data, np.float32(cfg.flatfield.clip_low)))
     data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
     if cfg.stripes.method:
         from .. import recon  # issue 5

@@ -71,9 +71,14 @@ def file_identity(path) -> dict:
 
 
 def _content_identity(path) -> dict:
-    """A small file (a PSF) by its content: resolved path and SHA-256 of every byte."""
+    """A small file (a PSF) by its content: resolved path and SHA-256 of every byte (with a
+    ``.npy``'s ``.json`` metadata)."""
     p = Path(path).resolve()
-    return {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+    h = hashlib.sha256(p.read_bytes())
+    side = p.with_suffix(".json")  # a .npy PSF's metadata (pixel size) lives beside it
+    if p.suffix.lower() == ".npy" and side.exists():
+        h.update(side.read_bytes())
+    return {"path": str(p), "sha256": h.hexdigest()}
 
 
 def _backend(cfg: PipelineConfig, recon_fn) -> str:
@@ -113,8 +118,24 @@ def record(
     from .. import __version__
 
     c = cfg
+    import dataclasses
+
+    import numpy as np
+
+    theta = np.ascontiguousarray(scan.theta, dtype=np.float64)
     steps: dict = {
         "input_format": scan.metadata.get("format", c.input.format),
+        # every reader option (angle unit, where flats or angles are...), and the angles
+        # the reader gave: what the scan *is* once read, whatever told the reader
+        "input_options": {
+            k: v for k, v in dataclasses.asdict(c.input).items() if k not in ("file", "format")
+        },
+        "theta": {
+            "n": int(theta.size),
+            "first_rad": float(theta[0]) if theta.size else None,
+            "last_rad": float(theta[-1]) if theta.size else None,
+            "sha256": hashlib.sha256(theta.tobytes()).hexdigest(),
+        },
         "input_corrected": corrected or "",
         "flatfield": {
             "reduce": c.flatfield.reduce,
@@ -183,14 +204,48 @@ def _same(a, b) -> bool:
     return a == b
 
 
+#: entries that are digests: a message says that they differ, not their hex
+_DIGESTS = ("fingerprint", "sha256")
+
+
+def _show(a, b) -> tuple[str, str]:
+    def one(v, other):
+        if isinstance(v, dict):
+            return "on"
+        if v is _ABSENT:
+            return "(absent)"
+        if isinstance(v, float) and isinstance(other, float) and f"{v:.6g}" != f"{other:.6g}":
+            return f"{v:.6g}"
+        return repr(v)
+
+    return one(a, b), one(b, a)
+
+
+_ABSENT = object()
+
+
 def differences(old: dict, new: dict) -> list[str]:
-    """``'key: old -> new'`` for every entry where two provenance records differ."""
-    fo, fn = _flat(old), _flat(new)
+    """``'key: old -> new'`` for every entry where two provenance records differ (a step
+    turned on or off as one entry; digests as 'differs')."""
     out = []
-    for k in list(fo) + [k for k in fn if k not in fo]:
-        a, b = fo.get(k, "(absent)"), fn.get(k, "(absent)")
-        if not _same(a, b):
-            out.append(f"{k}: {a!r} -> {b!r}")
+    for top in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(top, _ABSENT), new.get(top, _ABSENT)
+        if _same(a, b):
+            continue
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            x, y = _show(a, b)
+            out.append(f"{top}: {x} -> {y}")
+            continue
+        fa, fb = _flat(a, f"{top}."), _flat(b, f"{top}.")
+        for k in list(fa) + [k for k in fb if k not in fa]:
+            x, y = fa.get(k, _ABSENT), fb.get(k, _ABSENT)
+            if _same(x, y):
+                continue
+            if k.rsplit(".", 1)[-1] in _DIGESTS:
+                out.append(f"{k} differs")
+            else:
+                sx, sy = _show(x, y)
+                out.append(f"{k}: {sx} -> {sy}")
     return out
 
 

@@ -11,12 +11,16 @@ from ..exceptions import FileFormatError, ParameterError
 from ..io import Scan, read
 from .config import PipelineConfig
 
-__all__ = ["RawBlock", "open_scan", "read_block"]
+__all__ = ["RawBlock", "input_corrected", "open_scan", "read_block"]
 
 
 def open_scan(cfg: PipelineConfig, path=None) -> Scan:
     fmt = None if cfg.input.format == "auto" else cfg.input.format
-    return read(path or cfg.input.file, format=fmt)
+    # the reader options of [input] (flats, darks, angles, angle unit), where this build's
+    # InputConfig has them (the io branch adds them: its change to open_scan, made in the
+    # runner.py this function came from, lands here)
+    options = getattr(cfg.input, "reader_options", dict)()
+    return read(path or cfg.input.file, format=fmt, **options)
 
 
 @dataclass
@@ -32,6 +36,8 @@ class RawBlock:
     flats: object
     flat_positions: list | None
     darks: np.ndarray | None
+    #: what the projections already went through: None (raw counts), 'ratio' or '-log'
+    corrected: str | None = None
 
     @property
     def nbytes(self) -> int:
@@ -57,8 +63,34 @@ def read_block(scan: Scan, r0: int, r1: int, *, halo: int = 0) -> RawBlock:
         raise FileFormatError(
             f"{scan.path}: cannot read detector rows {a0}:{a1}; truncated or damaged file? ({e})"
         ) from None
-    if flats is None:
+    corrected = input_corrected(scan)
+    if flats is None and corrected is None:
         raise ParameterError(
             f"{scan.path}: the scan has no flats; flat-field correction needs them"
         )
-    return RawBlock(r0, r1, a0, a1, proj, flats, positions, darks)
+    return RawBlock(r0, r1, a0, a1, proj, flats, positions, darks, corrected)
+
+
+def input_corrected(scan: Scan) -> str | None:
+    """'ratio' or '-log' when the scan is already flat-field corrected (the output of
+    ``scintomo flatfield``: a DXchange file without flats whose ``/exchange/data`` carries
+    the ``log`` and ``reduce`` attributes that command writes); None for raw counts.
+
+    Read from the file once and kept in ``scan.metadata['input_corrected']``.
+    """
+    key = "input_corrected"
+    if key in scan.metadata:
+        return scan.metadata[key] or None
+    found = None
+    if scan.flats is None and scan.metadata.get("format") == "dxchange":
+        import h5py
+
+        try:
+            with h5py.File(scan.path, "r") as f:
+                attrs = f["exchange/data"].attrs
+                if "log" in attrs and "reduce" in attrs:
+                    found = "-log" if int(attrs["log"]) else "ratio"
+        except (OSError, KeyError, TypeError, ValueError):
+            found = None
+    scan.metadata[key] = found or ""
+    return found

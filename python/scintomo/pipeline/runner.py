@@ -55,7 +55,7 @@ from .plan import (
     halo_rows,
     nsino_for_budget,
 )
-from .read import RawBlock, open_scan, read_block
+from .read import RawBlock, input_corrected, open_scan, read_block
 from .results import RunResult, TryResult
 from .threads import _run_threads
 from .write import output_paths, pixel_size_um, prepare_output
@@ -115,7 +115,9 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
             sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt)[0]
             p = folder / f"recon_slice{row:04d}_center{c:05.2f}.tiff"  # tomocupy's names
             with atomic_path(p) as tmp:
-                tifffile.imwrite(tmp, sl, photometric="minisblack", description=f"center={c:.3f}")
+                tifffile.imwrite(
+                    tmp, sl, photometric="minisblack", **_try_tags(cfg, scan, float(c), row)
+                )
             files.append(str(p))
         return TryResult(
             str(folder),
@@ -127,6 +129,27 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
     finally:
         if own:
             scan.close()
+
+
+def _try_tags(cfg: PipelineConfig, scan: Scan, center: float, row: int) -> dict:
+    """A try slice's ImageDescription JSON (centre, row, algorithm, filter, pixel size, scan,
+    version; tifffile's shaped metadata) and resolution tags when the pixel size is known."""
+    from .. import __version__
+
+    px = pixel_size_um(cfg, scan)
+    meta = {
+        "center_px": center,
+        "row": row,
+        "algorithm": cfg.recon.algorithm,
+        "filter": cfg.recon.filter,
+        "pixel_size_um": px,
+        "scan": str(scan.path),
+        "scintomo_version": __version__,
+    }
+    kw: dict = {"metadata": meta}
+    if px:
+        kw |= {"resolution": (1e4 / px, 1e4 / px), "resolutionunit": "CENTIMETER"}
+    return kw
 
 
 # ---------------------------------------------------------------------- full
@@ -169,7 +192,13 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         paths = output_paths(cfg, scan.path)
         shape = (stop - start, w, w)
         prov = provenance.record(
-            cfg, scan, center=center, rows=(start, stop), shape=shape, recon_fn=recon_fn
+            cfg,
+            scan,
+            center=center,
+            rows=(start, stop),
+            shape=shape,
+            corrected=input_corrected(scan),
+            recon_fn=recon_fn,
         )
         # refuses (or, told to overwrite, removes) a volume that another run produced
         recorded = prepare_output(
