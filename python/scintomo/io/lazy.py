@@ -125,9 +125,40 @@ class FrameSelection(_FrameStack):
         return f"<FrameSelection {self.name} {self.shape} {self.dtype} of {self.dataset.name}>"
 
 
+def common_dtype(dtypes, *, where: str) -> np.dtype:
+    """A dtype that holds every value of every one of ``dtypes`` exactly (the
+    numpy promotion: uint16 + float32 -> float32, int32 + float32 ->
+    float64, uint16 + int16 -> int32); FileFormatError where none does
+    (uint64 with signed integers, non-numeric)."""
+    dts = sorted({np.dtype(d) for d in dtypes}, key=str)
+    for d in dts:
+        if d.kind not in "biuf":
+            raise FileFormatError(f"{where}: frames of dtype {d}, expected real image data")
+    if len(dts) == 1:
+        return dts[0]
+    out = np.result_type(*dts)
+    if out.kind not in "biuf" or not all(np.can_cast(d, out, "safe") for d in dts):
+        raise FileFormatError(
+            f"{where}: frames of dtypes {', '.join(map(str, dts))}, which no one dtype holds"
+        )
+    if out.kind == "f" and any(d.kind in "iu" and d.itemsize >= 8 for d in dts):
+        # int64 -> float64 rounds above 2**53; refuse rather than change values
+        raise FileFormatError(
+            f"{where}: frames of dtypes {', '.join(map(str, dts))}: 64-bit integers do not fit "
+            "a float exactly"
+        )
+    return out
+
+
 class TiffFrames(_FrameStack):
     """One 2-D TIFF file per frame. Uncompressed files are memory-mapped, so a
-    slice of rows reads only those rows; compressed ones are decoded whole."""
+    slice of rows reads only those rows; compressed ones are decoded whole.
+
+    Every file's header is read when the stack is made: frames of different
+    sizes are refused, and frames of different dtypes (a float frame among
+    uint16 ones) give the stack a dtype that holds them all
+    (:func:`common_dtype`) instead of casting into the first frame's dtype,
+    which wraps (-5 -> 65531) or zeroes NaN."""
 
     def __init__(self, files, *, name: str = "frames"):
         import tifffile
@@ -136,16 +167,29 @@ class TiffFrames(_FrameStack):
         self.name = name
         if not self.files:
             raise FileFormatError(f"{name}: no TIFF files")
-        try:
-            with tifffile.TiffFile(self.files[0]) as tf:
-                page = tf.pages[0]
-                shape, dtype = tuple(page.shape), np.dtype(page.dtype)
-        except Exception as e:  # tifffile raises many kinds on a damaged file
-            raise FileFormatError(f"{self.files[0]}: not a readable TIFF file ({e})") from None
-        if len(shape) != 2:
-            raise FileFormatError(f"{self.files[0]}: a {shape} image, expected one 2-D page")
-        self.shape = (len(self.files), *shape)
-        self.dtype = dtype
+        shapes, dtypes = {}, {}
+        for path in self.files:
+            try:
+                with tifffile.TiffFile(path) as tf:
+                    page = tf.pages.first
+                    shape, dtype = tuple(page.shape), page.dtype
+            except Exception as e:  # tifffile raises many kinds on a damaged file
+                raise FileFormatError(
+                    f"{path}: not a readable TIFF file ({type(e).__name__}: {e})"
+                ) from None
+            if len(shape) != 2:
+                raise FileFormatError(f"{path}: a {shape} image, expected one 2-D page")
+            if dtype is None:
+                raise FileFormatError(f"{path}: a TIFF of a sample format numpy cannot hold")
+            shapes.setdefault(shape, path)
+            dtypes.setdefault(np.dtype(dtype), path)
+        if len(shapes) > 1:
+            (s0, p0), (s1, p1) = list(shapes.items())[:2]
+            raise FileFormatError(f"{name}: frames of different sizes: {p0} is {s0}, {p1} is {s1}")
+        self.shape = (len(self.files), *next(iter(shapes)))
+        self.dtype = common_dtype(dtypes, where=f"{name} in {self.files[0].parent}")
+        #: {dtype: first file of that dtype} when the frames differ, else {}
+        self.mixed_dtypes = {str(d): str(p) for d, p in dtypes.items()} if len(dtypes) > 1 else {}
 
     def _frame(self, path: Path, rows, cols) -> np.ndarray:
         import tifffile
@@ -159,11 +203,18 @@ class TiffFrames(_FrameStack):
                 raise FileFormatError(
                     f"{path}: image is {mm.shape}, the first of {self.name} is {self.shape[1:]}"
                 )
+            if not np.can_cast(mm.dtype, self.dtype, "safe"):  # the file changed since
+                raise FileFormatError(
+                    f"{path}: a {mm.dtype} frame in {self.name} of {self.dtype}; it was "
+                    "rewritten after the scan was opened?"
+                )
             return np.array(mm[rows, cols], dtype=self.dtype)
         except FileFormatError:
             raise
         except Exception as e:
-            raise FileFormatError(f"{path}: not a readable TIFF file ({e})") from None
+            raise FileFormatError(
+                f"{path}: not a readable TIFF file ({type(e).__name__}: {e})"
+            ) from None
 
     def _read(self, frames, rows, cols):
         parts = [self._frame(self.files[i], rows, cols) for i in frames]
@@ -183,7 +234,7 @@ class ConcatFrames(_FrameStack):
         self.name = name
         h_w = self.parts[0].shape[1:]
         self.shape = (sum(p.shape[0] for p in self.parts), *h_w)
-        self.dtype = self.parts[0].dtype
+        self.dtype = common_dtype([p.dtype for p in self.parts], where=name)
         self._starts = np.cumsum([0] + [p.shape[0] for p in self.parts])
 
     def _read(self, frames, rows, cols):
@@ -194,7 +245,7 @@ class ConcatFrames(_FrameStack):
         if not pieces:
             return np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
         first = next(iter(pieces.values()))
-        out = np.empty((frames.size, *first.shape[1:]), first.dtype)
+        out = np.empty((frames.size, *first.shape[1:]), self.dtype)
         for j, data in pieces.items():
             out[owner == j] = data
         return out

@@ -373,7 +373,7 @@ def output_paths(cfg: PipelineConfig, scan_path) -> dict:
 
 def open_scan(cfg: PipelineConfig, path=None) -> Scan:
     fmt = None if cfg.input.format == "auto" else cfg.input.format
-    return read(path or cfg.input.file, format=fmt)
+    return read(path or cfg.input.file, format=fmt, **cfg.input.reader_options())
 
 
 # -------------------------------------------------------------------- results
