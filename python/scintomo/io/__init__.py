@@ -70,12 +70,15 @@ def detect_format(path) -> str:
     if path.is_dir() or path.suffix.lower() in (".tif", ".tiff"):
         return "tiff"
     try:
-        with h5py.File(path, "r") as f:
-            if "exchange/data" in f:
-                return "dxchange"
-            return "nxtomo"
+        f = h5py.File(path, "r")
     except OSError as e:
         raise FileFormatError(f"{path}: not a readable HDF5 file nor a TIFF folder ({e})") from None
+    try:
+        with f:
+            return "dxchange" if "exchange/data" in f else "nxtomo"
+    except (OSError, KeyError, RuntimeError, ValueError) as e:
+        # h5py finds a damaged object header only when it opens the object
+        raise FileFormatError(f"{path}: damaged HDF5 file ({e})") from None
 
 
 def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - the natural name

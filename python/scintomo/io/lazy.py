@@ -11,6 +11,8 @@ reads ten detector rows of every projection and nothing else.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +107,7 @@ class FrameSelection(_FrameStack):
         for a, b, _ in _runs(sidx):
             try:
                 parts.append(self.dataset[a:b, rows, cols])
-            except OSError as e:  # a truncated or damaged file shows up only when read
+            except (OSError, RuntimeError, KeyError) as e:  # damage shows only when read
                 raise FileFormatError(
                     f"{self.dataset.file.filename}: cannot read detector rows {_span(rows)} of "
                     f"{self.name} (frames {a}:{b} of {self.dataset.name}); truncated or damaged "
@@ -123,6 +125,25 @@ class FrameSelection(_FrameStack):
 
     def __repr__(self) -> str:
         return f"<FrameSelection {self.name} {self.shape} {self.dtype} of {self.dataset.name}>"
+
+
+class _DropRecords(logging.Filter):
+    def filter(self, record):  # noqa: A003 - logging's name
+        return False
+
+
+@contextlib.contextmanager
+def quiet_tifffile():
+    """Keep tifffile's log lines about a damaged file (``<TiffTag.fromfile>
+    raised ...``) off the user's terminal while scintomo reads it: a file it
+    cannot read raises FileFormatError, one it can read is fine."""
+    log = logging.getLogger("tifffile")
+    f = _DropRecords()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
 
 
 def common_dtype(dtypes, *, where: str) -> np.dtype:
@@ -161,13 +182,25 @@ class TiffFrames(_FrameStack):
     which wraps (-5 -> 65531) or zeroes NaN."""
 
     def __init__(self, files, *, name: str = "frames"):
-        import tifffile
-
         self.files = [Path(f) for f in files]
         self.name = name
         if not self.files:
             raise FileFormatError(f"{name}: no TIFF files")
         shapes, dtypes = {}, {}
+        with quiet_tifffile():
+            self._headers(shapes, dtypes)
+        if len(shapes) > 1:
+            (s0, p0), (s1, p1) = list(shapes.items())[:2]
+            raise FileFormatError(f"{name}: frames of different sizes: {p0} is {s0}, {p1} is {s1}")
+        self.shape = (len(self.files), *next(iter(shapes)))
+        self.dtype = common_dtype(dtypes, where=f"{name} in {self.files[0].parent}")
+        #: {dtype: first file of that dtype} when the frames differ, else {}
+        self.mixed_dtypes = {str(d): str(p) for d, p in dtypes.items()} if len(dtypes) > 1 else {}
+
+    def _headers(self, shapes: dict, dtypes: dict) -> None:
+        """Shape and dtype of every file's first page, {value: first file with it}."""
+        import tifffile
+
         for path in self.files:
             try:
                 with tifffile.TiffFile(path) as tf:
@@ -183,15 +216,12 @@ class TiffFrames(_FrameStack):
                 raise FileFormatError(f"{path}: a TIFF of a sample format numpy cannot hold")
             shapes.setdefault(shape, path)
             dtypes.setdefault(np.dtype(dtype), path)
-        if len(shapes) > 1:
-            (s0, p0), (s1, p1) = list(shapes.items())[:2]
-            raise FileFormatError(f"{name}: frames of different sizes: {p0} is {s0}, {p1} is {s1}")
-        self.shape = (len(self.files), *next(iter(shapes)))
-        self.dtype = common_dtype(dtypes, where=f"{name} in {self.files[0].parent}")
-        #: {dtype: first file of that dtype} when the frames differ, else {}
-        self.mixed_dtypes = {str(d): str(p) for d, p in dtypes.items()} if len(dtypes) > 1 else {}
 
     def _frame(self, path: Path, rows, cols) -> np.ndarray:
+        with quiet_tifffile():
+            return self._frame_quiet(path, rows, cols)
+
+    def _frame_quiet(self, path: Path, rows, cols) -> np.ndarray:
         import tifffile
 
         try:

@@ -36,7 +36,7 @@ import numpy as np
 from ..exceptions import FileFormatError, ScintomoWarning
 from ._angles import to_radians, unit_name
 from .atomic import atomic_path
-from .lazy import ConcatFrames, TiffFrames, common_dtype
+from .lazy import ConcatFrames, TiffFrames, common_dtype, quiet_tifffile
 from .scan import Scan
 
 _NUMBERED = re.compile(r"^(?P<stem>.*?)[_-]?(?P<num>\d+)\.(?:tif|tiff)$", re.IGNORECASE)
@@ -93,7 +93,7 @@ def _pages(path: Path, name: str) -> np.ndarray:
     import tifffile
 
     try:
-        with tifffile.TiffFile(path) as tf:
+        with quiet_tifffile(), tifffile.TiffFile(path) as tf:
             pages = [np.asarray(pg.asarray()) for pg in tf.pages]
     except Exception as e:  # tifffile raises many kinds on a damaged file
         raise FileFormatError(
