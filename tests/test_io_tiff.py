@@ -234,3 +234,10 @@ def test_recon_cli_reads_savu_layout_with_options(tmp_path, rng):
     # the options belong to TIFF scans
     h5 = io.write_dxchange(tmp_path / "s.h5", proj, flats, darks, np.deg2rad(deg))
     assert main(["recon", "--file-name", str(h5), *common, "--flats", str(root)]) == 2
+
+
+def test_angles_array_in_degrees_is_refused(tmp_path, rng):
+    proj, _, _, deg = _scan(rng)
+    _write(tmp_path / "s", "proj", proj)
+    with pytest.raises(ParameterError, match=r"angles spans .*radians.*np\.deg2rad"):
+        io.read(tmp_path / "s", angles=deg)

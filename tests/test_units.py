@@ -137,3 +137,16 @@ def test_mtf_cli_takes_the_pixel_size_from_the_tiff(tmp_path):
     # 1 um pixels from the file: cycles/px x 1000 = lp/mm
     assert rep["frequency_unit"] == "lp/mm"
     np.testing.assert_allclose(rep["frequencies"], [50, 100, 150, 200], rtol=0.01)
+
+
+def test_thickness_options_speak_the_same_grammar():
+    args = build_parser().parse_args(
+        ["characterise", "absorption", "CsI", "--density", "4.5", "--thickness", "30", "0.1mm"]
+    )
+    assert args.thickness == [30.0, 100.0]
+    args = build_parser().parse_args(
+        ["characterise", "light-yield", "--signal", "1", "--reference-signal", "1",
+         "--material", "CsPbBr3", "--density", "4.55", "--thickness", "30 um",
+         "--reference-thickness", "0.5 mm"]
+    )  # fmt: skip
+    assert (args.thickness, args.reference_thickness) == (30.0, 500.0)

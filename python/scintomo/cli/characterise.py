@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+from ..units import LENGTH_HELP, PIXEL_SIZE_HELP, length_arg, pixel_size_arg
 
 
 def _read_stack(path: Path):
@@ -128,10 +128,10 @@ def add_parser(sub) -> None:
     q.add_argument("--reference-signal", type=float, required=True)
     q.add_argument("--material", required=True, help="formula, e.g. CsPbBr3")
     q.add_argument("--density", type=float, required=True, help="g/cm^3")
-    q.add_argument("--thickness", type=float, required=True, help="micrometres")
+    q.add_argument("--thickness", type=length_arg, required=True, help=LENGTH_HELP)
     q.add_argument("--reference-material", default="Lu3Al5O12")
     q.add_argument("--reference-density", type=float, default=6.73)
-    q.add_argument("--reference-thickness", type=float, required=True, help="micrometres")
+    q.add_argument("--reference-thickness", type=length_arg, required=True, help=LENGTH_HELP)
     q.add_argument("--reference-light-yield", type=float, default=22000.0, help="photons/MeV")
     q.add_argument("--kvp", type=float, default=50.0, help="Kramers tube spectrum, kV (1 mm Al)")
     common(q)
@@ -140,7 +140,7 @@ def add_parser(sub) -> None:
     q = modes.add_parser("absorption", help="absorbed fraction vs thickness and energy")
     q.add_argument("material")
     q.add_argument("--density", type=float, required=True, help="g/cm^3")
-    q.add_argument("--thickness", type=float, nargs="+", required=True, help="micrometres")
+    q.add_argument("--thickness", type=length_arg, nargs="+", required=True, help=LENGTH_HELP)
     common(q)
     q.set_defaults(func=_absorption)
 

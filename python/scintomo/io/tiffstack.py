@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import FileFormatError, ScintomoWarning
+from .._validate import check_theta_radians
+from ..exceptions import FileFormatError, ParameterError, ScintomoWarning
 from ._angles import to_radians, unit_name
 from .atomic import atomic_path
 from .lazy import ConcatFrames, TiffFrames, common_dtype, quiet_tifffile
@@ -367,6 +368,10 @@ def read_tiff_stack(
     else:
         angles_src = "given"
         theta = np.asarray(angles, dtype=np.float64).ravel()
+        try:
+            check_theta_radians(theta, "angles")
+        except ParameterError as e:
+            raise ParameterError(f"{e} (or pass an angles file, with its unit)") from None
     if theta.size != n:
         raise FileFormatError(
             f"{proj_folder}: {theta.size} angles in {angles_src} but {n} projections"
