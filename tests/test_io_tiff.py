@@ -241,3 +241,21 @@ def test_angles_array_in_degrees_is_refused(tmp_path, rng):
     _write(tmp_path / "s", "proj", proj)
     with pytest.raises(ParameterError, match=r"angles spans .*radians.*np\.deg2rad"):
         io.read(tmp_path / "s", angles=deg)
+
+
+def test_multipage_tiff_of_mixed_dtypes_keeps_every_page(tmp_path):
+    pages = [
+        np.full((4, 5), 3, np.uint16),
+        np.full((4, 5), -5.5, np.float32),
+        np.full((4, 5), 70000, np.uint32),
+    ]
+    with tifffile.TiffWriter(tmp_path / "m.tif") as w:
+        for p in pages:
+            w.write(p)
+    a = io.read_tiff_pages(tmp_path / "m.tif")
+    assert a.shape == (3, 4, 5) and a.dtype == np.float64
+    np.testing.assert_array_equal(a, np.stack([p.astype(np.float64) for p in pages]))
+    # characterise reads its stacks the same way (tifffile.imread gave the first page only)
+    from scintomo.cli.characterise import _read_stack
+
+    np.testing.assert_array_equal(_read_stack(tmp_path / "m.tif"), a)

@@ -23,9 +23,10 @@ def _read_stack(path: Path):
 
     suffix = path.suffix.lower()
     if suffix in (".tif", ".tiff"):
-        import tifffile
+        from ..io import read_tiff_pages  # every page, whatever its dtype
 
-        return tifffile.imread(path)
+        a = read_tiff_pages(path)
+        return a[0] if len(a) == 1 else a
     if suffix == ".npy":
         return np.load(path)
     raise FileFormatError(f"{path}: read .tif/.tiff or .npy stacks, not {suffix!r}")

@@ -20,7 +20,13 @@ from .dxchange import read_dxchange, write_dxchange
 from .nxtomo import read_nxtomo, write_nxtomo
 from .pixelsize import pixel_size_from_file
 from .scan import Scan
-from .tiffstack import read_angles, read_tiff_stack, write_tiff_frames, write_tiff_scan
+from .tiffstack import (
+    read_angles,
+    read_tiff_pages,
+    read_tiff_stack,
+    write_tiff_frames,
+    write_tiff_scan,
+)
 from .writers import (
     HDF5Writer,
     TiffSliceWriter,
@@ -45,6 +51,7 @@ __all__ = [
     "read_angles",
     "read_dxchange",
     "read_nxtomo",
+    "read_tiff_pages",
     "read_tiff_stack",
     "volume_writer",
     "write_dxchange",

@@ -88,6 +88,25 @@ def _series_files(items: list[tuple[int, Path]], what: str) -> list[Path]:
     return [p for _, p in items]
 
 
+def read_tiff_pages(path) -> np.ndarray:
+    """Every page of a (multi-page) TIFF file as one (F, H, W) array, of a dtype
+    that holds them all. ``tifffile.imread`` returns only the first series, so
+    a file whose pages differ in dtype (a float page among uint16 ones) would
+    come back as its first page alone.
+
+    Raises
+    ------
+    FileNotFoundError
+    FileFormatError
+        Not a readable TIFF, pages of different sizes, or of dtypes no one
+        dtype holds.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    return _pages(path, "frames")
+
+
 def _pages(path: Path, name: str) -> np.ndarray:
     """Every page of a (multi-page) TIFF file as one (F, H, W) array of a
     dtype that holds them all."""
