@@ -127,6 +127,10 @@ def test_savu_image_test_layout(tmp_path, rng, which):
             np.testing.assert_array_equal(np.asarray(scan.flats), flats)
             np.testing.assert_array_equal(np.asarray(scan.darks), darks)
             np.testing.assert_allclose(scan.theta, np.deg2rad(deg), atol=1e-6)
+            # a Dask worker opens the same scan again from open_kwargs
+            with io.read(scan.path, **scan.open_kwargs) as again:
+                np.testing.assert_array_equal(np.asarray(again.projections), proj)
+                np.testing.assert_array_equal(np.asarray(again.darks), darks)
     finally:
         w.__exit__(None, None, None)
 

@@ -311,12 +311,18 @@ def read_tiff_stack(
         raise FileNotFoundError(f"{folder}: no such folder")
     if not folder.is_dir():
         raise FileFormatError(f"{folder}: not a folder of TIFF frames")
+
+    def has_projections(groups):
+        if prefix is not None:
+            return prefix in groups
+        return any(k.lower() not in _FLAT + _DARK for k in groups)
+
     proj_folder = folder
     groups = _groups(folder)
-    if prefix is None and not [k for k in groups if k.lower() not in _FLAT + _DARK]:
+    if not has_projections(groups):
         # Savu's image_test: the projections one level down
         for sub in _PROJ_FOLDERS:
-            if (folder / sub).is_dir() and _groups(folder / sub):
+            if (folder / sub).is_dir() and has_projections(_groups(folder / sub)):
                 proj_folder = folder / sub
                 groups = _groups(proj_folder)
                 break
