@@ -170,3 +170,20 @@ def test_reconstruct_refuses_degrees():
     # one turn, end included, is radians
     recon.reconstruct(np.ones((91, 1, 32), np.float32), np.linspace(0, 2 * np.pi, 91))
     recon.reconstruct(sino, np.deg2rad(deg))
+
+
+def test_recon_cli_on_a_radians_file_gives_the_degrees_volume(tmp_path):
+    import tifffile
+
+    from scintomo.cli import main
+
+    _tooth_copy(tmp_path, "rad.h5", np.deg2rad(_tooth_degrees()))
+    shutil.copy(shared_file("tooth.h5"), tmp_path / "deg.h5")
+    vols = []
+    for name in ("deg.h5", "rad.h5"):
+        out = tmp_path / f"out_{name}"
+        argv = ["recon", "--file-name", str(tmp_path / name), "--reconstruction-type", "full",
+                "--rotation-axis", "320", "--output-folder", str(out), "--no-progress"]  # fmt: skip
+        assert main(argv) == 0
+        vols.append(np.stack([tifffile.imread(p) for p in sorted(out.rglob("*.tif*"))]))
+    assert vols[0].size and np.array_equal(vols[0], vols[1])

@@ -71,12 +71,20 @@ def parse_length_um(text, *, default_unit: str = "um") -> float:
 PIXEL_SIZE_HELP = "number with a unit (0.185um, 0.392 mm, 650nm); a bare number is micrometres"
 
 
-def pixel_size_arg(text: str) -> float:
-    """argparse ``type=`` for ``--pixel-size``: micrometres, or a clear usage error."""
+#: what every other length option's help says
+LENGTH_HELP = "micrometres, or a number with a unit (30um, 0.5 mm)"
+
+
+def length_arg(text: str) -> float:
+    """argparse ``type=`` for a length option: micrometres, or a clear usage error."""
     try:
         return parse_length_um(text)
     except ParameterError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+#: argparse ``type=`` for ``--pixel-size`` (the same grammar)
+pixel_size_arg = length_arg
 
 
 def resolve_pixel_size(given, found, *, tolerance: float = 0.01) -> tuple[float | None, str]:

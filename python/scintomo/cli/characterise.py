@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..units import PIXEL_SIZE_HELP, pixel_size_arg
+from ..units import LENGTH_HELP, PIXEL_SIZE_HELP, length_arg, pixel_size_arg
 
 
 def _read_stack(path: Path):
@@ -27,19 +27,19 @@ def _read_stack(path: Path):
         raise FileFormatError(f"{path}: read .tif/.tiff or .npy stacks, not {suffix!r}")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    try:
-        if suffix == ".npy":
-            data = np.load(path, allow_pickle=False)
-        else:
-            import tifffile
+    if suffix in (".tif", ".tiff"):
+        from ..io import read_tiff_pages  # every page, in one dtype that holds them all
 
-            data = tifffile.imread(path)
-    except MemoryError:
-        raise
-    except Exception as e:  # tifffile and numpy raise many kinds on a broken file
-        detail = " ".join(str(e).split()) or type(e).__name__
-        kind = "NumPy" if suffix == ".npy" else "TIFF"
-        raise FileFormatError(f"{path}: cannot read as {kind} ({detail})") from None
+        data = read_tiff_pages(path)
+        data = data[0] if len(data) == 1 else data
+    else:
+        try:
+            data = np.load(path, allow_pickle=False)
+        except MemoryError:
+            raise
+        except Exception as e:  # numpy raises many kinds on a broken file
+            detail = " ".join(str(e).split()) or type(e).__name__
+            raise FileFormatError(f"{path}: cannot read as NumPy ({detail})") from None
     if not (np.issubdtype(data.dtype, np.integer) or np.issubdtype(data.dtype, np.floating)):
         raise FileFormatError(f"{path}: holds {data.dtype} values, expected numeric images")
     return data
@@ -207,16 +207,18 @@ def add_parser(sub) -> None:
     )
     q.add_argument("--material", required=True, help="sample formula, e.g. CsPbBr3")
     q.add_argument("--density", type=float, required=True, help="sample density, g/cm^3")
-    q.add_argument("--thickness", type=float, required=True, help="sample thickness, micrometres")
+    q.add_argument(
+        "--thickness", type=length_arg, required=True, help=f"sample thickness, {LENGTH_HELP}"
+    )
     q.add_argument("--reference-material", default="Lu3Al5O12", help="reference formula")
     q.add_argument(
         "--reference-density", type=float, default=6.73, help="reference density, g/cm^3"
     )
     q.add_argument(
         "--reference-thickness",
-        type=float,
+        type=length_arg,
         required=True,
-        help="reference thickness, micrometres",
+        help=f"reference thickness, {LENGTH_HELP}",
     )
     q.add_argument("--reference-light-yield", type=float, default=22000.0, help="photons/MeV")
     q.add_argument("--kvp", type=float, default=50.0, help="Kramers tube spectrum, kV (1 mm Al)")
@@ -232,7 +234,11 @@ def add_parser(sub) -> None:
     q.add_argument("material", help="formula, e.g. CsPbBr3")
     q.add_argument("--density", type=float, required=True, help="g/cm^3")
     q.add_argument(
-        "--thickness", type=float, nargs="+", required=True, help="film thicknesses, micrometres"
+        "--thickness",
+        type=length_arg,
+        nargs="+",
+        required=True,
+        help=f"film thicknesses, {LENGTH_HELP}",
     )
     common(q)
     q.set_defaults(func=_absorption)

@@ -36,6 +36,23 @@ def add_parser(sub) -> None:
     )
     a("--config", type=Path, metavar="TOML", help="pipeline TOML (scintomo init writes one)")
     a(
+        "--flats",
+        help="TIFF scans: flats when not beside the projections: a folder, a (multi-page) TIFF "
+        "file, or a pattern such as 'scan/flat_*.tif'",
+    )
+    a(
+        "--darks",
+        help="TIFF scans: darks when not beside the projections (as --flats); none found: a "
+        "zero dark, with a warning",
+    )
+    a("--angles", help="TIFF scans: angles file when not beside the projections")
+    a(
+        "--angle-unit",
+        choices=("deg", "rad"),
+        help="unit of the scan's angles; default: the file's unit, else the one in which they "
+        "cover a scan (about 180 or 360 degrees)",
+    )
+    a(
         "--reconstruction-type",
         choices=("try", "full"),
         default="try",
@@ -229,6 +246,10 @@ def _config(args):
     cfg = PipelineConfig.from_toml(args.config) if args.config else PipelineConfig()
     set_ = [
         ("input", "file", args.file_name and str(args.file_name)),
+        ("input", "flats", args.flats),
+        ("input", "darks", args.darks),
+        ("input", "angles", args.angles),
+        ("input", "angle_unit", args.angle_unit),
         ("center", "value", args.rotation_axis),
         ("center", "method", args.rotation_axis_method),
         ("center", "search_width", args.center_search_width),

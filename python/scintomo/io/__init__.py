@@ -20,7 +20,13 @@ from .dxchange import read_dxchange, write_dxchange
 from .nxtomo import read_nxtomo, write_nxtomo
 from .pixelsize import pixel_size_from_file
 from .scan import Scan
-from .tiffstack import read_angles, read_tiff_stack, write_tiff_frames, write_tiff_scan
+from .tiffstack import (
+    read_angles,
+    read_tiff_pages,
+    read_tiff_stack,
+    write_tiff_frames,
+    write_tiff_scan,
+)
 from .writers import (
     HDF5Writer,
     TiffSliceWriter,
@@ -45,6 +51,7 @@ __all__ = [
     "read_angles",
     "read_dxchange",
     "read_nxtomo",
+    "read_tiff_pages",
     "read_tiff_stack",
     "volume_writer",
     "write_dxchange",
@@ -70,12 +77,15 @@ def detect_format(path) -> str:
     if path.is_dir() or path.suffix.lower() in (".tif", ".tiff"):
         return "tiff"
     try:
-        with h5py.File(path, "r") as f:
-            if "exchange/data" in f:
-                return "dxchange"
-            return "nxtomo"
+        f = h5py.File(path, "r")
     except OSError as e:
         raise FileFormatError(f"{path}: not a readable HDF5 file nor a TIFF folder ({e})") from None
+    try:
+        with f:
+            return "dxchange" if "exchange/data" in f else "nxtomo"
+    except (OSError, KeyError, RuntimeError, ValueError) as e:
+        # h5py finds a damaged object header only when it opens the object
+        raise FileFormatError(f"{path}: damaged HDF5 file ({e})") from None
 
 
 def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - the natural name

@@ -126,12 +126,13 @@ def to_radians(
     fits = fitting_units(a)
     c = coverage(a)
     cover = f"the {a.size} angles cover {c:.4g} (from {a.min():.4g} to {a.max():.4g})"
+    covers_unit = f"the {a.size} angles cover {c:.4g} {{}} (from {a.min():.4g} to {a.max():.4g})"
     scan_words = "about 180 or 360 degrees (pi or 2 pi radians)"
     if given is not None:
         unit, how = given, "given"
         if not fits:
             warnings.warn(
-                f"{source}: {cover} {unit}, not a usual scan ({scan_words}); "
+                f"{source}: {covers_unit.format(unit)}, not a usual scan ({scan_words}); "
                 f"read as {unit} as asked",
                 ScintomoWarning,
                 stacklevel=3,
@@ -147,7 +148,7 @@ def to_radians(
             )
         if not fits:
             warnings.warn(
-                f"{source}: {cover} {unit}, not a usual scan ({scan_words})",
+                f"{source}: {covers_unit.format(unit)}, not a usual scan ({scan_words})",
                 ScintomoWarning,
                 stacklevel=3,
             )

@@ -14,11 +14,18 @@ def scalars(group, *, limit: int = 200) -> dict:
     todo = [group]
     while todo and len(out) < limit:
         g = todo.pop(0)
-        for k in g:
-            link = g.get(k, getlink=True)
-            if not isinstance(link, h5py.HardLink):
+        try:
+            names = list(g)
+        except (OSError, KeyError, RuntimeError, ValueError):
+            continue  # a damaged group: metadata is a courtesy, skip it
+        for k in names:
+            try:
+                link = g.get(k, getlink=True)
+                obj = g.get(k) if isinstance(link, h5py.HardLink) else None
+            except (OSError, KeyError, RuntimeError, ValueError):
                 continue
-            obj = g.get(k)
+            if obj is None:
+                continue
             if isinstance(obj, h5py.Group):
                 todo.append(obj)
                 continue
@@ -26,14 +33,14 @@ def scalars(group, *, limit: int = 200) -> dict:
                 continue
             try:
                 v = obj[()]
-            except (OSError, ValueError, TypeError):
+                units = obj.attrs.get("units")
+            except (OSError, KeyError, RuntimeError, ValueError, TypeError):
                 continue
             v = np.asarray(v).reshape(-1)[0] if np.ndim(v) else v
             if isinstance(v, bytes):
                 v = v.decode(errors="replace")
             elif isinstance(v, np.generic):
                 v = v.item()
-            units = obj.attrs.get("units")
             if units is not None:
                 units = units.decode(errors="replace") if isinstance(units, bytes) else str(units)
                 v = f"{v} {units}"

@@ -77,15 +77,18 @@ def read_dxchange(path, *, angle_unit: str | None = None) -> Scan:
     except ParameterError as e:
         f.close()
         raise FileFormatError(str(e)) from None
-    except (OSError, KeyError, TypeError, ValueError) as e:
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
         f.close()
         raise FileFormatError(f"{path}: damaged or truncated HDF5 file ({e})") from None
     except BaseException:
         f.close()
         raise
     meta = {"format": "dxchange", "angle_unit": unit, "angle_unit_from": how}
-    if "measurement" in f:
-        meta.update(scalars(f["measurement"]))
+    try:
+        if "measurement" in f:
+            meta.update(scalars(f["measurement"]))
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError):
+        pass  # a damaged metadata group: the data and angles were read, the rest is a courtesy
     # behind FrameSelection, a truncated dataset raises FileFormatError when read
     return Scan(
         FrameSelection(data, np.arange(data.shape[0]), name="projections"),

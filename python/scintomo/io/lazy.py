@@ -11,6 +11,8 @@ reads ten detector rows of every projection and nothing else.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -105,7 +107,7 @@ class FrameSelection(_FrameStack):
         for a, b, _ in _runs(sidx):
             try:
                 parts.append(self.dataset[a:b, rows, cols])
-            except OSError as e:  # a truncated or damaged file shows up only when read
+            except (OSError, RuntimeError, KeyError) as e:  # damage shows only when read
                 raise FileFormatError(
                     f"{self.dataset.file.filename}: cannot read detector rows {_span(rows)} of "
                     f"{self.name} (frames {a}:{b} of {self.dataset.name}); truncated or damaged "
@@ -125,29 +127,101 @@ class FrameSelection(_FrameStack):
         return f"<FrameSelection {self.name} {self.shape} {self.dtype} of {self.dataset.name}>"
 
 
+class _DropRecords(logging.Filter):
+    def filter(self, record):  # noqa: A003 - logging's name
+        return False
+
+
+@contextlib.contextmanager
+def quiet_tifffile():
+    """Keep tifffile's log lines about a damaged file (``<TiffTag.fromfile>
+    raised ...``) off the user's terminal while scintomo reads it: a file it
+    cannot read raises FileFormatError, one it can read is fine."""
+    log = logging.getLogger("tifffile")
+    f = _DropRecords()
+    log.addFilter(f)
+    try:
+        yield
+    finally:
+        log.removeFilter(f)
+
+
+def common_dtype(dtypes, *, where: str) -> np.dtype:
+    """A dtype that holds every value of every one of ``dtypes`` exactly (the
+    numpy promotion: uint16 + float32 -> float32, int32 + float32 ->
+    float64, uint16 + int16 -> int32); FileFormatError where none does
+    (uint64 with signed integers, non-numeric)."""
+    dts = sorted({np.dtype(d) for d in dtypes}, key=str)
+    for d in dts:
+        if d.kind not in "biuf":
+            raise FileFormatError(f"{where}: frames of dtype {d}, expected real image data")
+    if len(dts) == 1:
+        return dts[0]
+    out = np.result_type(*dts)
+    if out.kind not in "biuf" or not all(np.can_cast(d, out, "safe") for d in dts):
+        raise FileFormatError(
+            f"{where}: frames of dtypes {', '.join(map(str, dts))}, which no one dtype holds"
+        )
+    if out.kind == "f" and any(d.kind in "iu" and d.itemsize >= 8 for d in dts):
+        # int64 -> float64 rounds above 2**53; refuse rather than change values
+        raise FileFormatError(
+            f"{where}: frames of dtypes {', '.join(map(str, dts))}: 64-bit integers do not fit "
+            "a float exactly"
+        )
+    return out
+
+
 class TiffFrames(_FrameStack):
     """One 2-D TIFF file per frame. Uncompressed files are memory-mapped, so a
-    slice of rows reads only those rows; compressed ones are decoded whole."""
+    slice of rows reads only those rows; compressed ones are decoded whole.
+
+    Every file's header is read when the stack is made: frames of different
+    sizes are refused, and frames of different dtypes (a float frame among
+    uint16 ones) give the stack a dtype that holds them all
+    (:func:`common_dtype`) instead of casting into the first frame's dtype,
+    which wraps (-5 -> 65531) or zeroes NaN."""
 
     def __init__(self, files, *, name: str = "frames"):
-        import tifffile
-
         self.files = [Path(f) for f in files]
         self.name = name
         if not self.files:
             raise FileFormatError(f"{name}: no TIFF files")
-        try:
-            with tifffile.TiffFile(self.files[0]) as tf:
-                page = tf.pages[0]
-                shape, dtype = tuple(page.shape), np.dtype(page.dtype)
-        except Exception as e:  # tifffile raises many kinds on a damaged file
-            raise FileFormatError(f"{self.files[0]}: not a readable TIFF file ({e})") from None
-        if len(shape) != 2:
-            raise FileFormatError(f"{self.files[0]}: a {shape} image, expected one 2-D page")
-        self.shape = (len(self.files), *shape)
-        self.dtype = dtype
+        shapes, dtypes = {}, {}
+        with quiet_tifffile():
+            self._headers(shapes, dtypes)
+        if len(shapes) > 1:
+            (s0, p0), (s1, p1) = list(shapes.items())[:2]
+            raise FileFormatError(f"{name}: frames of different sizes: {p0} is {s0}, {p1} is {s1}")
+        self.shape = (len(self.files), *next(iter(shapes)))
+        self.dtype = common_dtype(dtypes, where=f"{name} in {self.files[0].parent}")
+        #: {dtype: first file of that dtype} when the frames differ, else {}
+        self.mixed_dtypes = {str(d): str(p) for d, p in dtypes.items()} if len(dtypes) > 1 else {}
+
+    def _headers(self, shapes: dict, dtypes: dict) -> None:
+        """Shape and dtype of every file's first page, {value: first file with it}."""
+        import tifffile
+
+        for path in self.files:
+            try:
+                with tifffile.TiffFile(path) as tf:
+                    page = tf.pages.first
+                    shape, dtype = tuple(page.shape), page.dtype
+            except Exception as e:  # tifffile raises many kinds on a damaged file
+                raise FileFormatError(
+                    f"{path}: not a readable TIFF file ({type(e).__name__}: {e})"
+                ) from None
+            if len(shape) != 2:
+                raise FileFormatError(f"{path}: a {shape} image, expected one 2-D page")
+            if dtype is None:
+                raise FileFormatError(f"{path}: a TIFF of a sample format numpy cannot hold")
+            shapes.setdefault(shape, path)
+            dtypes.setdefault(np.dtype(dtype), path)
 
     def _frame(self, path: Path, rows, cols) -> np.ndarray:
+        with quiet_tifffile():
+            return self._frame_quiet(path, rows, cols)
+
+    def _frame_quiet(self, path: Path, rows, cols) -> np.ndarray:
         import tifffile
 
         try:
@@ -159,11 +233,18 @@ class TiffFrames(_FrameStack):
                 raise FileFormatError(
                     f"{path}: image is {mm.shape}, the first of {self.name} is {self.shape[1:]}"
                 )
+            if not np.can_cast(mm.dtype, self.dtype, "safe"):  # the file changed since
+                raise FileFormatError(
+                    f"{path}: a {mm.dtype} frame in {self.name} of {self.dtype}; it was "
+                    "rewritten after the scan was opened?"
+                )
             return np.array(mm[rows, cols], dtype=self.dtype)
         except FileFormatError:
             raise
         except Exception as e:
-            raise FileFormatError(f"{path}: not a readable TIFF file ({e})") from None
+            raise FileFormatError(
+                f"{path}: not a readable TIFF file ({type(e).__name__}: {e})"
+            ) from None
 
     def _read(self, frames, rows, cols):
         parts = [self._frame(self.files[i], rows, cols) for i in frames]
@@ -183,7 +264,7 @@ class ConcatFrames(_FrameStack):
         self.name = name
         h_w = self.parts[0].shape[1:]
         self.shape = (sum(p.shape[0] for p in self.parts), *h_w)
-        self.dtype = self.parts[0].dtype
+        self.dtype = common_dtype([p.dtype for p in self.parts], where=name)
         self._starts = np.cumsum([0] + [p.shape[0] for p in self.parts])
 
     def _read(self, frames, rows, cols):
@@ -194,7 +275,7 @@ class ConcatFrames(_FrameStack):
         if not pieces:
             return np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
         first = next(iter(pieces.values()))
-        out = np.empty((frames.size, *first.shape[1:]), first.dtype)
+        out = np.empty((frames.size, *first.shape[1:]), self.dtype)
         for j, data in pieces.items():
             out[owner == j] = data
         return out

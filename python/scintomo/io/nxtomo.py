@@ -280,7 +280,7 @@ def read_nxtomo(
     except FileFormatError:
         f.close()
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as e:
         f.close()
         raise FileFormatError(f"{path}: damaged or truncated HDF5 file ({e})") from None
 
@@ -308,14 +308,17 @@ def read_nxtomo(
         "flat_positions": positions,
     }
     entry = "/" + data_path.strip("/").split("/")[0]
-    for sub in ("sample", "instrument/source", "instrument/detector"):
-        if _resolvable(f, f"{entry}/{sub}", h5py.Group):
-            meta.update(scalars(f[f"{entry}/{sub}"], limit=50))
-    for name in ("start_time", "end_time", "title"):
-        for cand in (f"entry/{name}", f"entry1/{name}"):
-            if _resolvable(f, cand):
-                meta[name] = _s(f[cand][()])
-                break
+    try:
+        for sub in ("sample", "instrument/source", "instrument/detector"):
+            if _resolvable(f, f"{entry}/{sub}", h5py.Group):
+                meta.update(scalars(f[f"{entry}/{sub}"], limit=50))
+        for name in ("start_time", "end_time", "title"):
+            for cand in (f"entry/{name}", f"entry1/{name}"):
+                if _resolvable(f, cand):
+                    meta[name] = _s(f[cand][()])
+                    break
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError):
+        pass  # a damaged metadata group: the frames and angles were read, the rest is a courtesy
     kw = {
         "format": "nxtomo",
         "data_path": data_path,

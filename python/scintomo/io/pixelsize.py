@@ -81,7 +81,9 @@ def _from_dicom(path: Path):
 def _from_tiff(path: Path):
     import tifffile
 
-    with tifffile.TiffFile(path) as tf:
+    from .lazy import quiet_tifffile
+
+    with quiet_tifffile(), tifffile.TiffFile(path) as tf:
         page = tf.pages.first
         tags = page.tags
         xres = tags.get("XResolution")

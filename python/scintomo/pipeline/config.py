@@ -41,6 +41,21 @@ def _f(default, doc: str, **kw):
 class InputConfig:
     file: str = _f("", "scan to reconstruct: DXchange .h5, NXtomo .nxs, or a folder of TIFF frames")
     format: str = _f("auto", "auto | dxchange | nxtomo | tiff")
+    flats: str = _f(
+        "", "TIFF scans: flats when not beside the projections (folder, TIFF file, or pattern)"
+    )
+    darks: str = _f("", "TIFF scans: darks when not beside the projections; none: zero dark")
+    angles: str = _f("", "TIFF scans: angles file when not beside the projections")
+    angle_unit: str = _f("", "deg | rad; empty: the file's unit attribute, else from the range")
+
+    def reader_options(self) -> dict:
+        """Keyword arguments of :func:`scintomo.io.read` (None where not set)."""
+        return {
+            "flats": self.flats or None,
+            "darks": self.darks or None,
+            "angles": self.angles or None,
+            "angle_unit": self.angle_unit or None,
+        }
 
 
 @dataclass
@@ -205,6 +220,7 @@ class PipelineConfig:
                 raise ParameterError(f"{source}: {name} must be one of {allowed}, not {v!r}")
 
         one_of(self.input.format, "input.format", ("auto", "dxchange", "nxtomo", "tiff"))
+        one_of(self.input.angle_unit, "input.angle_unit", ("", "deg", "rad"))
         one_of(self.flatfield.reduce, "flatfield.reduce", ("mean", "median"))
         one_of(self.flatfield.bad_flat, "flatfield.bad_flat", ("fill", "clamp", "nan", "raise"))
         one_of(self.output.format, "output.format", ("tiff", "h5", "zarr"))
