@@ -16,7 +16,6 @@ scintillator microscope records it, then run the whole pipeline on it.
 from __future__ import annotations
 
 import html
-import json
 import math
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import flatfield
+from ._json import write_json
 from .io import write_dxchange, write_hdf5
 
 #: the film of the demo: ~10 um CsPbBr3 on glass behind a 20x objective
@@ -135,7 +135,7 @@ def run_demo(
             "seconds": times,
             "outputs": {"raw": str(raw), "corrected": str(ff_path)},
         }
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_json(out_dir / "summary.json", summary)
         return summary
 
     # 3. the pipeline
@@ -242,7 +242,7 @@ def run_demo(
             "report": str(out_dir / "report.html"),
         },
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_json(out_dir / "summary.json", summary)
     _write_report(out_dir / "report.html", summary, figs)
     say(
         f"system MTF50 (film PSF) {mtf50_cy * to_lpmm:.0f} lp/mm; report -> "
