@@ -61,3 +61,41 @@ def test_cli_bars_auto_and_frequencies(tmp_path, capsys):
     np.save(flat, np.full((64, 64), 10.0, np.float32))
     assert main(["mtf", str(flat), "--bars", "auto", "-o", str(tmp_path / "f.json")]) == 2
     assert "no bar groups found" in capsys.readouterr().err
+
+
+def _strict_json(path):
+    """Parse as a strict JSON reader would: NaN / Infinity tokens are an error."""
+
+    def refuse(token):
+        raise AssertionError(f"{path.name}: {token} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_cli_edge_report_in_lp_per_mm_and_strict_json(tmp_path):
+    img = tmp_path / "edge.npy"
+    np.save(img, slanted_edge((96, 96), 5.0, GaussianPSF(0.5)))
+    out = tmp_path / "e.json"
+    assert main(["mtf", str(img), "--pixel-size", "0.5um", "--bootstrap", "5", "-o", str(out)]) == 0
+    rep = _strict_json(out)
+    assert rep["frequency_unit"] == "lp/mm"
+    np.testing.assert_allclose(
+        rep["frequencies"], np.asarray(rep["frequencies_cycles_per_px"]) * 2000.0
+    )
+
+
+def test_cli_edge_on_a_slit_is_an_error(tmp_path, capsys):
+    from scipy import ndimage
+
+    y, x = np.mgrid[0:1024, 0:1024] / 8  # a 1 px wide line tilted 5 deg, 8x8 points per px
+    d = (x - 64) - np.tan(np.radians(5.0)) * (y - 64)
+    img = (np.abs(d) < 0.5).astype(float).reshape(128, 8, 128, 8).mean(axis=(1, 3))
+    img = 0.1 + 0.8 * ndimage.gaussian_filter(img, 1.0)
+    img += 0.01 * np.random.default_rng(0).standard_normal(img.shape)
+    path = tmp_path / "slit.npy"
+    np.save(path, img.astype(np.float32))
+    out = tmp_path / "s.json"
+    assert main(["mtf", str(path), "--bootstrap", "0", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("scintomo mtf: error: no single edge"), err
+    assert not out.exists()

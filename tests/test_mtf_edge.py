@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from scintomo.exceptions import ParameterError, ScintomoWarning, ShapeError
+from scintomo.exceptions import NumericalError, ParameterError, ScintomoWarning, ShapeError
 from scintomo.mtf import edge_mtf, edge_profile
 from scintomo.simulate import GaussianPSF, MixturePSF, add_noise, slanted_edge
 
@@ -189,3 +189,55 @@ def test_input_not_modified_and_uint16():
     m = edge_mtf(im, n_bootstrap=0)
     np.testing.assert_array_equal(im, before)
     assert abs(m.mtf50 / analytic_mtf50(GaussianPSF(1.0), 5.0) - 1) < 0.02
+
+
+def _slit_or_bar(width_px, shape=(128, 128), angle_deg=5.0, sigma_px=1.0, noise=0.01, seed=0):
+    """A slanted bright line (slit) or bar ``width_px`` wide, integrated over the
+    pixels (8 x 8 points), blurred by a Gaussian and noisy: numpy and scipy only."""
+    from scipy import ndimage
+
+    s, (h, w) = 8, shape
+    y, x = np.mgrid[0 : h * s, 0 : w * s] / s
+    d = (x - w / 2) - np.tan(np.radians(angle_deg)) * (y - h / 2)
+    img = (np.abs(d) < width_px / 2).astype(float).reshape(h, s, w, s).mean(axis=(1, 3))
+    img = 0.1 + 0.8 * ndimage.gaussian_filter(img, sigma_px)
+    return (img + noise * np.random.default_rng(seed).standard_normal(shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "kind, image",
+    [
+        ("slit 1 px", lambda: _slit_or_bar(1.0)),
+        ("slit 3 px", lambda: _slit_or_bar(3.0)),
+        ("bar 12 px", lambda: _slit_or_bar(12.0)),
+        ("bar 40 px, two edges", lambda: _slit_or_bar(40.0)),
+        ("flat", lambda: 0.5 + 0.01 * np.random.default_rng(1).standard_normal((96, 96))),
+        ("flat, counts", lambda: 100 + 10 * np.random.default_rng(2).standard_normal((96, 96))),
+    ],
+)
+def test_no_single_edge_is_an_error_not_an_mtf(kind, image):
+    """A slit, a bar or a flat ROI gave an 'MTF' of 1.7-110 at Nyquist; now an error
+    (and no low-contrast warning beside it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(NumericalError, match="edge in the ROI"):
+            edge_mtf(image(), n_bootstrap=0)
+
+
+def test_low_snr_edges_still_measured():
+    """The single-edge check keeps real edges down to SNR 1 (contrast = noise)."""
+    for seed in range(4):
+        im = add_noise(slanted_edge((96, 96), 5.0, contrast=0.05), read_noise=0.05, seed=seed)
+        with pytest.warns(ScintomoWarning, match="contrast"):
+            m = edge_mtf(im, n_bootstrap=0)
+        assert 0.5 < m.values[0] < 1.5
+
+
+def test_lp_per_mm_report():
+    im = slanted_edge((96, 96), 5.0, GaussianPSF(1.0))
+    px = edge_mtf(im, n_bootstrap=0).to_dict()
+    mm = edge_mtf(im, n_bootstrap=0, pixel_size="0.5um").to_dict()
+    assert px["frequency_unit"] == "cycles/px" and mm["frequency_unit"] == "lp/mm"
+    np.testing.assert_allclose(mm["frequencies"], np.asarray(px["frequencies"]) * 2000.0)
+    np.testing.assert_allclose(mm["frequencies_cycles_per_px"], px["frequencies"])
+    assert mm["mtf50_lp_per_mm"] == pytest.approx(mm["mtf50"] * 2000.0)

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import flatfield
+from ._json import write_json
 from .io import write_dxchange, write_hdf5
 
 #: the film of the demo: ~10 um CsPbBr3 on glass behind a 20x objective
@@ -192,7 +193,7 @@ def run_demo(
             "seconds": times,
             "outputs": {"raw": str(raw), "corrected": str(ff_path)},
         }
-        _write_summary(out_dir / "summary.json", summary)
+        write_json(out_dir / "summary.json", summary)
         return summary
 
     # 3. the pipeline
@@ -301,20 +302,13 @@ def run_demo(
             "report": str(out_dir / "report.html"),
         },
     }
-    _write_summary(out_dir / "summary.json", summary)
+    write_json(out_dir / "summary.json", summary)
     _write_report(out_dir / "report.html", summary, figs)
     say(
         f"system MTF50 (film PSF) {mtf50_cy * to_lpmm:.0f} lp/mm; report -> "
         f"{out_dir / 'report.html'}"
     )
     return summary
-
-
-def _write_summary(path: Path, summary: dict) -> None:
-    from .io import atomic_path
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(summary, indent=2))
 
 
 def _pace(res) -> str:

@@ -10,7 +10,6 @@ a plot to --plot (.png); all written atomically. 'scintomo characterise MODE
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..units import LENGTH_HELP, PIXEL_SIZE_HELP, length_arg, pixel_size_arg
@@ -46,12 +45,12 @@ def _read_stack(path: Path):
 
 
 def _write_outputs(args, result, maps=None) -> None:
+    from .._json import write_json
     from ..io.atomic import atomic_path
 
     d = result.to_dict()
     if args.output is not None:
-        with atomic_path(args.output) as tmp:
-            tmp.write_text(json.dumps(d, indent=1))
+        write_json(args.output, d, indent=1)
     if getattr(args, "maps", None) is not None and maps:
         import numpy as np
 

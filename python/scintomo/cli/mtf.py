@@ -127,14 +127,13 @@ def _bar_groups(args):
 
 
 def run(args) -> int:
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .. import mtf
+    from .._json import write_json
     from ..io import pixel_size_from_file
     from ..io.atomic import atomic_path
     from ..units import resolve_pixel_size
@@ -160,8 +159,7 @@ def run(args) -> int:
         )
     report = {"image": str(args.image), **res.to_dict()}
     png = args.output.with_suffix(".png")
-    with atomic_path(args.output) as tmp:
-        tmp.write_text(json.dumps(report, indent=2))
+    write_json(args.output, report)
     fig = res.plot()
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

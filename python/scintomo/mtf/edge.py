@@ -433,6 +433,36 @@ def _fwhm(x, lsf):
     return float(xr - xl)
 
 
+# A single edge's ESF goes from one level to the other: the step between the
+# two sides is most of the profile's whole range (>= 0.58 of it down to SNR 1
+# in tests, where noise widens the range). A line or slit rises and falls back,
+# a bar has two edges, a flat field has no step: their step is <= 0.1 of the
+# range. The range is taken on the ESF averaged over 2 px (8 bins).
+_MIN_STEP_OF_RANGE = 0.3
+# a flat ROI: its 0.5-99.5 percentile spread is that of Gaussian noise (5.2 sigma)
+_FLAT_SPREAD_NOISE = 8.0
+
+
+def _check_single_edge(prof: EdgeProfile, roi_pixels: np.ndarray) -> None:
+    """Raise NumericalError unless the profile is one step (not a slit, bar or flat ROI)."""
+    n = max(1, min(2 * int(round(1 / prof.bin_width_px)), prof.esf.size))
+    smooth = np.convolve(prof.esf, np.ones(n) / n, mode="valid")
+    spread = float(smooth.max() - smooth.min())
+    if prof.contrast >= _MIN_STEP_OF_RANGE * spread and prof.contrast > 0:
+        return
+    lo, hi = np.percentile(roi_pixels, [0.5, 99.5])
+    what = (
+        "the ROI looks flat (its values vary within the noise)"
+        if hi - lo <= _FLAT_SPREAD_NOISE * prof.noise
+        else "the profile rises and falls back (a line or slit, or a bar with two edges)"
+    )
+    raise NumericalError(
+        f"no single edge in the ROI: the two sides differ by {prof.contrast:.3g} while the "
+        f"profile across the edge spans {spread:.3g}; {what}. Give an ROI (--roi) holding one "
+        "straight edge between two flat regions"
+    )
+
+
 def edge_mtf(
     image,
     *,
@@ -474,15 +504,22 @@ def edge_mtf(
         )
     if n_bootstrap < 0:
         raise ParameterError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
-    prof, oriented = _edge_profile(
-        image,
-        roi=roi,
-        fit_order=fit_order,
-        oversampling=OVERSAMPLING,
-        warn=True,
-        refine=20,
-        n_threads=n_threads,
-    )
+    # the profile's warnings (low contrast ...) are kept until the ROI is known to
+    # hold an edge: for a slit or a flat ROI the error alone says what is wrong
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        prof, oriented = _edge_profile(
+            image,
+            roi=roi,
+            fit_order=fit_order,
+            oversampling=OVERSAMPLING,
+            warn=True,
+            refine=20,
+            n_threads=n_threads,
+        )
+    _check_single_edge(prof, oriented)
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     f, m, half = esf_to_mtf(prof, half_width_px=half_width_px)
     # low-frequency drop relative to the +-16 px truncation (MTF Mapper)
     f16, m16, _ = esf_to_mtf(prof, half_width_px=16.0)

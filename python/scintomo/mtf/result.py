@@ -82,10 +82,17 @@ class MTF:
         return None if f is None or not f > 0 else 1e6 / (2 * f)
 
     def to_dict(self) -> dict:
+        """The figures as plain Python values. ``frequencies`` are in
+        ``frequency_unit``: lp/mm with a pixel size (as bar reports), else
+        cycles/px; ``frequencies_cycles_per_px`` always. ``mtf50``/``mtf20``/
+        ``mtf10`` stay in cycles/px, with ``*_lp_per_mm`` beside them when the
+        pixel size is known. NaN figures are None (valid JSON)."""
+        lpmm = self.pixel_size_um is not None
         d = {
             "method": "slanted edge, ISO 12233:2017 e-SFR, adaptive ESF extent",
-            "frequency_unit": "cycles/px",
-            "frequencies": _arr(self.frequencies),
+            "frequency_unit": "lp/mm" if lpmm else "cycles/px",
+            "frequencies": _arr(self.frequencies_lp_per_mm if lpmm else self.frequencies),
+            "frequencies_cycles_per_px": _arr(self.frequencies),
             "values": _arr(self.values),
             "band_lo": _arr(self.band[0]) if self.band else None,
             "band_hi": _arr(self.band[1]) if self.band else None,
@@ -137,21 +144,30 @@ class MTF:
             xlabel="distance to edge (px)",
             ylabel="gray value / px",
         )
-        a3.plot(self.frequencies, self.values, label="MTF")
+        # lp/mm with a pixel size (as the bar reports), else cycles/px
+        scale, unit, fmt = (
+            (1e3 / self.pixel_size_um, "lp/mm", ".4g")
+            if self.pixel_size_um is not None
+            else (1.0, "cycles/px", ".3f")
+        )
+        f = np.asarray(self.frequencies) * scale
+        a3.plot(f, self.values, label="MTF")
         if self.band is not None:
-            a3.fill_between(self.frequencies, self.band[0], self.band[1], alpha=0.3, label="95%")
+            a3.fill_between(f, self.band[0], self.band[1], alpha=0.3, label="95%")
         for lv, fv in ((0.5, self.mtf50), (0.2, self.mtf20), (0.1, self.mtf10)):
             if np.isfinite(fv):
                 a3.axhline(lv, color="0.7", lw=0.5)
-                a3.plot([fv], [lv], "o", ms=4)
-                a3.annotate(f"MTF{int(lv * 100)} {fv:.3f}", (fv, lv), fontsize=7)
-        a3.axvline(0.5, color="0.5", ls="--", lw=0.5)
+                a3.plot([fv * scale], [lv], "o", ms=4)
+                a3.annotate(f"MTF{int(lv * 100)} {fv * scale:{fmt}} {unit}", (fv * scale, lv),
+                            fontsize=7)  # fmt: skip
+        a3.axvline(0.5 * scale, color="0.5", ls="--", lw=0.5, label="Nyquist")
+        top = max(1.1, float(np.nanmax(self.values)) * 1.05) if np.size(self.values) else 1.1
         a3.set(
             title=f"MTF (edge {self.angle_deg:.2f} deg)",
-            xlabel="cycles/px",
+            xlabel=unit,
             ylabel="MTF",
-            xlim=(0, 1),
-            ylim=(0, 1.1),
+            xlim=(0, scale),
+            ylim=(0, top),
         )
         a3.legend(fontsize=7)
         fig.tight_layout()
