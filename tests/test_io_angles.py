@@ -167,6 +167,8 @@ def test_reconstruct_refuses_degrees():
     deg = np.linspace(0, 180, 90, endpoint=False)
     with pytest.raises(ParameterError, match=r"theta is in radians.*np\.deg2rad"):
         recon.reconstruct(sino, deg)
+    with pytest.raises(ParameterError, match=r"theta is in radians"):  # even two angles
+        recon.reconstruct(sino[:2], np.array([0.0, 90.0]))
     # one turn, end included, is radians
     recon.reconstruct(np.ones((91, 1, 32), np.float32), np.linspace(0, 2 * np.pi, 91))
     recon.reconstruct(sino, np.deg2rad(deg))

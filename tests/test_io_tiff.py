@@ -263,3 +263,13 @@ def test_multipage_tiff_of_mixed_dtypes_keeps_every_page(tmp_path):
     from scintomo.cli.characterise import _read_stack
 
     np.testing.assert_array_equal(_read_stack(tmp_path / "m.tif"), a)
+
+
+def test_flats_pattern_of_unnumbered_files_in_name_order(tmp_path, rng):
+    proj, flats, _, deg = _scan(rng)
+    _write(tmp_path / "s", "proj", proj)
+    for name, f in zip(("flatA", "flatB", "flatC"), flats, strict=True):
+        tifffile.imwrite(tmp_path / f"{name}.tif", f)
+    with pytest.warns(ScintomoWarning, match="no dark frames"):
+        scan = io.read(tmp_path / "s", flats=str(tmp_path / "flat*.tif"), angles=np.deg2rad(deg))
+    np.testing.assert_array_equal(np.asarray(scan.flats), flats)

@@ -108,7 +108,9 @@ def check_theta_radians(theta: np.ndarray, name: str = "theta") -> None:
     if th.size < 2:
         return
     span = float(np.max(th) - np.min(th))
-    step = span / (th.size - 1)
+    # one step past a full turn (an end angle repeated), but never much: with
+    # two or three angles a "step" would excuse anything
+    step = min(span / (th.size - 1), np.pi / 4)
     if span > 2 * np.pi + step + 1e-6:
         raise ParameterError(
             f"{name} spans {span:.4g} (from {th.min():.4g} to {th.max():.4g}), more than one "

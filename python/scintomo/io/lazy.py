@@ -218,10 +218,6 @@ class TiffFrames(_FrameStack):
             dtypes.setdefault(np.dtype(dtype), path)
 
     def _frame(self, path: Path, rows, cols) -> np.ndarray:
-        with quiet_tifffile():
-            return self._frame_quiet(path, rows, cols)
-
-    def _frame_quiet(self, path: Path, rows, cols) -> np.ndarray:
         import tifffile
 
         try:
@@ -233,7 +229,8 @@ class TiffFrames(_FrameStack):
                 raise FileFormatError(
                     f"{path}: image is {mm.shape}, the first of {self.name} is {self.shape[1:]}"
                 )
-            if not np.can_cast(mm.dtype, self.dtype, "safe"):  # the file changed since
+            if mm.dtype != self.dtype and not np.can_cast(mm.dtype, self.dtype, "safe"):
+                # the file changed since the stack was opened
                 raise FileFormatError(
                     f"{path}: a {mm.dtype} frame in {self.name} of {self.dtype}; it was "
                     "rewritten after the scan was opened?"
@@ -247,7 +244,8 @@ class TiffFrames(_FrameStack):
             ) from None
 
     def _read(self, frames, rows, cols):
-        parts = [self._frame(self.files[i], rows, cols) for i in frames]
+        with quiet_tifffile():
+            parts = [self._frame(self.files[i], rows, cols) for i in frames]
         if not parts:
             return np.empty((0, *self.shape[1:]), self.dtype)[:, rows, cols]
         return np.stack(parts)

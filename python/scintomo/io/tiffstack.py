@@ -146,11 +146,11 @@ def _frames_from(spec, name: str, keywords: tuple[str, ...]):
         files = sorted(Path(f) for f in _glob.glob(text) if _TIFF.search(f))
         if not files:
             raise FileFormatError(f"{name}: no TIFF file matches {text!r}")
-        items = []
-        for f in files:
-            m = _NUMBERED.match(f.name)
-            items.append((int(m["num"]) if m else len(items), f))
-        return TiffFrames(_series_files(sorted(items), f"{name} {text}"), name=name), text
+        matches = [_NUMBERED.match(f.name) for f in files]
+        if all(matches):  # numbered: in number order, gaps named
+            items = sorted((int(m["num"]), f) for m, f in zip(matches, files, strict=True))
+            files = _series_files(items, f"{name} {text}")
+        return TiffFrames(files, name=name), text
     path = Path(text)
     if not path.exists():
         raise FileNotFoundError(f"{name}: {path}: no such file or folder")
