@@ -82,14 +82,11 @@ def _content_identity(path) -> dict:
 
 
 def _backend(cfg: PipelineConfig, recon_fn) -> str:
-    """The reconstruction backend that runs: 'auto' resolved (TomoPy or the built-in one)."""
-    if recon_fn is not None or cfg.recon.backend != "auto":
-        return cfg.recon.backend
-    try:
-        from ..recon import tomopy_available
-    except ImportError:
-        return cfg.recon.backend
-    return "tomopy" if tomopy_available() else "builtin"
+    """The reconstruction backend that runs: 'auto' is the built-in one whatever is installed
+    (scintomo.recon.reconstruct), so 'auto' and 'builtin' are the same result."""
+    if recon_fn is None and cfg.recon.backend == "auto":
+        return "builtin"
+    return cfg.recon.backend
 
 
 def record(
