@@ -127,6 +127,12 @@ def record(
         "input_options": {
             k: v for k, v in dataclasses.asdict(c.input).items() if k not in ("file", "format")
         },
+        # flats, darks or angles read from elsewhere ([input] flats/darks/angles): by identity
+        "input_files": {
+            k: file_identity(v)
+            for k in ("flats", "darks", "angles")
+            if isinstance(v := getattr(c.input, k, ""), str) and v and Path(v).exists()
+        },
         "theta": {
             "n": int(theta.size),
             "first_rad": float(theta[0]) if theta.size else None,
