@@ -253,3 +253,27 @@ def test_another_psf_in_the_same_file_is_refused(scan, sim, tmp_path):
             cfg(scan, "h5", deconv__psf=str(path), deconv__options={"iterations": 3}),
             recon_fn=fbp_numpy,
         )
+
+
+def test_a_tiff_scan_whose_flats_live_elsewhere_is_checked_whole(sim, tmp_path):
+    """A TIFF folder scan is identified by every file in it; flats, darks and angles given
+    from elsewhere ([input] flats/darks/angles) by their own identity."""
+    tomo, calib = tmp_path / "tomo", tmp_path / "calib"
+    io.write_tiff_frames(tomo, sim.projections, prefix="proj")
+    io.write_tiff_frames(calib / "whites", sim.flats, prefix="w")
+    io.write_tiff_frames(calib / "blacks", sim.darks, prefix="b")
+    (calib / "rot.txt").write_text("\n".join(f"{v:.6f}" for v in np.rad2deg(sim.theta)))
+    over = {
+        "input__flats": str(calib / "whites"),
+        "input__darks": str(calib / "blacks"),
+        "input__angles": str(calib / "rot.txt"),
+    }
+    assert pipeline.run(cfg(tomo, "h5", **over), recon_fn=fbp_numpy).n_skipped == 0
+    assert pipeline.run(cfg(tomo, "h5", **over), recon_fn=fbp_numpy).n_skipped == 3
+    io.write_tiff_frames(calib / "whites", (sim.flats * 0.9).astype(sim.flats.dtype), prefix="w")
+    with pytest.raises(StaleOutputError, match=r"input_files\.flats\.fingerprint differs"):
+        pipeline.run(cfg(tomo, "h5", **over), recon_fn=fbp_numpy)
+    io.write_tiff_frames(calib / "whites", sim.flats, prefix="w")
+    io.write_tiff_frames(tomo, sim.projections[:1] + 1, prefix="proj")  # one frame changed
+    with pytest.raises(StaleOutputError, match=r"input\.fingerprint differs"):
+        pipeline.run(cfg(tomo, "h5", **over), recon_fn=fbp_numpy)

@@ -184,7 +184,7 @@ def run_demo(
         f"integrals: bias {ff_bias:+.4f}, rms {ff_rms:.4f} -> {ff_path}"
     )
     try:
-        from . import recon
+        from . import recon  # noqa: F401  (is it in this build?)
     except ImportError:
         say("reconstruction skipped: scintomo.recon is not in this build of scintomo")
         summary = {
@@ -204,9 +204,8 @@ def run_demo(
     cfg.output.nsino_per_chunk = nsino_per_chunk
     cfg.recon.algorithm = "gridrec"
     cfg.recon.backend = backend
-    used = backend
-    if backend == "auto":
-        used = "tomopy" if recon.tomopy_available() else "builtin"
+    # "auto" is the built-in backend whatever is installed (scintomo.recon.reconstruct)
+    used = "builtin" if backend == "auto" else backend
     cfg.run.progress = not quiet
     cfg.output.overwrite = bool(overwrite)
     cfg.run.n_threads = n_threads or 0

@@ -49,7 +49,7 @@ def add_parser(sub) -> None:
         "--backend",
         choices=("auto", "tomopy", "builtin"),
         default="auto",
-        help="reconstruction backend (auto: TomoPy when importable)",
+        help="reconstruction backend (auto: the built-in one, whatever is installed)",
     )
     p.add_argument(
         "--overwrite",

@@ -82,14 +82,11 @@ def _content_identity(path) -> dict:
 
 
 def _backend(cfg: PipelineConfig, recon_fn) -> str:
-    """The reconstruction backend that runs: 'auto' resolved (TomoPy or the built-in one)."""
-    if recon_fn is not None or cfg.recon.backend != "auto":
-        return cfg.recon.backend
-    try:
-        from ..recon import tomopy_available
-    except ImportError:
-        return cfg.recon.backend
-    return "tomopy" if tomopy_available() else "builtin"
+    """The reconstruction backend that runs: 'auto' is the built-in one whatever is installed
+    (scintomo.recon.reconstruct), so 'auto' and 'builtin' are the same result."""
+    if recon_fn is None and cfg.recon.backend == "auto":
+        return "builtin"
+    return cfg.recon.backend
 
 
 def record(
@@ -129,6 +126,12 @@ def record(
         # the reader gave: what the scan *is* once read, whatever told the reader
         "input_options": {
             k: v for k, v in dataclasses.asdict(c.input).items() if k not in ("file", "format")
+        },
+        # flats, darks or angles read from elsewhere ([input] flats/darks/angles): by identity
+        "input_files": {
+            k: file_identity(v)
+            for k in ("flats", "darks", "angles")
+            if isinstance(v := getattr(c.input, k, ""), str) and v and Path(v).exists()
         },
         "theta": {
             "n": int(theta.size),

@@ -16,11 +16,7 @@ __all__ = ["RawBlock", "input_corrected", "open_scan", "read_block"]
 
 def open_scan(cfg: PipelineConfig, path=None) -> Scan:
     fmt = None if cfg.input.format == "auto" else cfg.input.format
-    # the reader options of [input] (flats, darks, angles, angle unit), where this build's
-    # InputConfig has them (the io branch adds them: its change to open_scan, made in the
-    # runner.py this function came from, lands here)
-    options = getattr(cfg.input, "reader_options", dict)()
-    return read(path or cfg.input.file, format=fmt, **options)
+    return read(path or cfg.input.file, format=fmt, **cfg.input.reader_options())
 
 
 @dataclass
