@@ -27,6 +27,27 @@ counts from the detector's edge there, half a pixel from ours, which we could
 not check without TomoPy installed (the TomoPy backend passes the centre
 unchanged). ``scintomo.simulate`` projects with this convention.
 
+Cone beam (lab micro-CT, :class:`ConeGeometry`)
+-----------------------------------------------
+The same axes, extended to 3-D: the volume is (z, y, x) with x = i - (nx - 1)
+/ 2 along the columns, y = (ny - 1) / 2 - j up, and z = k - (nz - 1) / 2
+along the rotation axis, increasing with the detector's row index (slice k of
+a parallel-beam reconstruction is detector row k; the cone-beam volume keeps
+that order). Lengths in voxels, origin on the axis in the plane of the
+central ray. At angle theta the source sits at D (sin theta, -cos theta, 0)
+(D = source_object), the central ray runs along (-sin theta, cos theta, 0)
+and the detector's columns along e_u = (cos theta, sin theta, 0), rows along
+z. A point P lands at u = Dsd (P . e_u) / L, v = Dsd z / L, L = D + P . d
+(Dsd = source_detector), i.e. at column center_column + u / pixel and row
+center_row + v / pixel. As D grows this becomes the parallel-beam rule above
+(s = x cos theta + y sin theta), so a far source gives the parallel result.
+This is RTK's ``ThreeDCircularProjectionGeometry`` (gantry angle theta, no
+offsets or out-of-plane angles) with RTK's y (its rotation axis) as our z and
+RTK's z as our -y; ASTRA's ``cone`` and TIGRE put the source on the x axis
+at angle 0 instead (a 90-degree shift of theta). ``tests/test_cone.py`` pins
+the convention with beads at known positions, and against RTK where
+``itk-rtk`` is installed.
+
 Units: projections are -log(I/I0) (dimensionless line integrals); slices are
 attenuation per pixel (divide by the pixel size for per-length units).
 """
@@ -34,11 +55,14 @@ attenuation per pixel (divide by the pixel size for per-length units).
 from __future__ import annotations
 
 from ._center import find_center
+from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._stripes import remove_stripes
 
 __all__ = [
+    "ConeGeometry",
+    "ParallelGeometry",
     "Reconstruction",
     "angle_weights",
     "find_center",
