@@ -363,3 +363,22 @@ def test_report_figure_draws_the_regions(tmp_path):
     assert ax_img.get_ylim()[1] <= ax_img.get_ylim()[0]  # image axes: rows downward
     fig2 = bar_mtf(*bar_target([0.05, 0.1], GaussianPSF(1.0), n_bars=10)[:1]).plot()
     assert fig2.axes[0].get_ylim()[1] >= 1.1
+
+
+def test_leeds_nothing_excluded_and_figure(leeds, tmp_path):
+    """The real Leeds card's bars run along the rows (tilt ~1 deg): its 11 groups are
+    all measured, none excluded, no CTF above 1; the figure draws all 11 regions."""
+    import warnings
+
+    from scintomo.mtf.bars import MAX_TILT_DEG, bar_tilt_deg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = bar_mtf(leeds, pixel_size="0.388mm")
+    assert len(b.regions) == 11 and not b.excluded and np.all(b.ctf <= 1.0)
+    img = leeds.astype(np.float64)
+    assert all(abs(bar_tilt_deg(img[r0:r1, c0:c1])) < MAX_TILT_DEG / 2 for r0, r1, c0, c1 in
+               LEEDS_ROIS)  # fmt: skip
+    fig = b.plot(image=leeds)
+    assert len(fig.axes[0].patches) == 11
+    fig.savefig(tmp_path / "leeds.png")
