@@ -83,9 +83,46 @@ def test_dead_column_is_interpolated(striped):
 def test_fw_removes_isolated_stripes():
     s = np.zeros((720, 512), np.float32)
     s[:, 100] = 1.0
+    s[:, 300:304] = 1.0
     out = remove_stripes(s, method="fw", level=4)
-    # Haar, 4 levels: what is left of a one-column stripe is the coarse band, 1 / 16.
-    assert abs(out[:, 100].mean()) < 0.07
+    # db5, 4 levels: ~6 % of a one-column stripe is left, ~30 % of a
+    # four-column one (its coarse part is in the approximation band).
+    assert abs(out[:, 100].mean()) < 0.1
+    assert abs(out[:, 300:304].mean()) < 0.4
+
+
+def test_fw_leaves_clean_data_nearly_alone(striped):
+    """Munch's method damps the angular low frequencies of the vertical
+    detail bands, where the object has some structure of its own: on the
+    stripe-free sinogram db5 changes it by 0.9 % of its maximum (RMS), the
+    Haar wavelet used before by 4.2 %, ~5x more (and removed less of the
+    stripes: 68 % left against 18 %). TomoPy's remove_stripe_fw (1.15.2,
+    db5, level 4) changes it by only 0.03 %, but leaves the stripes whole:
+    it damps an fftshift-ed spectrum with an ifftshift-ed window, so the
+    zero angular frequency is kept (measured; see the README)."""
+    clean, data, idx, off = striped
+
+    def rms(a):
+        return float(np.sqrt(np.mean(np.asarray(a, np.float64) ** 2)))
+
+    change = rms(remove_stripes(clean, method="fw") - clean) / float(clean.max())
+    assert change < 0.012, change  # 0.0089 seen; Haar: 0.042
+    out = remove_stripes(data, method="fw")
+    resid = np.abs((out - clean).mean(axis=0))[idx]
+    assert resid.mean() < 0.25 * np.abs(off[idx]).mean()  # 0.18 seen; Haar: 0.68
+
+
+def test_fw_threads_over_sinograms():
+    """n_threads runs the sinograms of a stack in parallel: the same result
+    as one sinogram at a time."""
+    data = np.random.default_rng(2).random((64, 5, 48), dtype=np.float32)
+    one = remove_stripes(data, method="fw", n_threads=1)
+    two = remove_stripes(data, method="fw", n_threads=2)
+    assert np.array_equal(one, two)
+    for r in range(5):
+        assert np.array_equal(one[:, r], remove_stripes(data[:, r], method="fw"))
+    with pytest.raises(ParameterError, match="wavelet"):
+        remove_stripes(data, method="fw", wavelet="nope")
 
 
 def test_stripes_stack_and_errors():
