@@ -96,10 +96,9 @@ def test_fw_leaves_clean_data_nearly_alone(striped):
     detail bands, where the object has some structure of its own: on the
     stripe-free sinogram db5 changes it by 0.9 % of its maximum (RMS), the
     Haar wavelet used before by 4.2 %, ~5x more (and removed less of the
-    stripes: 68 % left against 18 %). TomoPy's remove_stripe_fw (1.15.2,
-    db5, level 4) changes it by only 0.03 %, but leaves the stripes whole:
-    it damps an fftshift-ed spectrum with an ifftshift-ed window, so the
-    zero angular frequency is kept (measured; see the README)."""
+    stripes: 68 % left against 18 %). TomoPy 1.15.2's remove_stripe_fw (db5,
+    level 4) on the same data: 0.8 % and 16 % left
+    (tests/test_recon_tomopy.py)."""
     clean, data, idx, off = striped
 
     def rms(a):
