@@ -1,11 +1,14 @@
 """Micro-CT reconstruction and the steps around it.
 
 - :func:`reconstruct`: built-in (Rust) Fourier gridding and filtered
-  back-projection, or TomoPy when it is installed (``backend="auto"``).
+  back-projection (the default, ``backend="auto"``, whatever is installed),
+  or TomoPy's ``recon`` with ``backend="tomopy"``.
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
-- :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018).
-- :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002).
+- :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018;
+  Munch et al. 2009 with PyWavelets).
+- :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002), in
+  Rust over a stack.
 
 Geometry (the same as TomoPy's ``project``/``recon`` and scikit-image's
 ``radon``/``iradon``)
@@ -21,11 +24,12 @@ the centre (y > 0) appears right of the axis.
 
 scikit-image's ``radon`` follows the same rule with its sinogram transposed
 (column, angle), theta in degrees and its centre at n // 2 (equal to ours for
-odd n; for even n pass ``center=n / 2``). TomoPy's source (libtomo
-``project.c``, ``preprocessing``) uses the same orientation; its ``center``
-counts from the detector's edge there, half a pixel from ours, which we could
-not check without TomoPy installed (the TomoPy backend passes the centre
-unchanged). ``scintomo.simulate`` projects with this convention.
+odd n; for even n pass ``center=n / 2``). TomoPy uses the same orientation,
+and its ``center`` is the same column index as ours: measured with TomoPy
+1.15 built from source, ``tomopy.find_center_vo`` returns our ``center``
+within 0.25 pixel and ``tomopy.recon`` given our ``center`` puts the object
+where ours does (``tests/test_recon_tomopy.py``); the TomoPy backend passes
+it unchanged. ``scintomo.simulate`` projects with this convention.
 
 Cone beam (lab micro-CT, :class:`ConeGeometry`)
 -----------------------------------------------
