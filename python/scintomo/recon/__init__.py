@@ -4,7 +4,8 @@
   back-projection, or TomoPy when it is installed (``backend="auto"``).
 - :class:`ConeGeometry`, :func:`reconstruct` with ``geometry=``: cone-beam
   (lab micro-CT) FDK; :func:`cone_project` / :func:`cone_backproject`: a
-  matched projector pair.
+  matched projector pair; :func:`find_cone_center`: central column and
+  detector tilt from the data.
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
 - :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018).
@@ -61,12 +62,14 @@ from __future__ import annotations
 
 from ._center import find_center
 from ._cone import cone_backproject, cone_project
+from ._cone_center import ConeCalibration, find_cone_center
 from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._stripes import remove_stripes
 
 __all__ = [
+    "ConeCalibration",
     "ConeGeometry",
     "ParallelGeometry",
     "Reconstruction",
@@ -74,6 +77,7 @@ __all__ = [
     "cone_backproject",
     "cone_project",
     "find_center",
+    "find_cone_center",
     "padded_length",
     "paganin",
     "reconstruct",
