@@ -6,6 +6,8 @@
   0/180-degree registration, sub-pixel.
 - :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018).
 - :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002).
+- :func:`frc`, :func:`fourier_ring_correlation`: resolution of a reconstruction
+  by Fourier ring/shell correlation of two independent halves.
 
 Geometry (the same as TomoPy's ``project``/``recon`` and scikit-image's
 ``radon``/``iradon``)
@@ -34,14 +36,19 @@ attenuation per pixel (divide by the pixel size for per-length units).
 from __future__ import annotations
 
 from ._center import find_center
+from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._stripes import remove_stripes
 
 __all__ = [
+    "FRC",
     "Reconstruction",
     "angle_weights",
     "find_center",
+    "fourier_ring_correlation",
+    "frc",
+    "half_bit_threshold",
     "padded_length",
     "paganin",
     "reconstruct",
