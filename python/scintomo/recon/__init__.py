@@ -8,6 +8,7 @@
 - :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002).
 - :func:`frc`, :func:`fourier_ring_correlation`: resolution of a reconstruction
   by Fourier ring/shell correlation of two independent halves.
+- :func:`score_centers`: sharpness of trial slices, one per candidate centre.
 
 Geometry (the same as TomoPy's ``project``/``recon`` and scikit-image's
 ``radon``/``iradon``)
@@ -39,9 +40,11 @@ from ._center import find_center
 from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
+from ._score import CenterScores, score_centers
 from ._stripes import remove_stripes
 
 __all__ = [
+    "CenterScores",
     "FRC",
     "Reconstruction",
     "angle_weights",
@@ -53,5 +56,6 @@ __all__ = [
     "paganin",
     "reconstruct",
     "remove_stripes",
+    "score_centers",
     "tomopy_available",
 ]
