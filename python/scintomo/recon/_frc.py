@@ -26,12 +26,13 @@ corrected to the full data by the Spearman-Brown relation 2 FRC / (1 + FRC)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .._validate import as_float32, check_finite, check_nonempty, positive
-from ..exceptions import ParameterError, ShapeError
+from ..exceptions import ParameterError, ScintomoWarning, ShapeError
 
 __all__ = ["FRC", "fourier_ring_correlation", "frc", "half_bit_threshold"]
 
@@ -65,8 +66,13 @@ class FRC:
     Nyquist, i.e. the resolution is at least the Nyquist limit).
     ``pixel_size_um`` enables lp/mm and the resolution in nm (half the period,
     1e6 / (2 f[lp/mm]), the papers' convention; the period itself is twice it).
-    ``dimension``: 2 (rings) or 3 (shells). See the module doc for the
-    half-data to full-data convention.
+    ``dimension``: 2 (rings) or 3 (shells). ``angular_limit`` (cycles/px, from
+    :func:`frc` only, else NaN): the frequency up to which each half's angles
+    sample the object's spectrum (Crowther: n / (2 pi R) for n angles over a
+    half turn and an object of radius R px); above it the halves' view
+    aliasing (streaks, anticorrelated between even and odd angles) drives
+    the curve, so a crossing there is no resolution. See the module doc for
+    the half-data to full-data convention.
     """
 
     frequencies: np.ndarray
@@ -77,6 +83,7 @@ class FRC:
     frequency_one_seventh: float
     pixel_size_um: float | None
     dimension: int
+    angular_limit: float = float("nan")
 
     @property
     def full_data_correlation(self) -> np.ndarray:
@@ -123,6 +130,7 @@ class FRC:
             "frequency_one_seventh": _nan_none(self.frequency_one_seventh),
             "pixel_size_um": self.pixel_size_um,
             "dimension": self.dimension,
+            "angular_limit_cycles_per_px": _nan_none(self.angular_limit),
         }
         for name in ("half_bit", "one_seventh"):
             f = getattr(self, f"frequency_{name}")
@@ -150,6 +158,9 @@ class FRC:
         ax.plot(f, self.full_data_correlation, lw=0.8, ls=":", label="2 FRC/(1+FRC) (full)")
         ax.plot(f, self.half_bit, "--", lw=0.8, label="1/2 bit")
         ax.axhline(ONE_SEVENTH, color="0.5", ls="-.", lw=0.8, label="1/7")
+        if np.isfinite(self.angular_limit):
+            ax.axvline(self.angular_limit * scale, color="r", ls=":", lw=0.8,
+                       label="angular sampling limit of a half")  # fmt: skip
         for fv, lv, name in (
             (self.frequency_half_bit, None, "1/2 bit"),
             (self.frequency_one_seventh, ONE_SEVENTH, "1/7"),
@@ -348,9 +359,11 @@ def frc(
     -----
     Each half has half the angles, so its noise is ~2x the full
     reconstruction's (power); the thresholds refer the crossing to the full
-    data (see the module doc). Angular undersampling streaks differ between
-    the halves and lower the curve at high frequency when the halves have
-    fewer than ~pi/2 N angles each.
+    data (see the module doc). Above ``angular_limit`` each half's angles no
+    longer sample the object's spectrum: the halves' streaks (view aliasing)
+    are anticorrelated between even and odd angles and pull the curve down
+    (even below zero). A ``ScintomoWarning`` says so when a crossing lies
+    above that limit.
     """
     from ._recon import reconstruct
 
@@ -370,6 +383,36 @@ def frc(
         np.asarray(reconstruct(p[i], th[i], center=center, **recon_kwargs)) for i in (even, odd)
     ]
     a, b = halves
-    return fourier_ring_correlation(
-        a, b, pixel_size=pixel_size, window=window, ring_width=ring_width
-    )
+    r = fourier_ring_correlation(a, b, pixel_size=pixel_size, window=window, ring_width=ring_width)
+    limit = _angular_limit(p, th, even, odd, center)
+    r = replace(r, angular_limit=limit)
+    worst = np.nanmax([r.frequency_half_bit, r.frequency_one_seventh, -1.0])
+    if worst > limit:
+        warnings.warn(
+            f"the FRC crosses its thresholds at {worst:.3g} cycles/px, above {limit:.3g} "
+            "cycles/px where each half's angles stop sampling the object (Crowther: n_half / "
+            "(2 pi R)); there the halves' view aliasing, anticorrelated between even and odd "
+            "angles, pulls the curve down, so read the crossing as a lower bound of the "
+            "resolved frequency, not the resolution. More angles per half lift the limit",
+            ScintomoWarning,
+            stacklevel=2,
+        )
+    return r
+
+
+def _angular_limit(p, th, even, odd, center) -> float:
+    """Crowther's limit n / (2 pi R), cycles/px, for the half with fewer
+    distinct angles; the object's radius R from the columns whose |mean
+    projection| exceeds 5% of the largest, measured from the rotation axis."""
+    n_det = p.shape[-1]
+    # the signed mean: noise averages out over the angles and rows
+    prof = np.asarray(p, dtype=np.float64)
+    prof = np.abs(prof.mean(axis=tuple(range(prof.ndim - 1))))
+    cols = np.nonzero(prof > 0.05 * prof.max())[0] if prof.max() > 0 else np.array([0, n_det - 1])
+    c = (n_det - 1) / 2 if center is None else float(np.mean(center))
+    radius = max(abs(cols.min() - c), abs(cols.max() - c)) + 0.5
+    # Crowther's mean spacing pi / n, n the half's distinct angles over a
+    # half turn (a 360-degree scan's opposite views count once)
+    n_half = min(np.unique(np.round(np.mod(th[idx], np.pi), 9)).size for idx in (even, odd))
+    gap = np.pi / max(n_half, 1)
+    return 1.0 / (2 * max(radius, 1.0) * gap)
