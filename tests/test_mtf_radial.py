@@ -19,7 +19,7 @@ from scipy.optimize import brentq
 from scintomo.exceptions import NonFiniteError, NumericalError, ParameterError, ShapeError
 from scintomo.mtf import RadialMTF, radial_edge_mtf
 from scintomo.recon import reconstruct
-from scintomo.simulate import ellipse_projections
+from scintomo.simulate import ellipse_projections, ellipses_image, shepp_logan_ellipses
 
 
 def _disc(n, cr, cc, radius, sigma, *, ss=8, lo=0.1, hi=0.9):
@@ -96,6 +96,23 @@ def test_radial_mtf_of_reconstructed_cylinder(sigma):
         reconstruct(sino.astype(np.float32), theta, filter="ramp", algorithm="fbp")
     )
     assert radial_edge_mtf(rec_fbp).mtf50 < r.mtf50
+
+
+def test_radial_mtf_refuses_an_edge_that_is_not_a_circle():
+    # an ellipse 2% out of round, a 10% one and the Shepp-Logan head: a
+    # circle fitted to them would give a blurred, wrong ESF
+    for ell in ([[0.8, 50, 49, 0, 0, 0.3]], [[0.8, 50, 45, 0, 0, 0.3]]):
+        img = ellipses_image(np.array(ell, dtype=float), 160, supersample=8)
+        with pytest.raises(NumericalError, match="not a circle"):
+            radial_edge_mtf(img)
+    with pytest.raises(NumericalError):
+        radial_edge_mtf(ellipses_image(shepp_logan_ellipses(160), 160))
+    # while noise alone (SNR 10, wide and narrow PSF) does not trip the check
+    rng = np.random.default_rng(5)
+    for sigma in (0.6, 2.5):
+        img = _disc(160, 80.3, 78.6, 50.2, sigma) + rng.normal(0, 0.08, (160, 160))
+        m50 = brentq(lambda q, s=sigma: _truth(s, q)[0] - 0.5, 1e-4, 1.0)
+        assert radial_edge_mtf(img).mtf50 == pytest.approx(m50, rel=0.05)
 
 
 def test_radial_mtf_dict_plot_and_errors(tmp_path):

@@ -32,6 +32,10 @@ __all__ = ["RadialMTF", "radial_edge_mtf"]
 
 OVERSAMPLING = 4
 _ROUNDS = 3
+# rms distance of the edge's 50% points to the fitted circle, beyond what the
+# noise explains, above which the edge is not taken for a circle (a 2%
+# ellipse of radius 50 px: 0.36 px)
+_MAX_RMS_PX = 0.2
 
 
 def _arr(a):
@@ -182,8 +186,10 @@ def _radial_profile_radius(img, cr, cc) -> float:
     return float(np.argmax(g[1:]) + 1.5)
 
 
-def _fit_circle(img, cr, cc, radius, reach) -> tuple[float, float, float]:
-    """One round: 50% crossings along rays, then a least-squares (Kasa) circle."""
+def _fit_circle(img, cr, cc, radius, reach) -> tuple[float, float, float, float, float]:
+    """One round: 50% crossings along rays, then a least-squares (Kasa)
+    circle; returns (row, col, radius, rms distance of the crossings to it,
+    the mean profile's steepest slope in gray value / px)."""
     n_rays = max(64, int(2 * math.pi * radius))
     ang = np.arange(n_rays) * (2 * math.pi / n_rays)
     t = np.arange(-reach, reach + 1e-9, 0.1)
@@ -194,11 +200,15 @@ def _fit_circle(img, cr, cc, radius, reach) -> tuple[float, float, float]:
     k = max(3, int(0.2 * t.size))
     inner = prof[:, :k].mean(axis=1, keepdims=True)
     outer = prof[:, -k:].mean(axis=1, keepdims=True)
+    step = inner - outer
+    typical = float(np.median(np.abs(step)))
     with np.errstate(invalid="ignore", divide="ignore"):
-        u = (prof - outer) / (inner - outer)  # 1 inside, 0 outside
+        u = (prof - outer) / step  # 1 inside, 0 outside
     pts_r, pts_c = [], []
     for i in range(n_rays):
         ui = u[i]
+        if not abs(step[i, 0]) > 0.5 * typical or not np.all(np.isfinite(ui)):
+            continue  # no edge of the disc's contrast on this ray
         j = np.nonzero((ui[:-1] >= 0.5) & (ui[1:] < 0.5))[0]
         if j.size != 1:  # no clean single crossing (noise, another object): skip the ray
             continue
@@ -214,9 +224,18 @@ def _fit_circle(img, cr, cc, radius, reach) -> tuple[float, float, float]:
     y = np.asarray(pts_r)
     x = np.asarray(pts_c)
     a = np.column_stack([x, y, np.ones_like(x)])
-    sol, *_ = np.linalg.lstsq(a, x**2 + y**2, rcond=None)
+    try:
+        sol, *_ = np.linalg.lstsq(a, x**2 + y**2, rcond=None)
+    except np.linalg.LinAlgError:
+        raise NumericalError("no circle fits the edge points of the disc") from None
     xc, yc = sol[0] / 2, sol[1] / 2
-    return float(yc), float(xc), float(math.sqrt(sol[2] + xc**2 + yc**2))
+    r2 = sol[2] + xc**2 + yc**2
+    if not r2 > 0:
+        raise NumericalError("no circle fits the edge points of the disc")
+    r = math.sqrt(r2)
+    rms = float(np.sqrt(np.mean((np.hypot(x - xc, y - yc) - r) ** 2)))
+    slope = float(np.max(np.abs(np.gradient(prof.mean(axis=0), t))))
+    return float(yc), float(xc), float(r), rms, slope
 
 
 def radial_edge_mtf(
@@ -288,8 +307,19 @@ def radial_edge_mtf(
         raise NumericalError(f"the disc's radius ({r0:.1f} px) is too small (< 4 px)")
     reach = min(8.0, 0.5 * r0)
     for _ in range(_ROUNDS):
-        cr, cc, r0 = _fit_circle(img, cr, cc, r0, reach)
+        cr, cc, r0, rms, slope = _fit_circle(img, cr, cc, r0, reach)
         reach = min(reach, max(4.0, 0.3 * r0))
+    # each 50% point scatters by ~ noise / slope (pixel noise from the MAD of
+    # neighbour differences); more than that plus _MAX_RMS_PX: not a circle
+    noise = float(np.median(np.abs(np.diff(img, axis=1)))) / 0.6745 / math.sqrt(2)
+    allowed = _MAX_RMS_PX + 3 * noise / max(slope, 1e-300)
+    if rms > allowed:
+        raise NumericalError(
+            f"the edge is not a circle: its points lie {rms:.2f} px rms from the fitted circle "
+            f"(noise allows {allowed:.2f} px); the radial method needs the slice of a cylinder "
+            "(or a sphere's central slice) imaged round. For an ellipse or a polygon use "
+            "edge_mtf on a straight part"
+        )
     room = min(cr, cc, img.shape[0] - 1 - cr, img.shape[1] - 1 - cc) - r0
     if half_width_px is None:
         half = min(16.0, 0.8 * r0, room - 1.0)
