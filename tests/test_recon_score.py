@@ -52,6 +52,10 @@ def test_scores_flag_a_range_that_misses_the_centre(sino):
     assert r.at_edge
     d = r.to_dict()
     assert d["best_center_px"] == r.best_center and d["at_edge"] is True
+    # a generator of slices gives the same scores
+    g = score_centers((s for s in slices), CANDIDATES[:6])
+    np.testing.assert_array_equal(g.negativity, r.negativity)
+    np.testing.assert_array_equal(g.total_variation, r.total_variation)
 
 
 def test_score_errors():
@@ -59,6 +63,8 @@ def test_score_errors():
         score_centers(np.zeros((2, 8, 8)), [1.0])
     with pytest.raises(ShapeError):
         score_centers(np.zeros((8, 8)), [1.0])
+    with pytest.raises(ShapeError):
+        score_centers([np.zeros(8)], [1.0])
     with pytest.raises(ParameterError):
         score_centers(np.zeros((1, 8, 8)), [1.0], metric="entropy")
     with pytest.raises(NonFiniteError):

@@ -62,6 +62,17 @@ class CenterScores:
         }
 
 
+def _sharpness(x, sigma) -> tuple[float, float]:
+    x = x.astype(np.float64)
+    if sigma > 0:
+        x = ndimage.gaussian_filter(x, sigma)
+    norm = float(np.abs(x).sum())
+    if not norm > 0:
+        return math.inf, math.inf  # an empty slice is no candidate
+    gy, gx = np.gradient(x)
+    return float(np.hypot(gx, gy).sum()) / norm, float(-np.minimum(x, 0).sum()) / norm
+
+
 def score_centers(
     slices, centers, *, metric: str = "negativity", smooth_px: float = 2.0
 ) -> CenterScores:
@@ -69,8 +80,10 @@ def score_centers(
 
     Parameters
     ----------
-    slices : (K, N, N) ndarray
-        One slice per candidate centre (the same row). Not modified.
+    slices : (K, N, N) ndarray or iterable of (N, N) ndarrays
+        One slice per candidate centre (the same row), taken one at a time
+        (a generator reading them back from disk keeps memory flat). Not
+        modified.
     centers : (K,) array_like, pixels
         The candidate centres.
     metric : {"negativity", "total_variation"}
@@ -84,28 +97,23 @@ def score_centers(
     -------
     CenterScores
     """
-    s = as_float32(slices, "slices")
     c = np.asarray(centers, dtype=np.float64).ravel()
-    if s.ndim != 3:
-        raise ShapeError(f"slices must be (candidate, y, x), got shape {s.shape}")
-    if s.shape[0] != c.size or c.size == 0:
-        raise ShapeError(f"{c.size} centres for {s.shape[0]} slices")
-    check_finite(s, "slices")
     choice(metric, "metric", METRICS)
     sigma = positive(smooth_px, "smooth_px", allow_zero=True)
-    tv = np.empty(c.size)
-    neg = np.empty(c.size)
-    for k in range(c.size):
-        x = s[k].astype(np.float64)
-        if sigma > 0:
-            x = ndimage.gaussian_filter(x, sigma)
-        norm = float(np.abs(x).sum())
-        if not norm > 0:
-            tv[k] = neg[k] = math.inf  # an empty slice is no candidate
-            continue
-        gy, gx = np.gradient(x)
-        tv[k] = float(np.hypot(gx, gy).sum()) / norm
-        neg[k] = float(-np.minimum(x, 0).sum()) / norm
+    if isinstance(slices, np.ndarray) and slices.ndim != 3:
+        raise ShapeError(f"slices must be (candidate, y, x), got shape {slices.shape}")
+    tv, neg = [], []
+    for sl in slices:  # one at a time: a generator of slices read back from disk is fine
+        x = as_float32(sl, "slices")
+        if x.ndim != 2:
+            raise ShapeError(f"each slice must be 2-D, got shape {x.shape}")
+        check_finite(x, "slices")
+        t, n = _sharpness(x, sigma)
+        tv.append(t)
+        neg.append(n)
+    if len(tv) != c.size or c.size == 0:
+        raise ShapeError(f"{c.size} centres for {len(tv)} slices")
+    tv, neg = np.asarray(tv), np.asarray(neg)
     score = tv if metric == "total_variation" else neg
     best = int(np.argmin(score))
     return CenterScores(
