@@ -13,6 +13,9 @@
   Munch et al. 2009 with PyWavelets).
 - :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002), in
   Rust over a stack.
+- :func:`frc`, :func:`fourier_ring_correlation`: resolution of a reconstruction
+  by Fourier ring/shell correlation of two independent halves.
+- :func:`score_centers`: sharpness of trial slices, one per candidate centre.
 
 Geometry (the same as TomoPy's ``project``/``recon`` and scikit-image's
 ``radon``/``iradon``)
@@ -67,12 +70,16 @@ from __future__ import annotations
 from ._center import find_center
 from ._cone import cone_backproject, cone_project
 from ._cone_center import ConeCalibration, find_cone_center
+from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
+from ._score import CenterScores, score_centers
 from ._stripes import remove_stripes
 
 __all__ = [
+    "FRC",
+    "CenterScores",
     "ConeCalibration",
     "ConeGeometry",
     "ParallelGeometry",
@@ -82,9 +89,13 @@ __all__ = [
     "cone_project",
     "find_center",
     "find_cone_center",
+    "fourier_ring_correlation",
+    "frc",
+    "half_bit_threshold",
     "padded_length",
     "paganin",
     "reconstruct",
     "remove_stripes",
+    "score_centers",
     "tomopy_available",
 ]
