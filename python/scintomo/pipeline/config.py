@@ -39,8 +39,12 @@ def _f(default, doc: str, **kw):
 
 @dataclass
 class InputConfig:
-    file: str = _f("", "scan to reconstruct: DXchange .h5, NXtomo .nxs, or a folder of TIFF frames")
-    format: str = _f("auto", "auto | dxchange | nxtomo | tiff")
+    file: str = _f(
+        "",
+        "scan to reconstruct: DXchange .h5, NXtomo .nxs, a folder of TIFF frames, Nikon .xtekct, "
+        "Zeiss .txrm",
+    )
+    format: str = _f("auto", "auto | dxchange | nxtomo | tiff | xtek | txrm")
     flats: str = _f(
         "", "TIFF scans: flats when not beside the projections (folder, TIFF file, or pattern)"
     )
@@ -219,7 +223,11 @@ class PipelineConfig:
             if v not in allowed:
                 raise ParameterError(f"{source}: {name} must be one of {allowed}, not {v!r}")
 
-        one_of(self.input.format, "input.format", ("auto", "dxchange", "nxtomo", "tiff"))
+        one_of(
+            self.input.format,
+            "input.format",
+            ("auto", "dxchange", "nxtomo", "tiff", "xtek", "txrm"),
+        )
         one_of(self.input.angle_unit, "input.angle_unit", ("", "deg", "rad"))
         one_of(self.flatfield.reduce, "flatfield.reduce", ("mean", "median"))
         one_of(self.flatfield.bad_flat, "flatfield.bad_flat", ("fill", "clamp", "nan", "raise"))
