@@ -1,7 +1,7 @@
 """Radial distortion from a dot grid (Vo et al. 2015 model, as algotom applies it).
 
 A regular dot grid (pitch 16 px, turned 2 degrees) is drawn at the positions a
-known radial distortion (centre off the image's middle, 4 to 5 px at the
+known radial distortion (centre off the image's middle, 4.5 to 5.7 px at the
 corners) moves it to, each dot an anti-aliased disc. After the fitted
 correction, the dots found again lie on straight rows and columns and on the
 regular grid to 0.1 px; before it they are off by pixels. The truth is the

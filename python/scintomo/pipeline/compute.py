@@ -1,7 +1,7 @@
 """Computing a block: raw detector rows to reconstructed slices.
 
-zingers -> flat-field -> deconvolution -> -log or phase retrieval -> stripes
--> reconstruction, each step the library function that does it; and the
+zingers -> flat-field -> deconvolution -> -log or phase retrieval -> beam
+hardening -> stripes -> reconstruction, each step the library function that does it; and the
 rotation centre, found on a few rows when it is not given.
 """
 
@@ -52,6 +52,41 @@ def _load_psf(path: str):
 
         _PSF_CACHE[path] = psf_mod.load(path)
     return _PSF_CACHE[path]
+
+
+_BH_CACHE: dict = {}
+
+
+def beam_hardening_model(cfg: PipelineConfig):
+    """The :class:`scintomo.beamhardening.BeamHardening` of ``[beamhardening]``, or None
+    (computed once per set of parameters: a spectrum fit takes xraydb look-ups)."""
+    from .. import beamhardening as bh
+
+    c = cfg.beamhardening
+    if not c.method:
+        return None
+    key = repr((c.method, sorted(c.options.items()), list(c.coefficients), c.p_max))
+    if key not in _BH_CACHE:
+        if c.method == "spectrum":
+            _BH_CACHE[key] = bh.from_spectrum(**c.options)
+        else:
+            coeffs = tuple(float(v) for v in c.coefficients)
+            _BH_CACHE[key] = bh.BeamHardening(
+                coeffs, float("nan"), float(c.p_max), float("nan"), "coefficients"
+            )
+    return _BH_CACHE[key]
+
+
+def _beam_hardening(data, cfg: PipelineConfig):
+    import warnings
+
+    model = beam_hardening_model(cfg)
+    if model is None:
+        return data
+    with warnings.catch_warnings():
+        # values beyond the calibration are counted per block; not repeated block after block
+        warnings.simplefilter("ignore")
+        return model.apply(data)
 
 
 def _n_threads(cfg: PipelineConfig):
@@ -127,7 +162,7 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
         from .. import recon  # issue 5
 
         data = recon.paganin(data, **cfg.phase.options)
-    data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
+    data = _beam_hardening(data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :], cfg)
     if cfg.stripes.method:
         from .. import recon  # issue 5
 
@@ -155,7 +190,7 @@ def _preprocess_corrected(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None)
     elif raw.corrected == "ratio":
         # the floor before -log, as flatfield.correct applies it to raw scans
         data = -np.log(np.maximum(data, np.float32(cfg.flatfield.clip_low)))
-    data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
+    data = _beam_hardening(data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :], cfg)
     if cfg.stripes.method:
         from .. import recon  # issue 5
 

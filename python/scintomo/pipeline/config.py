@@ -8,6 +8,7 @@ One section per step, in the order the steps run::
     [deconv]     psf (file), method, options
     [stripes]    method, options
     [phase]      method, options
+    [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [recon]      algorithm, filter, backend
     [output]     folder, format, nsino_per_chunk or memory_budget_mb
@@ -108,6 +109,24 @@ class PhaseConfig:
 
 
 @dataclass
+class BeamHardeningConfig:
+    method: str = _f(
+        "",
+        "beam-hardening linearisation after -log: spectrum (options below) | coefficients "
+        "(from a step wedge, scintomo.beamhardening.from_step_wedge) | empty: none",
+    )
+    options: dict = _f(
+        {},
+        "spectrum: keyword arguments of scintomo.beamhardening.from_spectrum: kvp (kV), "
+        "material (formula), density (g/cm3), max_thickness (mm), degree, detector",
+    )
+    coefficients: list = _f([], "coefficients: c1..cn of p_mono = c1 p + ... + cn p^n")
+    p_max: float = _f(
+        math.inf, "coefficients: largest calibrated -ln(I/I0); beyond it, the tangent"
+    )
+
+
+@dataclass
 class CenterConfig:
     value: float = _f(
         math.nan,
@@ -165,6 +184,7 @@ class PipelineConfig:
     deconv: DeconvConfig = field(default_factory=DeconvConfig)
     stripes: StripeConfig = field(default_factory=StripeConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
+    beamhardening: BeamHardeningConfig = field(default_factory=BeamHardeningConfig)
     center: CenterConfig = field(default_factory=CenterConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -236,6 +256,27 @@ class PipelineConfig:
         one_of(self.recon.backend, "recon.backend", ("auto", "tomopy", "builtin"))
         one_of(self.deconv.method, "deconv.method", ("richardson_lucy", "wiener"))
         one_of(self.phase.method, "phase.method", ("", "paganin"))
+        one_of(self.beamhardening.method, "beamhardening.method", ("", "spectrum", "coefficients"))
+        bh = self.beamhardening
+        if bh.method and self.phase.method:
+            raise ParameterError(
+                f"{source}: beamhardening acts on -log projections; phase retrieval replaces "
+                "the -log, so the two cannot both run"
+            )
+        if bh.method == "coefficients" and (
+            not bh.coefficients
+            or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in bh.coefficients)
+        ):
+            raise ParameterError(
+                f"{source}: beamhardening.coefficients must be a non-empty list of numbers"
+            )
+        if bh.method == "spectrum":
+            missing = [k for k in ("material", "density", "max_thickness") if k not in bh.options]
+            if missing or not ("kvp" in bh.options or "spectrum" in bh.options):
+                raise ParameterError(
+                    f"{source}: beamhardening method 'spectrum' needs options kvp, material, "
+                    f"density, max_thickness (missing: {', '.join(missing) or 'kvp'})"
+                )
         if self.output.nsino_per_chunk < 1:
             raise ParameterError(f"{source}: output.nsino_per_chunk must be >= 1")
         if self.output.memory_budget_mb < 0:
