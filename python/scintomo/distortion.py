@@ -25,7 +25,7 @@ import numpy as np
 from ._validate import as_array, as_float32, check_finite, check_nonempty
 from .exceptions import NumericalError, ParameterError, ShapeError
 
-__all__ = ["DistortionModel", "find_dots", "fit_distortion", "undistort"]
+__all__ = ["DistortionModel", "find_dots", "fit_distortion", "load", "undistort"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class DistortionModel:
     angle: float
     rms_residual: float
     n_dots: int
+    shape: tuple[int, int] | None = None
 
     def factor(self, r) -> np.ndarray:
         r = np.asarray(r, dtype=np.float64)
@@ -83,7 +84,52 @@ class DistortionModel:
             "angle_rad": float(self.angle),
             "rms_residual_px": float(self.rms_residual),
             "n_dots": int(self.n_dots),
+            "shape": None if self.shape is None else [int(v) for v in self.shape],
         }
+
+    def max_row_shift(self, shape: tuple[int, int] | None = None) -> float:
+        """Largest vertical distance (pixels) between a pixel of a ``shape`` frame
+        (default the grid image's) and where it is recorded: the rows a block of
+        rows needs beyond its own."""
+        h, w = self.shape if shape is None else shape
+        rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+        pts = np.stack([rows.ravel(), cols.ravel()], axis=1)
+        return float(np.abs(self.distort_points(pts)[:, 0] - pts[:, 0]).max())
+
+    def save(self, path) -> None:
+        """Write the model as JSON (atomically); :func:`load` reads it back."""
+        import json
+        from pathlib import Path
+
+        from .io.atomic import atomic_path
+
+        with atomic_path(Path(path)) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1))
+
+
+def load(path) -> DistortionModel:
+    """A :class:`DistortionModel` saved by :meth:`DistortionModel.save`."""
+    import json
+    from pathlib import Path
+
+    from .exceptions import FileFormatError
+
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+        return DistortionModel(
+            center=tuple(float(v) for v in d["center_px"]),
+            coefficients=tuple(float(k) for k in d["coefficients"]),
+            pitch=float(d["pitch_px"]),
+            angle=float(d["angle_rad"]),
+            rms_residual=float(d["rms_residual_px"]),
+            n_dots=int(d["n_dots"]),
+            shape=None if d.get("shape") is None else tuple(int(v) for v in d["shape"]),
+        )
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such distortion model file") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise FileFormatError(f"{path}: not a scintomo distortion model ({e!r})") from None
 
 
 def find_dots(image, *, dark: bool = True, min_area: int = 4) -> np.ndarray:
@@ -249,13 +295,21 @@ def fit_distortion(image=None, *, dots=None, order: int = 3, dark: bool = True) 
         angle=float(params[5]),
         rms_residual=float(np.sqrt(np.mean(np.sum(resid**2, axis=1)))),
         n_dots=int(ok.sum()),
+        shape=None if image is None else tuple(int(v) for v in np.shape(image)),
     )
 
 
-def undistort(projections, model: DistortionModel, *, order: int = 1) -> np.ndarray:
+def undistort(
+    projections, model: DistortionModel, *, order: int = 1, first_row: int = 0
+) -> np.ndarray:
     """Remove the distortion from an image or a stack (N, H, W): each output pixel u
     takes the recorded value at ``model.distort_points(u)`` (spline of ``order``,
-    edges continued). Returns float32; the input is not modified."""
+    edges continued). Returns float32; the input is not modified.
+
+    ``first_row``: detector row of the input's row 0, for a block of rows of a
+    larger frame (the output covers the same rows; rows within
+    :meth:`DistortionModel.max_row_shift` of a cut edge take their values from
+    the edge, so read that many rows more on each side)."""
     from scipy import ndimage
 
     p = as_float32(projections, "projections")
@@ -264,8 +318,9 @@ def undistort(projections, model: DistortionModel, *, order: int = 1) -> np.ndar
     stack = p[None] if p.ndim == 2 else p
     h, w = stack.shape[1:]
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    rows += first_row
     src = model.distort_points(np.stack([rows.ravel(), cols.ravel()], axis=1))
-    coords = [src[:, 0].reshape(h, w), src[:, 1].reshape(h, w)]
+    coords = [src[:, 0].reshape(h, w) - first_row, src[:, 1].reshape(h, w)]
     out = np.empty(stack.shape, np.float32)
     for i in range(stack.shape[0]):
         out[i] = ndimage.map_coordinates(stack[i], coords, order=order, mode="nearest")

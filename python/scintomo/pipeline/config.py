@@ -8,6 +8,7 @@ One section per step, in the order the steps run::
     [deconv]     psf (file), method, options
     [stripes]    method, options
     [phase]      method, options
+    [distortion] model (file of scintomo.distortion), after the flat-field
     [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [recon]      algorithm, filter, backend
@@ -109,6 +110,15 @@ class PhaseConfig:
 
 
 @dataclass
+class DistortionConfig:
+    model: str = _f(
+        "",
+        "detector distortion model (JSON of scintomo.distortion.DistortionModel.save, fitted "
+        "on a dot grid); empty: none. Applied to the flat-fielded projections",
+    )
+
+
+@dataclass
 class BeamHardeningConfig:
     method: str = _f(
         "",
@@ -184,6 +194,7 @@ class PipelineConfig:
     deconv: DeconvConfig = field(default_factory=DeconvConfig)
     stripes: StripeConfig = field(default_factory=StripeConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
+    distortion: DistortionConfig = field(default_factory=DistortionConfig)
     beamhardening: BeamHardeningConfig = field(default_factory=BeamHardeningConfig)
     center: CenterConfig = field(default_factory=CenterConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)

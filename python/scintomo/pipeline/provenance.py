@@ -81,6 +81,12 @@ def _content_identity(path) -> dict:
     return {"path": str(p), "sha256": h.hexdigest()}
 
 
+def _distortion(cfg: PipelineConfig):
+    from .compute import distortion_model
+
+    return distortion_model(cfg)
+
+
 def _bh_model(cfg: PipelineConfig):
     from .compute import beam_hardening_model
 
@@ -178,6 +184,11 @@ def record(
                 "halo_rows": c.phase.halo_rows,
             }
             if c.phase.method
+            else "off"
+        ),
+        "distortion": (
+            {"model": _content_identity(c.distortion.model), **_distortion(c).to_dict()}
+            if c.distortion.model
             else "off"
         ),
         "beamhardening": (
