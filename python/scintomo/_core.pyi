@@ -63,6 +63,17 @@ def median_rows(
 def sort_median(
     sino: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def paganin(
+    stack: npt.NDArray[np.float32],
+    *,
+    pixel_size: float,
+    distance: float,
+    wavelength: float,
+    delta_beta: float,
+    pad: bool = True,
+    log: bool = True,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
 
 # --- deconv ---------------------------------------------------------------
 

@@ -17,6 +17,7 @@
 mod fbp;
 mod filter;
 mod gridrec;
+pub mod phase;
 pub mod stripe;
 
 pub use fbp::fbp;

@@ -1,11 +1,14 @@
 """Micro-CT reconstruction and the steps around it.
 
 - :func:`reconstruct`: built-in (Rust) Fourier gridding and filtered
-  back-projection, or TomoPy when it is installed (``backend="auto"``).
+  back-projection (the default, ``backend="auto"``, whatever is installed),
+  or TomoPy's ``recon`` with ``backend="tomopy"``.
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
-- :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018).
-- :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002).
+- :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018;
+  Munch et al. 2009 with PyWavelets).
+- :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002), in
+  Rust over a stack.
 - :func:`frc`, :func:`fourier_ring_correlation`: resolution of a reconstruction
   by Fourier ring/shell correlation of two independent halves.
 - :func:`score_centers`: sharpness of trial slices, one per candidate centre.
@@ -24,11 +27,33 @@ the centre (y > 0) appears right of the axis.
 
 scikit-image's ``radon`` follows the same rule with its sinogram transposed
 (column, angle), theta in degrees and its centre at n // 2 (equal to ours for
-odd n; for even n pass ``center=n / 2``). TomoPy's source (libtomo
-``project.c``, ``preprocessing``) uses the same orientation; its ``center``
-counts from the detector's edge there, half a pixel from ours, which we could
-not check without TomoPy installed (the TomoPy backend passes the centre
-unchanged). ``scintomo.simulate`` projects with this convention.
+odd n; for even n pass ``center=n / 2``). TomoPy uses the same orientation,
+and its ``center`` is the same column index as ours: measured with TomoPy
+1.15 built from source, ``tomopy.find_center_vo`` returns our ``center``
+within 0.25 pixel and ``tomopy.recon`` given our ``center`` puts the object
+where ours does (``tests/test_recon_tomopy.py``); the TomoPy backend passes
+it unchanged. ``scintomo.simulate`` projects with this convention.
+
+Cone beam (lab micro-CT, :class:`ConeGeometry`)
+-----------------------------------------------
+The same axes, extended to 3-D: the volume is (z, y, x) with x = i - (nx - 1)
+/ 2 along the columns, y = (ny - 1) / 2 - j up, and z = k - (nz - 1) / 2
+along the rotation axis, increasing with the detector's row index (slice k of
+a parallel-beam reconstruction is detector row k; the cone-beam volume keeps
+that order). Lengths in voxels, origin on the axis in the plane of the
+central ray. At angle theta the source sits at D (sin theta, -cos theta, 0)
+(D = source_object), the central ray runs along (-sin theta, cos theta, 0)
+and the detector's columns along e_u = (cos theta, sin theta, 0), rows along
+z. A point P lands at u = Dsd (P . e_u) / L, v = Dsd z / L, L = D + P . d
+(Dsd = source_detector), i.e. at column center_column + u / pixel and row
+center_row + v / pixel. As D grows this becomes the parallel-beam rule above
+(s = x cos theta + y sin theta), so a far source gives the parallel result.
+This is RTK's ``ThreeDCircularProjectionGeometry`` (gantry angle theta, no
+offsets or out-of-plane angles) with RTK's y (its rotation axis) as our z and
+RTK's z as our -y; ASTRA's ``cone`` and TIGRE put the source on the x axis
+at angle 0 instead (a 90-degree shift of theta). ``tests/test_cone.py`` pins
+the convention with beads at known positions, and against RTK where
+``itk-rtk`` is installed.
 
 Units: projections are -log(I/I0) (dimensionless line integrals); slices are
 attenuation per pixel (divide by the pixel size for per-length units).
@@ -38,6 +63,7 @@ from __future__ import annotations
 
 from ._center import find_center
 from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
+from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._score import CenterScores, score_centers
@@ -45,7 +71,9 @@ from ._stripes import remove_stripes
 
 __all__ = [
     "CenterScores",
+    "ConeGeometry",
     "FRC",
+    "ParallelGeometry",
     "Reconstruction",
     "angle_weights",
     "find_center",

@@ -8,12 +8,15 @@
   groups rendered through them (resolution oracle).
 - :mod:`.scan`: a micro-CT scan as a scintillator-film microscope records it
   (film PSF, gain pattern, dark current, Poisson and read noise, uint16).
+- :mod:`.cone`: 3-D ellipsoid phantoms (3-D Shepp-Logan) and their exact
+  cone-beam projections (lab micro-CT).
 - :mod:`.detector`: detector test data (ideal photon-counting flats, flats
   and darks with known PRNU/DSNU, afterglow series, lag, curved films).
 """
 
 from __future__ import annotations
 
+from .cone import ellipsoid_cone_projections, ellipsoids_volume, shepp_logan_ellipsoids
 from .detector import (
     afterglow_series,
     curved_film_image,
@@ -40,10 +43,13 @@ __all__ = [
     "afterglow_series",
     "curved_film_image",
     "ellipse_projections",
+    "ellipsoid_cone_projections",
+    "ellipsoids_volume",
     "ellipses_image",
     "flat_dark_series",
     "lagged_sequence",
     "photon_counting_flats",
     "shepp_logan_ellipses",
+    "shepp_logan_ellipsoids",
     "simulate_scan",
 ]
