@@ -19,6 +19,10 @@ in the projection index (nabu), or the nearest one is used (TomoPy
 Pixels where F - D <= eps (dead pixels, zero flats) follow the ``bad_flat``
 policy and are always counted: a warning names how many, and
 ``return_report=True`` returns the counts.
+
+:func:`dynamic` corrects each projection with its own flat, the mean flat plus
+a weighted sum of the flats' principal components (eigen flat fields, Van
+Nieuwenhove et al. 2015), for a beam or film that drifts during the scan.
 """
 
 from __future__ import annotations
@@ -33,7 +37,15 @@ from . import _core
 from ._validate import as_array, as_stack, check_nonempty, choice, n_threads_arg
 from .exceptions import ParameterError, ScintomoWarning, ShapeError
 
-__all__ = ["FlatFieldReport", "correct", "minus_log", "reduce_frames"]
+__all__ = [
+    "DynamicFlatField",
+    "FlatFieldReport",
+    "correct",
+    "dynamic",
+    "eigen_flats",
+    "minus_log",
+    "reduce_frames",
+]
 
 #: Lower clip bound used before -log when none is given (nabu's choice).
 LOG_FLOOR = 1e-6
@@ -377,3 +389,6 @@ def minus_log(
     if nonfinite:
         warnings.warn(f"{nonfinite} non-finite value(s) left as NaN", ScintomoWarning, stacklevel=2)
     return out
+
+
+from ._eigenflats import DynamicFlatField, dynamic, eigen_flats  # noqa: E402 - after the core API

@@ -1,8 +1,9 @@
 """Reading scans and writing results.
 
 - :func:`read`: any supported scan (DXchange HDF5, NeXus NXtomo, a folder of
-  TIFF frames) as a lazy :class:`Scan` whose projections, flats and darks
-  are read only where sliced (``scan.projections[:, 10:20, :]``), with
+  TIFF frames, a Nikon ``.xtekct`` scan, a Zeiss ``.txrm`` / ``.txm``) as a
+  lazy :class:`Scan` whose projections, flats and darks are read only where
+  sliced (``scan.projections[:, 10:20, :]``), with
   ``theta`` in radians.
 - Writers: TIFF stacks, HDF5 and Zarr v3, atomic (:mod:`scintomo.io.atomic`):
   every file (every Zarr chunk, every TIFF slice) is written under a
@@ -27,6 +28,7 @@ from .tiffstack import (
     write_tiff_frames,
     write_tiff_scan,
 )
+from .txrm import is_ole2, read_txrm
 from .writers import (
     HDF5Writer,
     TiffSliceWriter,
@@ -37,6 +39,7 @@ from .writers import (
     write_tiff_stack,
     write_zarr,
 )
+from .xtek import find_xtek_file, is_xtek, read_xtek
 
 __all__ = [
     "HDF5Writer",
@@ -61,20 +64,30 @@ __all__ = [
     "write_tiff_scan",
     "write_tiff_stack",
     "write_zarr",
+    "read_txrm",
+    "read_xtek",
 ]
 
-FORMATS = ("dxchange", "nxtomo", "tiff")
+FORMATS = ("dxchange", "nxtomo", "tiff", "xtek", "txrm")
 _TIFF_OPTIONS = ("flats", "darks", "angles", "prefix")
 
 
 def detect_format(path) -> str:
-    """'dxchange', 'nxtomo' or 'tiff' from the file's content (not its name)."""
+    """'dxchange', 'nxtomo', 'tiff', 'xtek' or 'txrm' from the file's content
+    (not its name): an OLE2 compound file is a Zeiss TXRM, a text file with an
+    ``[XTekCT]`` section (or a folder holding one ``.xtekct``) a Nikon scan."""
     import h5py
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    if path.is_dir() or path.suffix.lower() in (".tif", ".tiff"):
+    if path.is_dir():
+        return "xtek" if find_xtek_file(path) is not None else "tiff"
+    if is_ole2(path):
+        return "txrm"
+    if is_xtek(path):
+        return "xtek"
+    if path.suffix.lower() in (".tif", ".tiff"):
         return "tiff"
     try:
         f = h5py.File(path, "r")
@@ -94,14 +107,18 @@ def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - 
     Parameters
     ----------
     path : str or Path
-        A DXchange ``.h5``, a NeXus ``.nxs``, or a folder of TIFF frames.
-    format : {'dxchange', 'nxtomo', 'tiff'}, optional
+        A DXchange ``.h5``, a NeXus ``.nxs``, a folder of TIFF frames, a Nikon
+        ``.xtekct`` (or its folder), a Zeiss ``.txrm`` / ``.txm``.
+    format : {'dxchange', 'nxtomo', 'tiff', 'xtek', 'txrm'}, optional
         Default: detected from the content.
     **kwargs
         Passed to the reader: ``angle_unit=`` for every format,
         ``data_path=`` ... for NXtomo, ``flats=``, ``darks=``, ``angles=``,
         ``prefix=`` for a TIFF folder (an error for the HDF5 formats, which
-        hold their own; ``None`` values are ignored).
+        hold their own; ``None`` values are ignored); ``flats=``, ``darks=``,
+        ``angles=`` (radians) for a Nikon scan, ``angles=`` for a TXRM (both
+        store their angles in degrees: ``angle_unit=`` other than 'deg' is
+        refused).
 
     Returns
     -------
@@ -113,6 +130,18 @@ def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - 
     fmt = format or detect_format(path)
     if fmt not in FORMATS:
         raise ParameterError(f"format must be one of {FORMATS}, not {fmt!r}")
+    if fmt in ("xtek", "txrm"):
+        kwargs = {k: v for k, v in kwargs.items() if v is not None}
+        unit = kwargs.pop("angle_unit", "deg")
+        if str(unit).lower() not in ("deg", "degree", "degrees"):
+            raise ParameterError(f"{path}: a {fmt} file stores its angles in degrees, not {unit}")
+        allowed = {"flats", "darks", "angles"} if fmt == "xtek" else {"angles"}
+        extra = sorted(set(kwargs) - allowed)
+        if extra:
+            raise ParameterError(
+                f"{path}: {', '.join(e + '=' for e in extra)} do not apply to a {fmt} scan"
+            )
+        return (read_xtek if fmt == "xtek" else read_txrm)(path, **kwargs)
     if fmt != "tiff":
         # options of a TIFF folder (the CLI passes them as None when not given)
         misplaced = sorted(k for k in _TIFF_OPTIONS if kwargs.pop(k, None) is not None)

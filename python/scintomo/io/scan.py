@@ -30,6 +30,9 @@ class Scan:
     open_kwargs : dict
         Keyword arguments that :func:`scintomo.io.read` needs to open this
         file again (a Dask worker re-opens the file itself).
+    geometry : ConeGeometry or None
+        The scan's geometry where the file holds one (lab CT formats: Nikon
+        ``.xtekct``, Zeiss ``.txrm``), else ``None``.
     """
 
     projections: Any
@@ -42,6 +45,7 @@ class Scan:
     flat_series: list | None = None
     flat_positions: tuple[float, ...] | None = None
     open_kwargs: dict = field(default_factory=dict)
+    geometry: Any = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -1,7 +1,7 @@
 """Computing a block: raw detector rows to reconstructed slices.
 
-zingers -> flat-field -> deconvolution -> -log or phase retrieval -> stripes
--> reconstruction, each step the library function that does it; and the
+zingers -> flat-field -> deconvolution -> distortion -> -log or phase
+retrieval -> beam hardening -> stripes -> reconstruction, each step the library function that does it; and the
 rotation centre, found on a few rows when it is not given.
 """
 
@@ -52,6 +52,74 @@ def _load_psf(path: str):
 
         _PSF_CACHE[path] = psf_mod.load(path)
     return _PSF_CACHE[path]
+
+
+_BH_CACHE: dict = {}
+_DISTORTION_CACHE: dict = {}
+
+
+def distortion_model(cfg: PipelineConfig):
+    """The :class:`scintomo.distortion.DistortionModel` of ``[distortion] model``, or None."""
+    path = cfg.distortion.model
+    if not path:
+        return None
+    if path not in _DISTORTION_CACHE:
+        from .. import distortion
+
+        m = distortion.load(path)
+        if m.shape is None:
+            raise ParameterError(
+                f"{path}: the model has no frame shape (fitted on dots, not on an image); "
+                "its row shift cannot be bounded"
+            )
+        _DISTORTION_CACHE[path] = m
+    return _DISTORTION_CACHE[path]
+
+
+def _undistort(data, raw: RawBlock, cfg: PipelineConfig):
+    model = distortion_model(cfg)
+    if model is None:
+        return data
+    from .. import distortion
+
+    if model.shape[1] != data.shape[2]:
+        raise ParameterError(
+            f"{cfg.distortion.model}: fitted on a frame of {model.shape[1]} columns, the scan "
+            f"has {data.shape[2]}"
+        )
+    return distortion.undistort(data, model, first_row=raw.a0)
+
+
+def beam_hardening_model(cfg: PipelineConfig):
+    """The :class:`scintomo.beamhardening.BeamHardening` of ``[beamhardening]``, or None
+    (computed once per set of parameters: a spectrum fit takes xraydb look-ups)."""
+    from .. import beamhardening as bh
+
+    c = cfg.beamhardening
+    if not c.method:
+        return None
+    key = repr((c.method, sorted(c.options.items()), list(c.coefficients), c.p_max))
+    if key not in _BH_CACHE:
+        if c.method == "spectrum":
+            _BH_CACHE[key] = bh.from_spectrum(**c.options)
+        else:
+            coeffs = tuple(float(v) for v in c.coefficients)
+            _BH_CACHE[key] = bh.BeamHardening(
+                coeffs, float("nan"), float(c.p_max), float("nan"), "coefficients"
+            )
+    return _BH_CACHE[key]
+
+
+def _beam_hardening(data, cfg: PipelineConfig):
+    import warnings
+
+    model = beam_hardening_model(cfg)
+    if model is None:
+        return data
+    with warnings.catch_warnings():
+        # values beyond the calibration are counted per block; not repeated block after block
+        warnings.simplefilter("ignore")
+        return model.apply(data)
 
 
 def _n_threads(cfg: PipelineConfig):
@@ -123,11 +191,12 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
             log=not need_ratio,
             n_threads=n_threads,
         )
+    data = _undistort(data, raw, cfg)
     if cfg.phase.method == "paganin":
         from .. import recon  # issue 5
 
         data = recon.paganin(data, **cfg.phase.options)
-    data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
+    data = _beam_hardening(data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :], cfg)
     if cfg.stripes.method:
         from .. import recon  # issue 5
 
@@ -146,7 +215,7 @@ def _preprocess_corrected(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None)
             f"output): {step} acts on raw counts, so it cannot run on it; turn it off, or "
             "reconstruct the raw scan"
         )
-    data = np.asarray(raw.projections, dtype=np.float32)
+    data = _undistort(np.asarray(raw.projections, dtype=np.float32), raw, cfg)
     if cfg.phase.method:
         from .. import recon  # issue 5
 
@@ -155,7 +224,7 @@ def _preprocess_corrected(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None)
     elif raw.corrected == "ratio":
         # the floor before -log, as flatfield.correct applies it to raw scans
         data = -np.log(np.maximum(data, np.float32(cfg.flatfield.clip_low)))
-    data = data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :]
+    data = _beam_hardening(data[:, raw.r0 - raw.a0 : raw.r1 - raw.a0, :], cfg)
     if cfg.stripes.method:
         from .. import recon  # issue 5
 

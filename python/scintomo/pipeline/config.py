@@ -8,6 +8,8 @@ One section per step, in the order the steps run::
     [deconv]     psf (file), method, options
     [stripes]    method, options
     [phase]      method, options
+    [distortion] model (file of scintomo.distortion), after the flat-field
+    [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [recon]      algorithm, filter, backend
     [output]     folder, format, nsino_per_chunk or memory_budget_mb
@@ -39,8 +41,12 @@ def _f(default, doc: str, **kw):
 
 @dataclass
 class InputConfig:
-    file: str = _f("", "scan to reconstruct: DXchange .h5, NXtomo .nxs, or a folder of TIFF frames")
-    format: str = _f("auto", "auto | dxchange | nxtomo | tiff")
+    file: str = _f(
+        "",
+        "scan to reconstruct: DXchange .h5, NXtomo .nxs, a folder of TIFF frames, Nikon .xtekct, "
+        "Zeiss .txrm",
+    )
+    format: str = _f("auto", "auto | dxchange | nxtomo | tiff | xtek | txrm")
     flats: str = _f(
         "", "TIFF scans: flats when not beside the projections (folder, TIFF file, or pattern)"
     )
@@ -104,6 +110,33 @@ class PhaseConfig:
 
 
 @dataclass
+class DistortionConfig:
+    model: str = _f(
+        "",
+        "detector distortion model (JSON of scintomo.distortion.DistortionModel.save, fitted "
+        "on a dot grid); empty: none. Applied to the flat-fielded projections",
+    )
+
+
+@dataclass
+class BeamHardeningConfig:
+    method: str = _f(
+        "",
+        "beam-hardening linearisation after -log: spectrum (options below) | coefficients "
+        "(from a step wedge, scintomo.beamhardening.from_step_wedge) | empty: none",
+    )
+    options: dict = _f(
+        {},
+        "spectrum: keyword arguments of scintomo.beamhardening.from_spectrum: kvp (kV), "
+        "material (formula), density (g/cm3), max_thickness (mm), degree, detector",
+    )
+    coefficients: list = _f([], "coefficients: c1..cn of p_mono = c1 p + ... + cn p^n")
+    p_max: float = _f(
+        math.inf, "coefficients: largest calibrated -ln(I/I0); beyond it, the tangent"
+    )
+
+
+@dataclass
 class CenterConfig:
     value: float = _f(
         math.nan,
@@ -161,6 +194,8 @@ class PipelineConfig:
     deconv: DeconvConfig = field(default_factory=DeconvConfig)
     stripes: StripeConfig = field(default_factory=StripeConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
+    distortion: DistortionConfig = field(default_factory=DistortionConfig)
+    beamhardening: BeamHardeningConfig = field(default_factory=BeamHardeningConfig)
     center: CenterConfig = field(default_factory=CenterConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -219,7 +254,11 @@ class PipelineConfig:
             if v not in allowed:
                 raise ParameterError(f"{source}: {name} must be one of {allowed}, not {v!r}")
 
-        one_of(self.input.format, "input.format", ("auto", "dxchange", "nxtomo", "tiff"))
+        one_of(
+            self.input.format,
+            "input.format",
+            ("auto", "dxchange", "nxtomo", "tiff", "xtek", "txrm"),
+        )
         one_of(self.input.angle_unit, "input.angle_unit", ("", "deg", "rad"))
         one_of(self.flatfield.reduce, "flatfield.reduce", ("mean", "median"))
         one_of(self.flatfield.bad_flat, "flatfield.bad_flat", ("fill", "clamp", "nan", "raise"))
@@ -228,6 +267,27 @@ class PipelineConfig:
         one_of(self.recon.backend, "recon.backend", ("auto", "tomopy", "builtin"))
         one_of(self.deconv.method, "deconv.method", ("richardson_lucy", "wiener"))
         one_of(self.phase.method, "phase.method", ("", "paganin"))
+        one_of(self.beamhardening.method, "beamhardening.method", ("", "spectrum", "coefficients"))
+        bh = self.beamhardening
+        if bh.method and self.phase.method:
+            raise ParameterError(
+                f"{source}: beamhardening acts on -log projections; phase retrieval replaces "
+                "the -log, so the two cannot both run"
+            )
+        if bh.method == "coefficients" and (
+            not bh.coefficients
+            or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in bh.coefficients)
+        ):
+            raise ParameterError(
+                f"{source}: beamhardening.coefficients must be a non-empty list of numbers"
+            )
+        if bh.method == "spectrum":
+            missing = [k for k in ("material", "density", "max_thickness") if k not in bh.options]
+            if missing or not ("kvp" in bh.options or "spectrum" in bh.options):
+                raise ParameterError(
+                    f"{source}: beamhardening method 'spectrum' needs options kvp, material, "
+                    f"density, max_thickness (missing: {', '.join(missing) or 'kvp'})"
+                )
         if self.output.nsino_per_chunk < 1:
             raise ParameterError(f"{source}: output.nsino_per_chunk must be >= 1")
         if self.output.memory_budget_mb < 0:

@@ -41,6 +41,12 @@ def halo_rows(cfg: PipelineConfig, psf=None) -> int:
             h = max(h, 8, 2 * (k[0] // 2 + 1) if k else 16)
     if cfg.phase.method:
         h = max(h, cfg.phase.halo_rows)
+    if cfg.distortion.model:
+        # the undistorted rows of a block come from rows up to the largest vertical shift
+        # away; the filters above then need their halo of undistorted rows
+        from .compute import distortion_model
+
+        h += int(np.ceil(distortion_model(cfg).max_row_shift())) + 2
     return h
 
 

@@ -81,6 +81,18 @@ def _content_identity(path) -> dict:
     return {"path": str(p), "sha256": h.hexdigest()}
 
 
+def _distortion(cfg: PipelineConfig):
+    from .compute import distortion_model
+
+    return distortion_model(cfg)
+
+
+def _bh_model(cfg: PipelineConfig):
+    from .compute import beam_hardening_model
+
+    return beam_hardening_model(cfg)
+
+
 def _backend(cfg: PipelineConfig, recon_fn) -> str:
     """The reconstruction backend that runs: 'auto' is the built-in one whatever is installed
     (scintomo.recon.reconstruct), so 'auto' and 'builtin' are the same result."""
@@ -172,6 +184,16 @@ def record(
                 "halo_rows": c.phase.halo_rows,
             }
             if c.phase.method
+            else "off"
+        ),
+        "distortion": (
+            {"model": _content_identity(c.distortion.model), **_distortion(c).to_dict()}
+            if c.distortion.model
+            else "off"
+        ),
+        "beamhardening": (
+            {"method": c.beamhardening.method, **_bh_model(c).to_dict()}
+            if c.beamhardening.method
             else "off"
         ),
         "center_px": float(center),

@@ -3,6 +3,10 @@
 - :func:`reconstruct`: built-in (Rust) Fourier gridding and filtered
   back-projection (the default, ``backend="auto"``, whatever is installed),
   or TomoPy's ``recon`` with ``backend="tomopy"``.
+- :class:`ConeGeometry`, :func:`reconstruct` with ``geometry=``: cone-beam
+  (lab micro-CT) FDK; :func:`cone_project` / :func:`cone_backproject`: a
+  matched projector pair; :func:`find_cone_center`: central column and
+  detector tilt from the data.
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
 - :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018;
@@ -51,10 +55,12 @@ center_row + v / pixel. As D grows this becomes the parallel-beam rule above
 (s = x cos theta + y sin theta), so a far source gives the parallel result.
 This is RTK's ``ThreeDCircularProjectionGeometry`` (gantry angle theta, no
 offsets or out-of-plane angles) with RTK's y (its rotation axis) as our z and
-RTK's z as our -y; ASTRA's ``cone`` and TIGRE put the source on the x axis
-at angle 0 instead (a 90-degree shift of theta). ``tests/test_cone.py`` pins
-the convention with beads at known positions, and against RTK where
-``itk-rtk`` is installed.
+RTK's z as our -y (``tests/test_cone.py`` checks it voxel by voxel against
+RTK's FDK where ``itk-rtk`` is installed, and with beads at known positions
+everywhere). The source, detector and (u, v) vectors are also those of
+ASTRA's ``cone`` geometry as its documented cone -> cone_vec conversion gives
+them (theta its projection angle); ASTRA's volume index order and TIGRE's
+conventions were not checked (neither is installed here).
 
 Units: projections are -log(I/I0) (dimensionless line integrals); slices are
 attenuation per pixel (divide by the pixel size for per-length units).
@@ -63,6 +69,8 @@ attenuation per pixel (divide by the pixel size for per-length units).
 from __future__ import annotations
 
 from ._center import find_center
+from ._cone import cone_backproject, cone_project
+from ._cone_center import ConeCalibration, find_cone_center
 from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
@@ -71,13 +79,17 @@ from ._score import CenterScores, score_centers, score_try_folder
 from ._stripes import remove_stripes
 
 __all__ = [
-    "CenterScores",
-    "ConeGeometry",
     "FRC",
+    "CenterScores",
+    "ConeCalibration",
+    "ConeGeometry",
     "ParallelGeometry",
     "Reconstruction",
     "angle_weights",
+    "cone_backproject",
+    "cone_project",
     "find_center",
+    "find_cone_center",
     "fourier_ring_correlation",
     "frc",
     "half_bit_threshold",

@@ -1,0 +1,151 @@
+"""Lab corrections as pipeline steps: [beamhardening] runs after -log, its
+parameters (and the polynomial they give) go into the output's provenance,
+and a run with other parameters cannot resume into the volume."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+import scintomo.beamhardening as bh
+from scintomo import io, pipeline
+from scintomo.detector import kramers_spectrum
+from scintomo.exceptions import ParameterError, StaleOutputError
+from scintomo.pipeline import PipelineConfig
+
+N, ROWS, W, R, PX = 90, 4, 64, 25, 0.15  # angles, rows, columns, radius px, mm per px
+OPTS = {"kvp": 80.0, "material": "Al", "density": 2.699, "max_thickness": 2 * R * PX}
+
+
+@pytest.fixture(scope="module")
+def cylinder(tmp_path_factory):
+    """A DXchange scan of an Al cylinder in an 80 kVp beam, -ln(I/I0) from xraydb."""
+    s = (np.arange(W) - (W - 1) / 2) * PX
+    chord = 2 * np.sqrt(np.clip((R * PX) ** 2 - s**2, 0, None))
+    p = bh.polychromatic_projection(
+        chord, spectrum=kramers_spectrum(80.0), material="Al", density=2.699
+    )
+    i0 = 50000.0
+    proj = np.broadcast_to(i0 * np.exp(-p), (N, ROWS, W)).astype(np.float32)
+    flats = np.full((3, ROWS, W), i0, np.float32)
+    darks = np.zeros((2, ROWS, W), np.float32)
+    theta = np.linspace(0, np.pi, N, endpoint=False)
+    d = tmp_path_factory.mktemp("bh")
+    return io.write_dxchange(d / "cyl.h5", proj, flats, darks, theta)
+
+
+def _cfg(path, out, **bh_over):
+    c = PipelineConfig()
+    c.input.file = str(path)
+    c.output.folder = str(out)
+    c.output.format = "h5"
+    c.center.value = (W - 1) / 2
+    c.recon.algorithm = "fbp"
+    c.run.n_threads = 1
+    c.run.progress = False
+    for k, v in bh_over.items():
+        setattr(c.beamhardening, k, v)
+    return c
+
+
+def _cupping(vol):
+    img = vol[1]
+    y, x = np.mgrid[0:W, 0:W] - (W - 1) / 2
+    r = np.hypot(x, y)
+    centre, rim = img[r < 0.25 * R].mean(), img[(r > 0.6 * R) & (r < 0.8 * R)].mean()
+    return (rim - centre) / img[r < 0.8 * R].mean()
+
+
+def test_beam_hardening_step_flattens_and_is_recorded(cylinder, tmp_path):
+    plain = _cfg(cylinder, tmp_path / "plain")
+    pipeline.run(plain)
+    fixed = _cfg(cylinder, tmp_path / "bh", method="spectrum", options=dict(OPTS))
+    pipeline.run(fixed)
+    vols = {}
+    for name, c in (("plain", plain), ("bh", fixed)):
+        out = pipeline.output_paths(c, cylinder)["full"]
+        with h5py.File(out) as f:
+            vols[name] = f["exchange/data"][()]
+            prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+        if name == "bh":
+            rec = prov["beamhardening"]
+    assert _cupping(vols["plain"]) > 0.05
+    assert abs(_cupping(vols["bh"])) < 0.01
+    expected = bh.from_spectrum(**OPTS)
+    assert rec["method"] == "spectrum"
+    np.testing.assert_allclose(rec["coefficients"], expected.coefficients, rtol=1e-12)
+    assert rec["mu_ref_per_mm"] == pytest.approx(expected.mu_ref)
+    # another polynomial does not resume into this volume
+    other = _cfg(cylinder, tmp_path / "bh", method="spectrum", options={**OPTS, "kvp": 60.0})
+    with pytest.raises(StaleOutputError, match="beamhardening"):
+        pipeline.run(other)
+
+
+def test_beam_hardening_config_checked(tmp_path):
+    c = PipelineConfig()
+    c.beamhardening.method = "spectrum"
+    with pytest.raises(ParameterError, match="needs options"):
+        c.validate()
+    c.beamhardening.options = dict(OPTS)
+    c.phase.method = "paganin"
+    with pytest.raises(ParameterError, match="phase"):
+        c.validate()
+    c = PipelineConfig()
+    c.beamhardening.method = "coefficients"
+    with pytest.raises(ParameterError, match="coefficients"):
+        c.validate()
+    c.beamhardening.coefficients = [1.0, 0.2]
+    path = c.write(tmp_path / "c.toml")
+    back = PipelineConfig.from_toml(path)
+    assert (
+        back.beamhardening.coefficients == [1.0, 0.2]
+        and back.beamhardening.method == "coefficients"
+    )
+
+
+# ------------------------------------------------------------------ distortion
+
+
+def test_distortion_step_blockwise_equals_whole_frame(tmp_path):
+    """[distortion]: the pipeline, block by block with its halo, gives the volume of
+    the whole frames undistorted at once (scintomo.distortion.undistort) and
+    reconstructed; the model is in the provenance."""
+    from scintomo.distortion import DistortionModel, undistort
+    from scintomo.recon import reconstruct
+    from scintomo.simulate import simulate_scan
+
+    sim = simulate_scan(n_angles=40, n_rows=16, n_cols=32, seed=1)
+    path = io.write_dxchange(tmp_path / "s.h5", sim.projections, sim.flats, sim.darks, sim.theta)
+    model = DistortionModel((9.0, 14.0), (0.0, 1e-3), 10.0, 0.0, 0.0, 0, shape=(16, 32))
+    assert 1.0 < model.max_row_shift() < 6.0
+    model.save(tmp_path / "dist.json")
+    c = PipelineConfig()
+    c.input.file = str(path)
+    c.output.folder = str(tmp_path / "out")
+    c.output.format = "h5"
+    c.output.nsino_per_chunk = 3
+    c.center.value = 15.5
+    c.recon.algorithm = "fbp"
+    c.run.n_threads = 1
+    c.run.progress = False
+    c.distortion.model = str(tmp_path / "dist.json")
+    pipeline.run(c)
+    out = pipeline.output_paths(c, path)["full"]
+    with h5py.File(out) as f:
+        vol = f["exchange/data"][()]
+        prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+    # the reference: numpy -log of the whole frames, undistorted at once
+    p = sim.projections.astype(np.float64) - sim.darks.mean(0)
+    ratio = p / (sim.flats.mean(0) - sim.darks.mean(0))
+    minus_log = -np.log(np.clip(ratio, 1e-6, None)).astype(np.float32)
+    ref = np.asarray(
+        reconstruct(
+            undistort(minus_log, model), sim.theta, center=15.5, algorithm="fbp", filter="parzen"
+        )
+    )
+    np.testing.assert_allclose(vol, ref, atol=1e-4 * np.abs(ref).max())
+    assert prov["distortion"]["coefficients"] == [0.0, 1e-3]
+    assert "sha256" in prov["distortion"]["model"]
