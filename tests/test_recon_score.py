@@ -2,12 +2,15 @@
 about a known axis (130.3 px), reconstructed with candidate centres; the
 best-scored candidate must be the one nearest the truth."""
 
+import json
+
 import numpy as np
 import pytest
+import tifffile
 
-from scintomo.exceptions import NonFiniteError, ParameterError, ShapeError
-from scintomo.recon import CenterScores, reconstruct, score_centers
-from scintomo.simulate import ellipse_projections, shepp_logan_ellipses
+from scintomo.exceptions import FileFormatError, NonFiniteError, ParameterError, ShapeError
+from scintomo.recon import CenterScores, reconstruct, score_centers, score_try_folder
+from scintomo.simulate import ellipse_projections, shepp_logan_ellipses, simulate_scan
 
 N, TRUE_CENTER = 256, 130.3
 THETA = np.linspace(0, np.pi, 361, endpoint=False)
@@ -71,3 +74,49 @@ def test_score_errors():
         score_centers(np.full((1, 8, 8), np.nan), [1.0])
     r = score_centers(np.zeros((2, 8, 8)), [1.0, 2.0])  # empty slices: no winner by accident
     assert np.all(np.isinf(r.negativity))
+
+
+def test_score_the_folder_that_try_mode_writes(tmp_path):
+    """The pipeline's try mode on a simulated scan (axis at the detector's
+    middle, 63.5 px): try_scores.json beside the slices marks the file of the
+    true centre as the best."""
+    from scintomo import io, pipeline
+
+    sim = simulate_scan(n_angles=181, n_rows=2, n_cols=128, seed=1)
+    path = io.write_dxchange(tmp_path / "scan.h5", sim.projections, sim.flats, sim.darks, sim.theta)
+    cfg = pipeline.PipelineConfig()
+    cfg.input.file = str(path)
+    cfg.center.value = 63.5
+    cfg.center.search_width = 3.0
+    cfg.center.search_step = 0.5
+    cfg.run.n_threads = 1
+    cfg.run.progress = False
+    res = pipeline.try_centers(cfg)
+    r = score_try_folder(res.folder)
+    assert r.best_center == pytest.approx(63.5)
+    doc = json.loads((tmp_path / res.folder / "try_scores.json").read_text())
+    assert doc["best_center_px"] == pytest.approx(63.5)
+    names = [f["file"] for f in doc["files"]]
+    assert sorted(names) == sorted(p.rsplit("/", 1)[-1] for p in res.files)
+    best = [f for f in doc["files"] if f["best"]]
+    assert len(best) == 1 and best[0]["file"] == doc["best_file"]
+    assert best[0]["file"].endswith("_center63.50.tiff")
+    # scoring again reads only the slices (the JSON is no slice) and agrees
+    again = score_try_folder(res.folder, write=False)
+    np.testing.assert_array_equal(again.negativity, r.negativity)
+
+
+def test_score_folder_errors(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        score_try_folder(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError):
+        score_try_folder(tmp_path)
+    tifffile.imwrite(tmp_path / "slice.tiff", np.ones((8, 8), np.float32))
+    with pytest.raises(FileFormatError, match="no centre"):
+        score_try_folder(tmp_path)
+    # names alone (tomocupy's) are enough
+    (tmp_path / "slice.tiff").unlink()
+    for c in (9.5, 10.0):
+        tifffile.imwrite(tmp_path / f"recon_slice0001_center{c:05.2f}.tiff", np.ones((8, 8)))
+    r = score_try_folder(tmp_path)
+    np.testing.assert_array_equal(r.centers, [9.5, 10.0])

@@ -133,7 +133,12 @@ class MTFMap:
             for j, c in enumerate(self.cols):
                 v = vals[i, j]
                 txt = "-" if not math.isfinite(v) else f"{v:.3g}"
-                ax.text(c, r, txt, ha="center", va="center", fontsize=6, color="w")
+                ax.text(c, r, txt, ha="center", va="center", fontsize=6, color="k",
+                        bbox={"fc": "w", "ec": "none", "alpha": 0.6, "pad": 1})  # fmt: skip
+        if image is not None:  # the whole image, not only the tiles' span
+            h, w = np.shape(image)[:2]
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
         ax.set(
             title=f"MTF50 over the field ({self.n_measured} of {self.mtf50.size} tiles)",
             xlabel="column (px)",

@@ -15,7 +15,8 @@
   Rust over a stack.
 - :func:`frc`, :func:`fourier_ring_correlation`: resolution of a reconstruction
   by Fourier ring/shell correlation of two independent halves.
-- :func:`score_centers`: sharpness of trial slices, one per candidate centre.
+- :func:`score_centers`, :func:`score_try_folder`: sharpness of trial slices,
+  one per candidate centre (try mode's folder: ``try_scores.json``).
 
 Geometry (the same as TomoPy's ``project``/``recon`` and scikit-image's
 ``radon``/``iradon``)
@@ -74,7 +75,7 @@ from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
-from ._score import CenterScores, score_centers
+from ._score import CenterScores, score_centers, score_try_folder
 from ._stripes import remove_stripes
 
 __all__ = [
@@ -97,5 +98,6 @@ __all__ = [
     "reconstruct",
     "remove_stripes",
     "score_centers",
+    "score_try_folder",
     "tomopy_available",
 ]

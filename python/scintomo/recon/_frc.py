@@ -259,41 +259,44 @@ def fourier_ring_correlation(
             if isinstance(pixel_size, str)
             else positive(pixel_size, "pixel_size")
         )
-    x64 = x.astype(np.float64)
-    y64 = y.astype(np.float64)
+    # float32 transforms (complex64), float64 ring sums
+    # (bincount's weights): ~1e-6 of the correlation, half the memory and time
+    fft_axes = tuple(range(-len(plane), 0))
     # the means (f = 0) carry no resolution; removing them keeps the window's
     # leakage of a large offset out of the first rings
-    fft_axes = tuple(range(-len(plane), 0))
-    x64 -= x64.mean(axis=fft_axes, keepdims=True)
-    y64 -= y64.mean(axis=fft_axes, keepdims=True)
+    x32 = (x - x.mean(axis=fft_axes, keepdims=True, dtype=np.float64)).astype(np.float32)
+    y32 = (y - y.mean(axis=fft_axes, keepdims=True, dtype=np.float64)).astype(np.float32)
     if window == "hann":
-        w = _window(plane)
-        x64 *= w
-        y64 *= w
-    fx = np.fft.rfftn(x64, axes=fft_axes)
-    fy = np.fft.rfftn(y64, axes=fft_axes)
+        w = _window(plane).astype(np.float32)
+        x32 *= w
+        y32 *= w
+    from scipy import fft as sfft  # threaded, float32 kept
+
+    fx = sfft.rfftn(x32, axes=fft_axes, workers=-1)
+    fy = sfft.rfftn(y32, axes=fft_axes, workers=-1)
+    del x32, y32
     # radial frequency, cycles/px, of each rfftn sample; the half-spectrum's
     # samples with a conjugate twin count twice (weights) so sums equal the
     # full spectrum's
     axes = [np.fft.fftfreq(n) for n in plane[:-1]] + [np.fft.rfftfreq(plane[-1])]
     grids = np.meshgrid(*axes, indexing="ij", sparse=True)
-    k = np.broadcast_to(np.sqrt(sum(g**2 for g in grids)), fx.shape)
-    n_last = x.shape[-1]
+    dk = width / max(plane)
+    n_rings = int(np.floor(0.5 / dk)) + 1
+    # samples beyond the last ring (the corners) go to one extra bin, dropped
+    idx = np.minimum(np.rint(np.sqrt(sum(g**2 for g in grids)) / dk), n_rings).astype(np.intp)
     wgt = np.full(fx.shape[-1], 2.0)
     wgt[0] = 1.0
-    if n_last % 2 == 0:
+    if x.shape[-1] % 2 == 0:
         wgt[-1] = 1.0
-    wgt = np.broadcast_to(wgt, fx.shape)
-    dk = width / max(plane)
-    idx = np.rint(k / dk).astype(np.int64)
-    n_rings = int(np.floor(0.5 / dk)) + 1
-    sel = idx < n_rings
-    ii = idx[sel]
-    ww = wgt[sel]
-    cross = np.bincount(ii, weights=ww * (fx[sel] * np.conj(fy[sel])).real, minlength=n_rings)
-    px = np.bincount(ii, weights=ww * np.abs(fx[sel]) ** 2, minlength=n_rings)
-    py = np.bincount(ii, weights=ww * np.abs(fy[sel]) ** 2, minlength=n_rings)
-    count = np.bincount(ii, weights=ww, minlength=n_rings)
+    # per plane of the stack (thin volumes): the same ring index for each
+    idx_full = np.broadcast_to(idx, fx.shape).ravel()
+    w_full = np.broadcast_to(wgt, fx.shape).ravel()
+    nb = n_rings + 1
+    cross = np.bincount(idx_full, weights=w_full * (fx * np.conj(fy)).real.ravel(), minlength=nb)
+    px = np.bincount(idx_full, weights=w_full * (fx.real**2 + fx.imag**2).ravel(), minlength=nb)
+    py = np.bincount(idx_full, weights=w_full * (fy.real**2 + fy.imag**2).ravel(), minlength=nb)
+    count = np.bincount(idx_full, weights=w_full, minlength=nb)
+    cross, px, py, count = cross[:n_rings], px[:n_rings], py[:n_rings], count[:n_rings]
     with np.errstate(invalid="ignore", divide="ignore"):
         values = cross / np.sqrt(px * py)
     freqs = np.arange(n_rings) * dk

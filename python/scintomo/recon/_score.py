@@ -17,15 +17,20 @@ over the candidates, does not decide):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 from .._validate import as_float32, check_finite, choice, positive
-from ..exceptions import ShapeError
+from ..exceptions import FileFormatError, ShapeError
 
-__all__ = ["CenterScores", "score_centers"]
+__all__ = ["CenterScores", "score_centers", "score_try_folder"]
+
+#: name of the scores file written next to the trial slices
+SCORES_FILE = "try_scores.json"
 
 METRICS = ("total_variation", "negativity")
 
@@ -47,9 +52,12 @@ class CenterScores:
     best_index: int
     best_center: float
     at_edge: bool
+    files: tuple = ()
 
     def to_dict(self) -> dict:
-        return {
+        """Plain Python values; with ``files``, one entry per slice file
+        (name, centre, scores, ``best``) and ``best_file``."""
+        d = {
             "method": "sharpness of each trial slice, Gaussian-smoothed: total variation / L1 "
             "and negative mass / L1 (lower is better)",
             "metric": self.metric,
@@ -60,6 +68,23 @@ class CenterScores:
             "best_center_px": self.best_center,
             "at_edge": self.at_edge,
         }
+        if self.files:
+            d["files"] = [
+                {
+                    "file": Path(f).name,
+                    "center_px": float(c),
+                    "total_variation": float(t),
+                    "negativity": float(n),
+                    "best": i == self.best_index,
+                }
+                for i, (f, c, t, n) in enumerate(
+                    zip(
+                        self.files, self.centers, self.total_variation, self.negativity, strict=True
+                    )
+                )
+            ]
+            d["best_file"] = Path(self.files[self.best_index]).name
+        return d
 
 
 def _sharpness(x, sigma) -> tuple[float, float]:
@@ -125,3 +150,72 @@ def score_centers(
         best_center=float(c[best]),
         at_edge=c.size > 1 and best in (0, c.size - 1),
     )
+
+
+_CENTER_IN_NAME = re.compile(r"_center(-?\d+(?:\.\d+)?)\.tiff?$")
+
+
+def _center_of(path: Path) -> float:
+    """The slice's centre: its TIFF metadata's ``center_px`` (what try mode
+    writes), else the ``_center<value>`` in its name (tomocupy's names)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        meta = tf.shaped_metadata[0] if tf.shaped_metadata else {}
+    if isinstance(meta, dict) and "center_px" in meta:
+        return float(meta["center_px"])
+    m = _CENTER_IN_NAME.search(path.name)
+    if m is None:
+        raise FileFormatError(
+            f"{path}: no centre in its metadata (center_px) or name (_center<px>)"
+        )
+    return float(m.group(1))
+
+
+def score_try_folder(
+    folder, *, metric: str = "negativity", smooth_px: float = 2.0, write: bool = True
+) -> CenterScores:
+    """Score the slices that try mode wrote (one TIFF per candidate centre)
+    and, with ``write``, put ``try_scores.json`` beside them (atomically):
+    every file with its centre and scores, the best one marked.
+
+    Parameters
+    ----------
+    folder : path
+        The try folder (``<scan>_rec/try_center/<name>/``) or any folder of
+        ``*.tif(f)`` slices whose metadata or names give their centres.
+    metric, smooth_px
+        As for :func:`score_centers`.
+    write : bool
+        Write ``try_scores.json`` (False: only return the scores).
+
+    Returns
+    -------
+    CenterScores
+        With ``files`` in the order of their centres.
+    """
+    import tifffile
+
+    from .._json import write_json
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    paths = [
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in (".tif", ".tiff") and not p.name.startswith(".")
+    ]
+    if not paths:
+        raise FileNotFoundError(f"{folder}: no .tif/.tiff slices to score")
+    centers = np.array([_center_of(p) for p in paths])
+    order = np.argsort(centers, kind="stable")
+    paths = [paths[i] for i in order]
+    centers = centers[order]
+    scores = score_centers(
+        (tifffile.imread(p) for p in paths), centers, metric=metric, smooth_px=smooth_px
+    )
+    scores = replace(scores, files=tuple(str(p) for p in paths))
+    if write:
+        write_json(folder / SCORES_FILE, scores.to_dict())
+    return scores
