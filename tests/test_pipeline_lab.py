@@ -149,3 +149,49 @@ def test_distortion_step_blockwise_equals_whole_frame(tmp_path):
     np.testing.assert_allclose(vol, ref, atol=1e-4 * np.abs(ref).max())
     assert prov["distortion"]["coefficients"] == [0.0, 1e-3]
     assert "sha256" in prov["distortion"]["model"]
+
+
+# ------------------------------------------------------------------ Nikon scans
+
+
+def test_xtek_scan_runs_and_a_rewritten_projection_is_not_resumed(tmp_path):
+    """A Nikon scan through the pipeline (WhiteLevel as the flat); its identity covers the
+    TIFF projections, not only the .xtekct text."""
+    import tifffile
+
+    from scintomo.simulate import simulate_scan
+
+    sim = simulate_scan(n_angles=24, n_rows=4, n_cols=32, seed=2)
+    white = 60000.0
+    t = (sim.projections - sim.darks.mean(0)) / (sim.flats.mean(0) - sim.darks.mean(0))
+    counts = np.clip(t * white, 0, 65535).astype(np.uint16)
+    folder = tmp_path / "nikon"
+    folder.mkdir()
+    step = float(np.rad2deg(sim.theta[1] - sim.theta[0]))
+    (folder / "s.xtekct").write_text(
+        "[XTekCT]\nName=s\nProjections=24\nSrcToObject=100\nSrcToDetector=1000\n"
+        "DetectorPixelsX=32\nDetectorPixelsY=4\nDetectorPixelSizeX=0.1\nDetectorPixelSizeY=0.1\n"
+        f"InitialAngle=0\nAngularStep={step!r}\nWhiteLevel={white}\n"
+    )
+    for i, frame in enumerate(counts):
+        tifffile.imwrite(folder / f"s_{i + 1:04d}.tif", frame)
+    c = PipelineConfig()
+    c.input.file = str(folder / "s.xtekct")
+    c.output.folder = str(tmp_path / "out")
+    c.output.format = "h5"
+    c.center.value = 15.5
+    c.run.n_threads = 1
+    c.run.progress = False
+    res = pipeline.run(c)
+    assert res is not None
+    out = pipeline.output_paths(c, c.input.file)["full"]
+    with h5py.File(out) as f:
+        prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+    assert prov["input_format"] == "xtek"
+    assert prov["input"]["path"] == str((folder / "s.xtekct").resolve())
+    pipeline.run(c)  # the same scan resumes (nothing left to do)
+    frame = counts[5].copy()
+    frame[0, 0] ^= 1
+    tifffile.imwrite(folder / "s_0006.tif", frame)
+    with pytest.raises(StaleOutputError, match="input"):
+        pipeline.run(c)
