@@ -195,3 +195,41 @@ def test_xtek_scan_runs_and_a_rewritten_projection_is_not_resumed(tmp_path):
     tifffile.imwrite(folder / "s_0006.tif", frame)
     with pytest.raises(StaleOutputError, match="input"):
         pipeline.run(c)
+
+
+# ------------------------------------------------------------------ dynamic flat-field
+
+
+def test_dynamic_flatfield_step_removes_drift_and_is_recorded(tmp_path):
+    """[flatfield] dynamic = true: each block of rows is corrected with eigen flats; the
+    drift stripes that one mean flat leaves go (the simulated drift of
+    tests/test_flatfield_dynamic.py), and the parameters are in the provenance."""
+    from test_flatfield_dynamic import _scan, _stripes
+
+    from scintomo.pipeline.compute import preprocess
+    from scintomo.pipeline.read import read_block
+
+    proj, flats, darks, t = _scan()
+    theta = np.linspace(0, np.pi, proj.shape[0], endpoint=False)
+    path = io.write_dxchange(tmp_path / "drift.h5", proj, flats, darks, theta)
+    c = PipelineConfig()
+    c.input.file = str(path)
+    c.output.folder = str(tmp_path / "out")
+    c.output.format = "h5"
+    c.output.nsino_per_chunk = 8
+    c.center.value = (proj.shape[2] - 1) / 2
+    c.run.n_threads = 1
+    c.run.progress = False
+    plain = PipelineConfig.from_dict(c.to_dict())
+    c.flatfield.dynamic = True
+    c.flatfield.dynamic_components = 3
+    with io.read(path) as scan:
+        blocks = [(r, r + 8) for r in range(0, proj.shape[1], 8)]
+        dyn = np.concatenate([preprocess(read_block(scan, *b), c) for b in blocks], axis=1)
+        one = np.concatenate([preprocess(read_block(scan, *b), plain) for b in blocks], axis=1)
+    s_one, s_dyn = _stripes(np.exp(-one), t), _stripes(np.exp(-dyn), t)
+    assert s_one > 0.02 and s_dyn < 0.004, (s_one, s_dyn)
+    pipeline.run(c)
+    with h5py.File(pipeline.output_paths(c, path)["full"]) as f:
+        prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+    assert prov["flatfield"]["dynamic"] == {"n_components": 3, "downsample": 2, "method": "tv"}

@@ -122,6 +122,19 @@ def _beam_hardening(data, cfg: PipelineConfig):
         return model.apply(data)
 
 
+def _dynamic_flatfield(proj, flats, darks, cfg: PipelineConfig, *, log: bool):
+    """Eigen-flat-field correction of a block (scintomo.flatfield.dynamic): the block's rows
+    are what the weights are fitted to; all flat series together sample the drift."""
+    fl = np.concatenate(flats) if isinstance(flats, list) else flats
+    k = cfg.flatfield.dynamic_components or None
+    ratio = flatfield.dynamic(
+        proj, fl, darks, n_components=k, downsample=cfg.flatfield.dynamic_downsample
+    )
+    if not log:
+        return ratio
+    return -np.log(np.maximum(ratio, np.float32(cfg.flatfield.clip_low)))
+
+
 def _n_threads(cfg: PipelineConfig):
     return cfg.run.n_threads or None
 
@@ -180,17 +193,20 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
     with warnings.catch_warnings():
         # bad-pixel counts are per block; the run does not repeat them block after block
         warnings.simplefilter("ignore")
-        data = flatfield.correct(
-            proj,
-            flats,
-            darks,
-            flat_positions=positions,
-            reduce=cfg.flatfield.reduce,
-            bad_flat=cfg.flatfield.bad_flat,
-            clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
-            log=not need_ratio,
-            n_threads=n_threads,
-        )
+        if cfg.flatfield.dynamic:
+            data = _dynamic_flatfield(proj, flats, darks, cfg, log=not need_ratio)
+        else:
+            data = flatfield.correct(
+                proj,
+                flats,
+                darks,
+                flat_positions=positions,
+                reduce=cfg.flatfield.reduce,
+                bad_flat=cfg.flatfield.bad_flat,
+                clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
+                log=not need_ratio,
+                n_threads=n_threads,
+            )
     data = _undistort(data, raw, cfg)
     if cfg.phase.method == "paganin":
         from .. import recon  # issue 5

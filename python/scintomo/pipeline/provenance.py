@@ -210,16 +210,6 @@ def record(
             if c.phase.method
             else "off"
         ),
-        "distortion": (
-            {"model": _content_identity(c.distortion.model), **_distortion(c).to_dict()}
-            if c.distortion.model
-            else "off"
-        ),
-        "beamhardening": (
-            {"method": c.beamhardening.method, **_bh_model(c).to_dict()}
-            if c.beamhardening.method
-            else "off"
-        ),
         "center_px": float(center),
         "recon": {
             "algorithm": c.recon.algorithm,
@@ -229,6 +219,21 @@ def record(
         "rows": [int(rows[0]), int(rows[1])],
         "shape": [int(s) for s in shape],
     }
+    # the lab steps (issue 18) are recorded only when on, so that the record of a run
+    # without them is what it was before they existed (its volumes still resume)
+    if c.distortion.model:
+        steps["distortion"] = {
+            "model": _content_identity(c.distortion.model),
+            **_distortion(c).to_dict(),
+        }
+    if c.beamhardening.method:
+        steps["beamhardening"] = {"method": c.beamhardening.method, **_bh_model(c).to_dict()}
+    if c.flatfield.dynamic:
+        steps["flatfield"]["dynamic"] = {
+            "n_components": c.flatfield.dynamic_components,
+            "downsample": c.flatfield.dynamic_downsample,
+            "method": "tv",
+        }
     # JSON round trip now, so that what is compared is what a file gives back
     return json.loads(
         json.dumps(
