@@ -9,6 +9,7 @@ One section per step, in the order the steps run::
     [stripes]    method, options
     [phase]      method, options
     [distortion] model (file of scintomo.distortion), after the flat-field
+    [alignment]  shifts (file of scintomo.alignment), per-view drift undone
     [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [recon]      algorithm, filter, backend
@@ -126,6 +127,15 @@ class DistortionConfig:
 
 
 @dataclass
+class AlignmentConfig:
+    shifts: str = _f(
+        "",
+        "per-view (row, column) shifts (JSON of scintomo.alignment.Alignment.save, e.g. from "
+        "align_projections on a band of rows); empty: none. Undone after the distortion",
+    )
+
+
+@dataclass
 class BeamHardeningConfig:
     method: str = _f(
         "",
@@ -202,6 +212,7 @@ class PipelineConfig:
     stripes: StripeConfig = field(default_factory=StripeConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     distortion: DistortionConfig = field(default_factory=DistortionConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     beamhardening: BeamHardeningConfig = field(default_factory=BeamHardeningConfig)
     center: CenterConfig = field(default_factory=CenterConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)

@@ -226,6 +226,14 @@ def record(
             "model": _content_identity(c.distortion.model),
             **_distortion(c).to_dict(),
         }
+    if c.alignment.shifts:
+        from .compute import alignment_shifts
+
+        sh = alignment_shifts(c)
+        steps["alignment"] = {
+            "shifts": _content_identity(c.alignment.shifts),
+            "max_shift_px": float(np.abs(sh).max(initial=0.0)),
+        }
     if c.beamhardening.method:
         steps["beamhardening"] = {"method": c.beamhardening.method, **_bh_model(c).to_dict()}
     if c.flatfield.dynamic:
