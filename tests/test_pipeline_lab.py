@@ -278,3 +278,53 @@ def test_alignment_step_blockwise_equals_whole_frame(tmp_path):
     )
     np.testing.assert_allclose(vol, ref, atol=1e-4 * np.abs(ref).max())
     assert prov["alignment"]["max_shift_px"] == pytest.approx(np.abs(shifts).max())
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_recon_cli_flags_set_the_lab_steps(tmp_path, monkeypatch):
+    """scintomo recon --beam-hardening / --dynamic-flat / --distortion-model /
+    --alignment-shifts set the same [sections] as a --config file would."""
+    from scintomo.cli import main
+    from scintomo.cli import recon as cli_recon
+
+    parser_cfg = {}
+    orig = cli_recon._config
+
+    def spy(args):  # the config the flags give, then stop before any work
+        parser_cfg["cfg"] = orig(args)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli_recon, "_config", spy)
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "recon",
+                "--file-name",
+                str(tmp_path / "x.h5"),
+                "--beam-hardening",
+                "80",
+                "Al",
+                "2.699",
+                "9",
+                "--dynamic-flat",
+                "--distortion-model",
+                str(tmp_path / "d.json"),
+                "--alignment-shifts",
+                str(tmp_path / "s.json"),
+            ]
+        )
+    cfg = parser_cfg["cfg"]
+    assert cfg.beamhardening.method == "spectrum"
+    assert cfg.beamhardening.options == {
+        "kvp": 80.0,
+        "material": "Al",
+        "density": 2.699,
+        "max_thickness": 9.0,
+    }
+    assert cfg.flatfield.dynamic is True
+    assert cfg.distortion.model == str(tmp_path / "d.json")
+    assert cfg.alignment.shifts == str(tmp_path / "s.json")
+    assert main(["recon", "--file-name", "x.h5", "--beam-hardening", "hot", "Al", "2", "9"]) == 2
