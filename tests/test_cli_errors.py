@@ -80,6 +80,7 @@ def _cases(d: Path, leeds: Path | None):
         ["characterise", "afterglow", str(d / "text.npy"), "--frame-time", "1"],
         ["characterise", "absorption", "Xx", "--density", "1", "--thickness", "1"],
         ["characterise", "nps", str(d / "ok.tif"), "--pixel-size", "1", "-o", nodir + ".json"],
+        ["recon", "--file-name", str(d / "scan.h5"), "--output-folder", nodir + "/rec"],
         ["init", nodir + ".toml"],
         ["demo", "--size", "0", "-o", str(d / "demo")],
         ["demo", "-o", nodir],
@@ -179,3 +180,16 @@ def test_help_of_every_command():
     assert {"scintomo characterise nps", "scintomo characterise afterglow", "scintomo recon"} <= (
         set(seen)
     )
+
+
+def test_a_warning_is_one_line(tmp_path):
+    from scintomo.simulate import add_noise, slanted_edge
+
+    path = tmp_path / "low.npy"  # a real edge at SNR 1: measured, with a warning
+    np.save(path, add_noise(slanted_edge((96, 96), 5.0, contrast=0.05), read_noise=0.05, seed=0))
+    argv = [sys.executable, "-m", "scintomo", "mtf", str(path), "--bootstrap", "0"]
+    r = subprocess.run([*argv, "-o", str(tmp_path / "r.json")], capture_output=True, text=True,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("scintomo mtf: warning: low edge contrast")

@@ -262,3 +262,123 @@ def test_contrast_kernel_matches_numpy(bars):
             for g, r in zip(got, ref, strict=True):
                 # summation order of the profile means: ~1e-9 relative
                 np.testing.assert_allclose(g, r, rtol=1e-7, atol=1e-12)
+
+
+def _tilted_groups(freqs, angle_deg, *, n_bars=8, amplitudes=None, shape=(400, 520), seed=0):
+    """Bar groups whose bars run at ``angle_deg`` from the columns (numpy only):
+    bars rendered on a 4x finer grid, averaged over pixels, Gaussian blur
+    (sigma 1 px), noise 0.01 on a 0.2..0.8 scale. Group i sits at a grid cell."""
+    from scipy import ndimage
+
+    ss, (h, w) = 4, shape
+    y, x = (np.mgrid[0 : h * ss, 0 : w * ss] + 0.5) / ss
+    img = np.zeros((h * ss, w * ss))
+    a = math.radians(angle_deg)
+    amplitudes = amplitudes or [1.0] * len(freqs)
+    for i, (f, amp) in enumerate(zip(freqs, amplitudes, strict=True)):
+        cy, cx = 90 + 200 * (i // 3), 80 + 170 * (i % 3)
+        u = (x - cx) * math.cos(a) + (y - cy) * math.sin(a)  # across the bars
+        v = -(x - cx) * math.sin(a) + (y - cy) * math.cos(a)  # along them
+        half = n_bars / f / 2
+        inside = (np.abs(u) < half - 0.25 / f) & (np.abs(v) < 45)
+        img[inside & (((u + half) * f) % 1.0 < 0.5)] = amp
+    img = ndimage.gaussian_filter(img.reshape(h, ss, w, ss).mean(axis=(1, 3)), 1.0)
+    img = 0.2 + 0.6 * img + 0.01 * np.random.default_rng(seed).standard_normal(img.shape)
+    return img.astype(np.float32)
+
+
+@pytest.mark.parametrize("angle", [20.0, 30.0, 45.0, -45.0])
+def test_oblique_groups_are_never_reported_as_measured(angle):
+    """Tilted bars (PIPSpro's are at 45 deg) gave slivers with CTF up to 2.4 and
+    exit 0. Now: no group tilted beyond MAX_TILT_DEG is measured, and no CTF above
+    1 is reported; when nothing is left, the error says why."""
+    import warnings
+
+    img = _tilted_groups((0.03, 0.045, 0.06, 0.08, 0.1), angle)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no RuntimeWarning (overflow in exp) either
+        try:
+            b = bar_mtf(img)
+        except NumericalError as e:
+            assert "tilted" in str(e) or "no bar groups found" in str(e)
+            return
+    assert np.all(b.ctf <= 1.0)
+    for r0, r1, c0, c1 in b.regions:
+        from scintomo.mtf.bars import MAX_TILT_DEG, bar_tilt_deg
+
+        assert abs(bar_tilt_deg(img[r0:r1, c0:c1])) <= MAX_TILT_DEG
+
+
+@pytest.mark.parametrize("angle", [0.0, 20.0, 30.0, 45.0, -45.0, 60.0, 90.0])
+def test_bar_tilt_against_the_rendering(angle):
+    img = _tilted_groups((0.06,), angle, shape=(200, 200))
+    from scintomo.mtf.bars import bar_tilt_deg
+
+    off = (bar_tilt_deg(img[40:140, 20:140]) - angle + 45.0) % 90.0 - 45.0  # +-45 are one
+    assert abs(off) < 1.5
+
+
+def test_straight_groups_are_still_measured():
+    img = _tilted_groups((0.03, 0.045, 0.06, 0.08, 0.1), 0.0)
+    b = bar_mtf(img)
+    np.testing.assert_allclose(b.frequencies, [0.03, 0.045, 0.06, 0.08, 0.1], rtol=0.03)
+    assert not b.excluded and np.all(np.diff(b.ctf) < 0.01)
+
+
+def test_contrast_above_the_widest_group_is_flagged_not_reported():
+    """A group of stronger bars than the widest (another material) is excluded
+    and named; its CTF of ~1.6 is not a result."""
+    img = _tilted_groups((0.03, 0.045, 0.06, 0.08), 0.0, amplitudes=[0.5, 0.5, 0.8, 0.5])
+    b = bar_mtf(img)
+    assert np.all(b.ctf <= 1.0)
+    np.testing.assert_allclose(b.frequencies, [0.03, 0.045, 0.08], rtol=0.03)
+    assert len(b.excluded) == 1 and "contrast" in b.excluded[0]["reason"]
+    assert b.excluded[0]["frequency"] == pytest.approx(0.06, rel=0.03)
+    d = b.to_dict()
+    assert d["excluded"][0]["region"] == list(b.excluded[0]["region"])
+    # when every other group beats the widest one, the widest one is the suspect
+    img = _tilted_groups((0.03, 0.045, 0.06), 0.0, amplitudes=[0.3, 0.8, 0.8])
+    with pytest.raises(NumericalError, match="probably not a bar group"):
+        bar_mtf(img)
+
+
+def test_sharp_bars_no_overflow_warning():
+    """Nearly flat contrast (a sharp system): the log fit's crossing is far away;
+    exp() of it overflowed and leaked a RuntimeWarning on every such run."""
+    import warnings
+
+    img, groups = bar_target([0.03, 0.05, 0.07], GaussianPSF(0.05), n_bars=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = bar_mtf(img, groups=groups)
+    assert math.isnan(b.limit_frequency_log) or b.limit_frequency_log > 0
+
+
+def test_report_figure_draws_the_regions(tmp_path):
+    img = _tilted_groups((0.03, 0.045, 0.06, 0.08), 0.0, amplitudes=[0.5, 0.5, 0.8, 0.5])
+    b = bar_mtf(img)
+    fig = b.plot(image=img)
+    ax_img = fig.axes[0]
+    assert len(ax_img.patches) == len(b.regions) + len(b.excluded) == 4
+    assert ax_img.get_ylim()[1] <= ax_img.get_ylim()[0]  # image axes: rows downward
+    fig2 = bar_mtf(*bar_target([0.05, 0.1], GaussianPSF(1.0), n_bars=10)[:1]).plot()
+    assert fig2.axes[0].get_ylim()[1] >= 1.1
+
+
+def test_leeds_nothing_excluded_and_figure(leeds, tmp_path):
+    """The real Leeds card's bars run along the rows (tilt ~1 deg): its 11 groups are
+    all measured, none excluded, no CTF above 1; the figure draws all 11 regions."""
+    import warnings
+
+    from scintomo.mtf.bars import MAX_TILT_DEG, bar_tilt_deg
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        b = bar_mtf(leeds, pixel_size="0.388mm")
+    assert len(b.regions) == 11 and not b.excluded and np.all(b.ctf <= 1.0)
+    img = leeds.astype(np.float64)
+    assert all(abs(bar_tilt_deg(img[r0:r1, c0:c1])) < MAX_TILT_DEG / 2 for r0, r1, c0, c1 in
+               LEEDS_ROIS)  # fmt: skip
+    fig = b.plot(image=leeds)
+    assert len(fig.axes[0].patches) == 11
+    fig.savefig(tmp_path / "leeds.png")

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from scintomo.cli import main
 from scintomo.simulate import GaussianPSF, bar_target, slanted_edge
@@ -98,4 +99,24 @@ def test_cli_edge_on_a_slit_is_an_error(tmp_path, capsys):
     assert main(["mtf", str(path), "--bootstrap", "0", "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("scintomo mtf: error: no single edge"), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("angle", [20.0, 45.0])
+def test_cli_tilted_bars_exit_2_with_a_reason(tmp_path, capsys, angle):
+    """Tilted bar groups (pylinac's PIPSpro has them at 45 deg): one line saying
+    why nothing was measured, never a report of slivers at exit 0."""
+    import warnings
+
+    from test_mtf_bars import _tilted_groups
+
+    path = tmp_path / "tilted.npy"
+    np.save(path, _tilted_groups((0.03, 0.045, 0.06, 0.08, 0.1), angle))
+    out = tmp_path / "d.json"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rc = main(["mtf", str(path), "--bars", "auto", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("scintomo mtf: error: "), err
+    assert "tilted" in err[0] or "no bar groups found" in err[0]
     assert not out.exists()

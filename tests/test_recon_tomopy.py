@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter
 from scipy.ndimage import shift as nd_shift
 from test_recon import corr_scale, fov, smooth_shepp
 
-from scintomo.recon import find_center, reconstruct, remove_stripes, tomopy_available
+from scintomo.recon import find_center, paganin, reconstruct, remove_stripes, tomopy_available
 
 pytestmark = pytest.mark.skipif(not tomopy_available(), reason="TomoPy is not installed")
 
@@ -149,3 +150,62 @@ def test_tomopy_unpadded_axis(n):
     good, _ = corr_scale(rec, truth_at(img, rec), fov(n, 6))
     bad, _ = corr_scale(rec, nd_shift(truth_at(img, rec), (1, 0), order=3), fov(n, 6))
     assert good > 0.97 and good > bad + 0.02, (good, bad)  # 0.979 vs 0.930 seen
+
+
+def test_fw_vs_tomopy_remove_stripe_fw():
+    """Same striped sinogram, same wavelet (db5), level and sigma: ours
+    changes the stripe-free data about as little as TomoPy's and leaves
+    about as much of the stripes (0.89 % vs 0.79 % of the maximum, RMS;
+    18 % vs 16 % of the stripes left, measured with TomoPy 1.15.2)."""
+    import tomopy
+
+    n = 384
+    theta = np.linspace(0, np.pi, 540, endpoint=False)
+    rng = np.random.default_rng(0)
+    _, clean = smooth_shepp(n, theta, sigma=6, noise=0.002)
+    off = np.zeros(n, np.float32)
+    idx = np.sort(rng.choice(np.arange(20, n - 20), 16, replace=False))
+    off[idx] = rng.uniform(0.5, 1.0, idx.size) * rng.choice([-1, 1], idx.size) * 0.02 * clean.max()
+    data = clean + off[None, :]
+
+    def theirs(s):
+        return tomopy.remove_stripe_fw(s[:, None].copy(), level=4, wname="db5", sigma=2)[:, 0]
+
+    def ours(s):
+        return remove_stripes(s, method="fw", level=4, wavelet="db5", fw_sigma=2)
+
+    def change(f):
+        return float(np.sqrt(np.mean((f(clean) - clean).astype(np.float64) ** 2)) / clean.max())
+
+    def left(f):
+        return float(np.abs((f(data) - clean).mean(axis=0))[idx].mean() / np.abs(off[idx]).mean())
+
+    assert change(ours) < 1.3 * change(theirs), (change(ours), change(theirs))
+    assert left(ours) < 1.3 * left(theirs), (left(ours), left(theirs))
+
+
+def test_paganin_vs_tomopy_retrieve_phase():
+    """The unit mapping in paganin's docstring: TomoPy's retrieve_phase with
+    lengths in cm and alpha = 1 / (4 pi^2 delta/beta) returns our filtered
+    transmission (log=False). Even size, both padded (TomoPy: to a power of
+    two with the mean edge value; here by half the image with edge values):
+    the two differ by < 2 % of the filter's change (0.5 % seen)."""
+    import tomopy
+
+    rng = np.random.default_rng(0)
+    t = np.exp(-2 * gaussian_filter(rng.random((2, 128, 128)), (0, 3, 3))).astype(np.float32)
+    ps_um, z_mm, e_kev, db = 1.0, 50.0, 20.0, 200.0
+    ours = paganin(t, pixel_size=ps_um, distance=z_mm, energy=e_kev, delta_beta=db, log=False)
+    theirs = tomopy.retrieve_phase(
+        t.copy(),
+        pixel_size=ps_um * 1e-4,
+        dist=z_mm * 0.1,
+        energy=e_kev,
+        alpha=1.0 / (4 * np.pi**2 * db),
+        pad=True,
+    )
+
+    def rms(a):
+        return float(np.sqrt(np.mean(np.asarray(a, np.float64) ** 2)))
+
+    assert rms(ours - theirs) < 0.02 * rms(t - ours), (rms(ours - theirs), rms(t - ours))

@@ -63,6 +63,17 @@ def median_rows(
 def sort_median(
     sino: npt.NDArray[np.float32], size: int, *, n_threads: int | None = None
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
+def paganin(
+    stack: npt.NDArray[np.float32],
+    *,
+    pixel_size: float,
+    distance: float,
+    wavelength: float,
+    delta_beta: float,
+    pad: bool = True,
+    log: bool = True,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
 
 # --- deconv ---------------------------------------------------------------
 
@@ -177,3 +188,45 @@ def mtf_bar_regions(
     score: npt.NDArray[np.float64],
     tol: float,
 ) -> npt.NDArray[np.int64]: ...
+def cone_fdk(
+    projections: npt.NDArray[np.float32],
+    theta: list[float],
+    weights: npt.NDArray[np.float32],
+    *,
+    sod: float,
+    sdd: float,
+    pixel: float,
+    center_col: float,
+    center_row: float,
+    shape: tuple[int, int, int],
+    filter: str,
+    pad_len: int,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+def cone_project(
+    volume: npt.NDArray[np.float32],
+    theta: list[float],
+    *,
+    sod: float,
+    sdd: float,
+    pixel: float,
+    center_col: float,
+    center_row: float,
+    tilt: float,
+    n_rows: int,
+    n_cols: int,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...
+def cone_backproject(
+    projections: npt.NDArray[np.float32],
+    theta: list[float],
+    *,
+    sod: float,
+    sdd: float,
+    pixel: float,
+    center_col: float,
+    center_row: float,
+    tilt: float,
+    shape: tuple[int, int, int],
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float32]: ...

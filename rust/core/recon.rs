@@ -14,11 +14,14 @@
 //! share of the half turn, so the weights of a uniform 180-degree scan are
 //! pi / n_angles) computed by the caller.
 
+pub mod cone;
 mod fbp;
 mod filter;
 mod gridrec;
+pub mod phase;
 pub mod stripe;
 
+pub use cone::{cone_backproject, cone_project, fdk, ConeGeometry};
 pub use fbp::fbp;
 pub use filter::{filter_response, Filter};
 pub use gridrec::{gridrec, kb_beta};

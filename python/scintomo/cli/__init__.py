@@ -31,7 +31,7 @@ EXIT_ERROR = 2
 
 # Options that name a file or folder the command writes. Its folder must exist:
 # a typo in a path is refused rather than silently creating a directory tree.
-_OUTPUT_OPTIONS = ("output", "plot", "maps", "log_file")
+_OUTPUT_OPTIONS = ("output", "output_folder", "plot", "maps", "log_file")
 
 
 class _HelpFormatter(argparse.HelpFormatter):

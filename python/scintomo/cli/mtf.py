@@ -160,7 +160,8 @@ def run(args) -> int:
     report = {"image": str(args.image), **res.to_dict()}
     png = args.output.with_suffix(".png")
     write_json(args.output, report)
-    fig = res.plot()
+    bars = bool(args.bars or args.bar_frequencies)
+    fig = res.plot(image=img) if bars else res.plot()  # bars: the regions drawn on the image
     with atomic_path(png) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)

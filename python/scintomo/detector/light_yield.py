@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.integrate import trapezoid
 
 from .._validate import positive
 from ..exceptions import ParameterError
@@ -170,7 +171,8 @@ def _integrate(signal, name) -> float:
                 f"{name}: (wavelength, counts) must be 1-D arrays of one length >= 2"
             )
         order = np.argsort(wl)
-        value = float(np.trapezoid(counts[order], wl[order]))
+        # scipy's trapezoid: np.trapezoid is numpy >= 2 only (np.trapz < 2).
+        value = float(trapezoid(counts[order], wl[order]))
     else:
         value = float(signal)
     if not np.isfinite(value) or value <= 0:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from .bars import BarGroup, BarMTF, bar_mtf, detect_bar_groups
 from .edge import EdgeProfile, edge_mtf, edge_profile
+from .fieldmap import MTFMap, mtf_map  # noqa: F401 - MTF50 over the field
+from .radial import RadialMTF, radial_edge_mtf  # noqa: F401 - radial edge (ASTM E1695)
 from .result import MTF
 
 __all__ = [

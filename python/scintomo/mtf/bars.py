@@ -29,6 +29,16 @@ from ._detect import MIN_GROUP_PERIODS, BarGroup
 
 __all__ = ["BarGroup", "BarMTF", "bar_mtf", "coltman", "detect_bar_groups", "group_contrast"]
 
+#: bars tilted more than this from the rows or columns are smeared by the
+#: profile's average along them (a 90 px bar 5 deg off shifts by 8 px): such a
+#: group is flagged and excluded rather than measured along the wrong axis
+MAX_TILT_DEG = 5.0
+#: a group's square-wave contrast may exceed the widest group's by noise alone
+#: up to this; beyond it the group is flagged and excluded (a CTF above 1 is not
+#: a resolution figure: the widest region or this one is not a clean bar group)
+CTF_TOLERANCE = 0.02
+_MAX_LOG_FREQUENCY = 700.0  # exp() of more overflows float64
+
 COLTMAN_NOTE = (
     "sine-wave MTF from the square-wave contrast by Coltman's series (1954); it assumes "
     "long bar trains: 3- to 5-bar groups bias it"
@@ -120,6 +130,24 @@ def contrasts_numpy(image, rois, freqs, orientation, *, refine: bool = True):
     return tuple(np.array(v) for v in zip(*out, strict=True))
 
 
+def bar_tilt_deg(region) -> float:
+    """Tilt of the bars in ``region`` from the nearest image axis, degrees.
+
+    The dominant gradient direction of the structure tensor, 0.5 atan2(2 Jxy,
+    Jxx - Jyy) (Bigun & Granlund 1987), folded to (-45, 45]: 0 for bars along
+    the rows or columns, 45 for diagonal bars. It needs no frequency, and a thin
+    region holds enough gradients for it."""
+    r = np.asarray(region, dtype=np.float64)
+    if min(r.shape) < 3:
+        return 0.0
+    gy, gx = np.gradient(r)
+    jxx, jyy, jxy = float((gx * gx).sum()), float((gy * gy).sum()), float((gx * gy).sum())
+    if jxx + jyy == 0:
+        return 0.0
+    ang = 0.5 * math.degrees(math.atan2(2 * jxy, jxx - jyy))
+    return (ang + 45.0) % 90.0 - 45.0
+
+
 def _monotone_decreasing(y):
     """Least-squares non-increasing fit (pool adjacent violators)."""
     y = [float(v) for v in y]
@@ -159,7 +187,8 @@ def _make_ctf_func(f, c):
         q = np.asarray(q, dtype=np.float64)
         out = ip(np.clip(q, f[0], f[-1]))
         out = np.where(q < f[0], c[0], out)
-        ext = c[-1] * np.exp(k * (q - f[-1]))
+        # evaluated beyond the last group only (q - f[-1] >= 0, k <= 0: no overflow)
+        ext = c[-1] * np.exp(k * np.maximum(q - f[-1], 0.0))
         out = np.where(q > f[-1], np.where(ext > 0.01, ext, 0.0), out)
         return out
 
@@ -187,7 +216,9 @@ class BarMTF:
     ``threshold`` (``limit_frequency_log`` from the log fit);
     ``resolution_nm`` = 1e6 / (2 limit_frequency[lp/mm]); ``regions``: each
     group's (r0, r1, c0, c1) in pixels (given or detected), in the order of
-    ``frequencies``.
+    ``frequencies``; ``excluded``: groups found or given but not measured, each a
+    dict with ``region``, ``frequency`` (in ``frequency_unit``) and ``reason``
+    (bars tilted from the image axes, or a contrast above the widest group's).
     """
 
     frequencies: np.ndarray
@@ -206,6 +237,7 @@ class BarMTF:
     orientations: tuple
     note: str = COLTMAN_NOTE
     regions: tuple = ()
+    excluded: tuple = ()
 
     @property
     def limit_frequency_lp_per_mm(self):
@@ -244,18 +276,33 @@ class BarMTF:
                     "regions",
                 )
             },
+            "excluded": [
+                {
+                    "region": list(e["region"]),
+                    "frequency": clean(float(e["frequency"])),
+                    "reason": e["reason"],
+                }  # fmt: skip
+                for e in self.excluded
+            ],
         }
 
-    def plot(self, fig=None):
-        """Contrast and MTF vs frequency with the fits and the threshold."""
+    def plot(self, fig=None, *, image=None):
+        """Contrast and MTF vs frequency with the fits and the threshold; with
+        ``image``, the image beside them with each measured group's region drawn
+        (green, labelled with its frequency) and each excluded one (red, dashed)
+        so that a person can check what was measured. Returns the figure."""
         import matplotlib
 
         if fig is None:
             matplotlib.use("Agg", force=False)
             import matplotlib.pyplot as plt
 
-            fig = plt.figure(figsize=(6, 4))
-        ax = fig.subplots()
+            fig = plt.figure(figsize=(12, 5) if image is not None else (6, 4))
+        if image is not None:
+            ax_img, ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.2, 1]})
+            self._draw_regions(ax_img, image)
+        else:
+            ax = fig.subplots()
         ax.plot(self.frequencies, self.ctf, "o", label="square-wave contrast (norm.)")
         ax.plot(self.frequencies, self.mtf, "s", label="Coltman sine MTF")
         ax.plot(self.frequencies, self.michelson, "x", label="Michelson")
@@ -269,10 +316,45 @@ class BarMTF:
             if self.resolution_nm:
                 txt += f" ({self.resolution_nm:.0f} nm)"
             ax.annotate(txt, (self.limit_frequency, self.threshold), fontsize=8)
-        ax.set(xlabel=f"frequency ({self.frequency_unit})", ylabel="modulation", ylim=(0, 1.1))
+        # every measured point inside the axes, whatever its value
+        shown = np.concatenate([self.ctf, self.mtf, self.michelson])
+        shown = shown[np.isfinite(shown)]
+        top = max(1.1, 1.05 * float(shown.max())) if shown.size else 1.1
+        ax.set(xlabel=f"frequency ({self.frequency_unit})", ylabel="modulation", ylim=(0, top))
         ax.legend(fontsize=7)
         fig.tight_layout()
         return fig
+
+    def _draw_regions(self, ax, image):
+        from matplotlib.patches import Rectangle
+
+        img = np.asarray(image, dtype=np.float64)
+        finite = img[np.isfinite(img)]
+        lo, hi = np.percentile(finite, [0.5, 99.5]) if finite.size else (0.0, 1.0)
+        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+        groups = [(r, f, "C2", "-", f"{f:.3g}") for r, f in zip(self.regions, self.frequencies,
+                                                             strict=True)]  # fmt: skip
+        groups += [(e["region"], e["frequency"], "C3", "--", "excluded") for e in self.excluded]
+        for (r0, r1, c0, c1), _f, colour, style, label in groups:
+            ax.add_patch(
+                Rectangle(
+                    (c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False, ec=colour, ls=style, lw=1.2
+                )
+            )
+            ax.annotate(label, (c1, r0), color=colour, fontsize=7, va="bottom")
+        boxes = np.array([g[0] for g in groups], dtype=float)
+        if boxes.size:  # zoom on the groups, with a margin, so the regions can be checked
+            r0, r1 = boxes[:, 0].min(), boxes[:, 1].max()
+            c0, c1 = boxes[:, 2].min(), boxes[:, 3].max()
+            m = max(20.0, 0.15 * max(r1 - r0, c1 - c0))
+            ax.set_xlim(max(c0 - m, -0.5), min(c1 + m, img.shape[1] - 0.5))
+            ax.set_ylim(min(r1 + m, img.shape[0] - 0.5), max(r0 - m, -0.5))
+        ax.set_title(
+            f"{len(self.regions)} bar groups measured ({self.frequency_unit})"
+            + (f", {len(self.excluded)} excluded (red)" if self.excluded else ""),
+            fontsize=9,
+        )
+        ax.set_axis_off()
 
 
 def _pixel_size_um(pixel_size, magnification):
@@ -474,6 +556,33 @@ def bar_mtf(
         rois.append((r0, r1, c0, c1))
         nominal.append(freq)
         f_cpps.append(f_cpp)
+    unit = "lp/mm" if px_um is not None else "cycles/px"
+    excluded: list[dict] = []
+    # oblique bars: a profile along the rows or columns would smear them (flagged, excluded)
+    tilts = [
+        bar_tilt_deg(arr[max(0, r0 - 2) : r1 + 2, max(0, c0 - 2) : c1 + 2])
+        for r0, r1, c0, c1 in rois
+    ]
+    keep = [i for i, t in enumerate(tilts) if not abs(t) > MAX_TILT_DEG]
+    for i in sorted(set(range(len(rois))) - set(keep)):
+        excluded.append(
+            {
+                "region": list(rois[i]),
+                "frequency": float(nominal[i]),
+                "reason": f"bars tilted {tilts[i]:.0f} deg from the image axes (more than "
+                f"{MAX_TILT_DEG:g}): a profile along the rows or columns smears them",
+            }
+        )
+    if not keep:
+        raise NumericalError(
+            f"no bar group measurable: the {len(rois)} candidate region(s) hold bars tilted "
+            + ", ".join(f"{tilts[i]:.0f}" for i in range(len(rois)))
+            + " deg from the image axes; bar groups are measured across bars that run "
+            "along the rows or columns: rotate the image until they do (e.g. "
+            "scipy.ndimage.rotate, order=3), then measure it"
+        )
+    rois, nominal, f_cpps = ([v[i] for i in keep] for v in (rois, nominal, f_cpps))
+    orient_codes = [orient_codes[i] for i in keep]
     if backend == "numpy":
         _validate.check_finite(arr, "image")
         hi, lo, fpx, vert = contrasts_numpy(
@@ -494,6 +603,30 @@ def bar_mtf(
     if swing[0] <= 0:
         raise NumericalError("the widest bar group shows no modulation")
     ctf = swing / swing[0]
+    above = ctf > 1 + CTF_TOLERANCE
+    if above.any():
+        for i in np.nonzero(above)[0]:
+            excluded.append(
+                {
+                    "region": list(regions[i]),
+                    "frequency": float(freqs[i]),
+                    "reason": f"square-wave contrast {ctf[i]:.2f} x the widest group's (at "
+                    f"{freqs[0]:.4g} {unit}): this region or the widest one is not a clean "
+                    "bar group",
+                }
+            )
+        if (~above).sum() < 2:
+            raise NumericalError(
+                f"{int(above.sum())} of {above.size} bar groups show more contrast than the "
+                f"widest one (at {freqs[0]:.4g} {unit}, region {regions[0]}): it is probably "
+                "not a bar group; check the regions (or give them with --bars / groups=)"
+            )
+        ok = ~above
+        freqs, fpx, hi, lo, swing, ctf = (v[ok] for v in (freqs, fpx, hi, lo, swing, ctf))
+        orient = tuple(o for o, k in zip(orient, ok, strict=True) if k)
+        regions = tuple(r for r, k in zip(regions, ok, strict=True) if k)
+    # within CTF_TOLERANCE of the widest group: equal to it within noise
+    ctf = np.minimum(ctf, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         mich = np.where(hi + lo != 0, swing / (hi + lo), np.nan)
     ctf_func = _make_ctf_func(fpx, ctf)
@@ -504,11 +637,13 @@ def bar_mtf(
         b, a = np.polyfit(np.log(freqs), y, 1)
     else:
         a, b = float(y[0]), 0.0
-    lim_log = float(np.exp((threshold - a) / b)) if b < 0 else float("nan")
+    # exp of a huge exponent (a nearly flat fit) is no crossing, not an overflow
+    log_lim = (threshold - a) / b if b < 0 else float("nan")
+    lim_log = float(np.exp(log_lim)) if log_lim < _MAX_LOG_FREQUENCY else float("nan")
     ym = _monotone_decreasing(y)
     lim = _crossing(freqs, ym, threshold)
-    unit = "lp/mm" if px_um is not None else "cycles/px"
     res_nm = 1e6 / (2 * lim) if unit == "lp/mm" and math.isfinite(lim) and lim > 0 else None
+    excluded.sort(key=lambda e: e["frequency"])
     return BarMTF(
         frequencies=freqs,
         frequencies_cycles_per_px=fpx,
@@ -525,4 +660,5 @@ def bar_mtf(
         pixel_size_um=px_um,
         orientations=orient,
         regions=regions,
+        excluded=tuple(excluded),
     )

@@ -1,11 +1,21 @@
 """Micro-CT reconstruction and the steps around it.
 
 - :func:`reconstruct`: built-in (Rust) Fourier gridding and filtered
-  back-projection, or TomoPy when it is installed (``backend="auto"``).
+  back-projection (the default, ``backend="auto"``, whatever is installed),
+  or TomoPy's ``recon`` with ``backend="tomopy"``.
+- :class:`ConeGeometry`, :func:`reconstruct` with ``geometry=``: cone-beam
+  (lab micro-CT) FDK; :func:`cone_project` / :func:`cone_backproject`: a
+  matched projector pair; :func:`find_cone_center`: central column and
+  detector tilt from the data.
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
-- :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018).
-- :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002).
+- :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018;
+  Munch et al. 2009 with PyWavelets).
+- :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002), in
+  Rust over a stack.
+- :func:`frc`, :func:`fourier_ring_correlation`: resolution of a reconstruction
+  by Fourier ring/shell correlation of two independent halves.
+- :func:`score_centers`: sharpness of trial slices, one per candidate centre.
 
 Geometry (the same as TomoPy's ``project``/``recon`` and scikit-image's
 ``radon``/``iradon``)
@@ -21,11 +31,12 @@ the centre (y > 0) appears right of the axis.
 
 scikit-image's ``radon`` follows the same rule with its sinogram transposed
 (column, angle), theta in degrees and its centre at n // 2 (equal to ours for
-odd n; for even n pass ``center=n / 2``). TomoPy's source (libtomo
-``project.c``, ``preprocessing``) uses the same orientation; its ``center``
-counts from the detector's edge there, half a pixel from ours, which we could
-not check without TomoPy installed (the TomoPy backend passes the centre
-unchanged). ``scintomo.simulate`` projects with this convention.
+odd n; for even n pass ``center=n / 2``). TomoPy uses the same orientation,
+and its ``center`` is the same column index as ours: measured with TomoPy
+1.15 built from source, ``tomopy.find_center_vo`` returns our ``center``
+within 0.25 pixel and ``tomopy.recon`` given our ``center`` puts the object
+where ours does (``tests/test_recon_tomopy.py``); the TomoPy backend passes
+it unchanged. ``scintomo.simulate`` projects with this convention.
 
 Cone beam (lab micro-CT, :class:`ConeGeometry`)
 -----------------------------------------------
@@ -43,10 +54,12 @@ center_row + v / pixel. As D grows this becomes the parallel-beam rule above
 (s = x cos theta + y sin theta), so a far source gives the parallel result.
 This is RTK's ``ThreeDCircularProjectionGeometry`` (gantry angle theta, no
 offsets or out-of-plane angles) with RTK's y (its rotation axis) as our z and
-RTK's z as our -y; ASTRA's ``cone`` and TIGRE put the source on the x axis
-at angle 0 instead (a 90-degree shift of theta). ``tests/test_cone.py`` pins
-the convention with beads at known positions, and against RTK where
-``itk-rtk`` is installed.
+RTK's z as our -y (``tests/test_cone.py`` checks it voxel by voxel against
+RTK's FDK where ``itk-rtk`` is installed, and with beads at known positions
+everywhere). The source, detector and (u, v) vectors are also those of
+ASTRA's ``cone`` geometry as its documented cone -> cone_vec conversion gives
+them (theta its projection angle); ASTRA's volume index order and TIGRE's
+conventions were not checked (neither is installed here).
 
 Units: projections are -log(I/I0) (dimensionless line integrals); slices are
 attenuation per pixel (divide by the pixel size for per-length units).
@@ -55,20 +68,34 @@ attenuation per pixel (divide by the pixel size for per-length units).
 from __future__ import annotations
 
 from ._center import find_center
+from ._cone import cone_backproject, cone_project
+from ._cone_center import ConeCalibration, find_cone_center
+from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
+from ._score import CenterScores, score_centers
 from ._stripes import remove_stripes
 
 __all__ = [
+    "FRC",
+    "CenterScores",
+    "ConeCalibration",
     "ConeGeometry",
     "ParallelGeometry",
     "Reconstruction",
     "angle_weights",
+    "cone_backproject",
+    "cone_project",
     "find_center",
+    "find_cone_center",
+    "fourier_ring_correlation",
+    "frc",
+    "half_bit_threshold",
     "padded_length",
     "paganin",
     "reconstruct",
     "remove_stripes",
+    "score_centers",
     "tomopy_available",
 ]

@@ -119,13 +119,16 @@ def reconstruct(
     theta,
     *,
     center=None,
-    algorithm: str = "gridrec",
+    geometry=None,
+    algorithm: str | None = None,
     filter: str = "shepp",  # noqa: A002 - the field's (and TomoPy's) name
     backend: str = "auto",
     pad=True,
     mask=True,
     n_out: int | None = None,
     kernel_width: int = 4,
+    shape=None,
+    voxel_size=None,
     n_threads: int | None = None,
     **tomopy_kwargs,
 ) -> Reconstruction:
@@ -142,10 +145,20 @@ def reconstruct(
     center : float or (R,) array_like, pixels, optional
         Column index of the rotation axis (pixel centres at integers), one for
         all rows or one per row. Default (N - 1) / 2, the detector's middle.
-    algorithm : {"gridrec", "fbp"} or a TomoPy algorithm name
-        ``gridrec``: Fourier gridding (Kaiser-Bessel kernel); ``fbp``: filtered
-        back-projection with linear interpolation. With the TomoPy backend any
-        ``tomopy.recon`` algorithm ("sirt", "mlem", ...) and its keywords.
+    geometry : ConeGeometry or ParallelGeometry, optional
+        None or a :class:`ParallelGeometry`: parallel beam. A
+        :class:`ConeGeometry`: circular cone beam (lab micro-CT), reconstructed
+        by FDK into an (nz, ny, nx) volume (z along the rotation axis); then
+        ``shape``, ``voxel_size``, ``filter``, ``pad`` and ``n_threads`` apply
+        and ``center``, ``mask``, ``n_out`` and ``backend`` do not.
+    algorithm : {"gridrec", "fbp", "fdk"} or a TomoPy algorithm name
+        ``gridrec`` (the parallel-beam default): Fourier gridding
+        (Kaiser-Bessel kernel); ``fbp``: filtered back-projection with linear
+        interpolation; ``fdk`` (the cone-beam default and only choice):
+        Feldkamp-Davis-Kress with Parker weights for short scans and Wang
+        weights for a displaced detector, chosen from ``theta`` and the
+        geometry. With the TomoPy backend any ``tomopy.recon`` algorithm
+        ("sirt", "mlem", ...) and its keywords.
     filter : {"ramp", "shepp", "cosine", "hamming", "hann", "parzen"}
         Window of the ramp filter (band-limited ramp of Kak and Slaney).
     backend : {"auto", "builtin", "tomopy"}
@@ -164,6 +177,11 @@ def reconstruct(
         Side of the output slices, pixels (default N).
     kernel_width : int
         Gridding kernel width, grid cells (gridrec only).
+    shape : (nz, ny, nx), optional
+        Cone beam: the volume, centred on the axis and the central ray's
+        plane. Default (R, N, N), what the detector sees.
+    voxel_size : float or str, micrometres, optional
+        Cone beam: default the detector pixel / magnification.
     n_threads : int, optional
         Threads (None: all cores). Passed to TomoPy as ``ncore``.
 
@@ -174,6 +192,37 @@ def reconstruct(
         algorithm, filter, centres and padding. Row 0 is the top of the slice
         (y pointing up), as TomoPy and scikit-image lay it out.
     """
+    from ._geometry import ConeGeometry, ParallelGeometry
+
+    if isinstance(geometry, ConeGeometry):
+        from ._cone import reconstruct_cone
+
+        if center is not None or n_out is not None or backend not in ("auto", "builtin"):
+            raise ParameterError(
+                "center, n_out and backend are parallel-beam options; a ConeGeometry "
+                "carries center_column / center_row and reconstructs with the built-in FDK"
+            )
+        vol, meta = reconstruct_cone(
+            projections,
+            theta,
+            geometry,
+            algorithm="fdk" if algorithm is None else algorithm,
+            shape=shape,
+            voxel_size=voxel_size,
+            filter=filter,
+            pad=pad,
+            n_threads=n_threads,
+        )
+        return Reconstruction(vol, meta)
+    if geometry is not None and not isinstance(geometry, ParallelGeometry):
+        raise ParameterError(
+            f"geometry must be None, a ParallelGeometry or a ConeGeometry, got {geometry!r}"
+        )
+    if shape is not None or voxel_size is not None:
+        raise ParameterError("shape and voxel_size are cone-beam options; use n_out")
+    if geometry is not None and center is None:
+        center = geometry.center
+    algorithm = "gridrec" if algorithm is None else algorithm
     arr, single = as_sinogram_stack(projections)
     n_ang, n_rows, n_det = arr.shape
     th = np.asarray(theta, dtype=np.float64).ravel()

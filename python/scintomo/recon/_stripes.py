@@ -2,13 +2,19 @@
 Express 26, 28396 (2018), algorithms 2 (filtering), 3 (sorting), 5 (large
 stripes) and 6 (dead/unresponsive stripes), and their combination
 ``remove_all_stripe`` as TomoPy composes it (dead + large, then sorting);
-plus Munch et al., Optics Express 17, 8567 (2009) with a Haar wavelet.
+plus Munch et al., Optics Express 17, 8567 (2009), the Fourier-wavelet
+method, with PyWavelets (db5 by default, as TomoPy).
 
 The sorting and the sliding medians run in Rust (``_core.sort_median``,
-``_core.median_rows``); the rest is numpy on whole sinograms.
+``_core.median_rows``, on ``n_threads``); the rest is numpy on whole
+sinograms. ``fw`` runs the sinograms of a stack on ``n_threads`` Python
+threads (PyWavelets and numpy's FFT release the GIL).
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy.ndimage import binary_dilation, median_filter, uniform_filter1d
@@ -111,43 +117,35 @@ def _rs_dead(sino, snr, size, drop_ratio, nt):
     return _rs_large(out, snr, size, drop_ratio, nt)
 
 
-def _haar2(a):
-    p, q = a[0::2], a[1::2]
-    lo, hi = (p + q) * 0.5, (p - q) * 0.5  # along axis 0 (angles)
-    ll, lh = (lo[:, 0::2] + lo[:, 1::2]) * 0.5, (lo[:, 0::2] - lo[:, 1::2]) * 0.5
-    hl, hh = (hi[:, 0::2] + hi[:, 1::2]) * 0.5, (hi[:, 0::2] - hi[:, 1::2]) * 0.5
-    return ll, lh, hl, hh
+def _rs_fw(sino, level, sigma, wavelet):
+    """Munch et al. 2009 with PyWavelets: at each level the detail band that
+    holds vertical stripes (detail across the detector, approximation along
+    the angles: pywt's cV) is damped near zero angular frequency by
+    1 - exp(-k^2 / (2 sigma^2)), k in frequency bins of that band. The
+    sinogram is extended by reflection along the angles (by a quarter of its
+    length on each side, and to a multiple of 2^level) so the band's FFT
+    sees no jump between the first and last angle; pywt's "symmetric"
+    extension at the detector edges."""
+    import pywt
 
-
-def _ihaar2(ll, lh, hl, hh):
-    lo = np.empty((ll.shape[0], 2 * ll.shape[1]), ll.dtype)
-    hi = np.empty_like(lo)
-    lo[:, 0::2], lo[:, 1::2] = ll + lh, ll - lh
-    hi[:, 0::2], hi[:, 1::2] = hl + hh, hl - hh
-    out = np.empty((2 * lo.shape[0], lo.shape[1]), lo.dtype)
-    out[0::2], out[1::2] = lo + hi, lo - hi
-    return out
-
-
-def _rs_fw(sino, level, sigma):
-    """Munch et al. 2009 with a Haar wavelet (PyWavelets is not a
-    dependency): at each level the detail band that holds vertical stripes
-    (constant along the angles, varying across the detector) is damped near
-    zero angular frequency by 1 - exp(-k^2 / (2 sigma^2))."""
     na, nc = sino.shape
-    m = 1 << level
-    pa, pc = (-na) % m, (-nc) % m
-    a = np.pad(sino.astype(np.float64), ((0, pa), (0, pc)), mode="reflect")
-    details = []
+    ext = na // 4
+    ext_lo = ext + (-(na + 2 * ext)) % (1 << level)
+    a = np.pad(sino.astype(np.float64), ((ext_lo, ext), (0, 0)), mode="reflect")
+    shapes, details = [], []
     for _ in range(level):
-        a, lh, hl, hh = _haar2(a)
-        k = np.fft.fftfreq(lh.shape[0], 1.0 / lh.shape[0])[:, None]
-        damp = 1.0 - np.exp(-(k**2) / (2.0 * sigma**2))
-        lh = np.fft.ifft(np.fft.fft(lh, axis=0) * damp, axis=0).real
-        details.append((lh, hl, hh))
-    for lh, hl, hh in reversed(details):
-        a = _ihaar2(a, lh, hl, hh)
-    return a[:na, :nc].astype(np.float32)
+        shapes.append(a.shape)
+        a, (ch, cv, cd) = pywt.dwt2(a, wavelet, mode="symmetric")
+        k = np.fft.fftfreq(cv.shape[0], 1.0 / cv.shape[0])[:, None]
+        damp = -np.expm1(-(k**2) / (2.0 * sigma**2))
+        cv = np.fft.irfft(
+            np.fft.rfft(cv, axis=0) * damp[: cv.shape[0] // 2 + 1], cv.shape[0], axis=0
+        )
+        details.append((ch, cv, cd))
+    for shape, (ch, cv, cd) in zip(reversed(shapes), reversed(details), strict=True):
+        a = pywt.idwt2((a[: ch.shape[0], : ch.shape[1]], (ch, cv, cd)), wavelet, mode="symmetric")
+        a = a[: shape[0], : shape[1]]
+    return a[ext_lo : ext_lo + na, :nc].astype(np.float32)
 
 
 def remove_stripes(
@@ -161,6 +159,7 @@ def remove_stripes(
     drop_ratio: float = 0.1,
     level: int = 4,
     fw_sigma: float = 2.0,
+    wavelet: str = "db5",
     n_threads: int | None = None,
 ) -> np.ndarray:
     """Remove stripes (ring artefacts) from sinograms.
@@ -172,7 +171,8 @@ def remove_stripes(
     method : {"all", "sort", "filter", "large", "dead", "fw"}
         ``all``: dead + large stripes, then sorting (TomoPy's
         ``remove_all_stripe``); ``sort``, ``filter``, ``large``, ``dead``: the
-        single algorithms of Vo et al. 2018; ``fw``: Munch et al. 2009 (Haar).
+        single algorithms of Vo et al. 2018; ``fw``: Munch et al. 2009
+        (Fourier-wavelet, PyWavelets).
     snr : float
         Detection threshold of large/dead stripes (ratio to the noise level).
     la_size, sm_size : int, pixels
@@ -182,8 +182,15 @@ def remove_stripes(
     drop_ratio : float
         Fraction of extreme sorted values left out when detecting large stripes.
     level, fw_sigma : int, float
-        Wavelet levels and damping width (angular frequency bins) for ``fw``.
+        Wavelet levels and damping width (angular frequency bins) for ``fw``
+        (TomoPy's ``remove_stripe_fw`` ``level`` and ``sigma``).
+    wavelet : str
+        PyWavelets wavelet name for ``fw`` (TomoPy's ``wname``; default
+        "db5", TomoPy's default). On a stripe-free sinogram db5 at level 4
+        changes the data ~10x less than a Haar wavelet did.
     n_threads : int, optional
+        Threads (None: all cores): inside the Rust kernels for the Vo
+        methods, over the sinograms (detector rows) of a stack for ``fw``.
 
     Returns
     -------
@@ -194,10 +201,16 @@ def remove_stripes(
     arr, single = as_sinogram_stack(projections)
     if not (np.isfinite(snr) and snr > 0):
         raise ParameterError(f"snr must be > 0, got {snr!r}")
-    if method == "fw" and not (1 <= int(level) <= 12 and fw_sigma > 0):
-        raise ParameterError("fw needs 1 <= level <= 12 and fw_sigma > 0")
+    if method == "fw":
+        if not (1 <= int(level) <= 12 and fw_sigma > 0):
+            raise ParameterError("fw needs 1 <= level <= 12 and fw_sigma > 0")
+        import pywt
+
+        if wavelet not in pywt.wavelist(kind="discrete"):
+            raise ParameterError(f"wavelet {wavelet!r} is not a discrete PyWavelets wavelet")
     out = np.empty(arr.shape, np.float32)
-    for r in range(arr.shape[1]):
+
+    def one(r):
         s = np.ascontiguousarray(arr[:, r, :])
         if method == "all":
             s = _rs_sort(_rs_dead(s, snr, la_size, drop_ratio, nt), sm_size, nt)
@@ -210,6 +223,14 @@ def remove_stripes(
         elif method == "dead":
             s = _rs_dead(s, snr, la_size, drop_ratio, nt)
         else:
-            s = _rs_fw(s, int(level), float(fw_sigma))
+            s = _rs_fw(s, int(level), float(fw_sigma), wavelet)
         out[:, r, :] = s
+
+    workers = min(arr.shape[1], nt or os.cpu_count() or 1) if method == "fw" else 1
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as ex:
+            list(ex.map(one, range(arr.shape[1])))
+    else:
+        for r in range(arr.shape[1]):
+            one(r)
     return out[:, 0, :] if single else out

@@ -17,6 +17,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod errors;
 mod util;
 
+mod cone;
 mod deconv;
 mod detector;
 mod flatfield;
@@ -32,5 +33,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     deconv::register(m)?;
     recon::register(m)?;
     detector::register(m)?;
+    cone::register(m)?;
     Ok(())
 }

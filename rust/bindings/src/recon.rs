@@ -84,7 +84,37 @@ fn sort_median<'py>(
     Ok((a.into_pyarray(py), b.into_pyarray(py), c.into_pyarray(py)))
 }
 
+/// Paganin phase retrieval of an (image, row, column) float32 stack of
+/// transmissions; lengths in metres.
+#[pyfunction]
+#[pyo3(signature = (stack, *, pixel_size, distance, wavelength, delta_beta, pad = true,
+                    log = true, n_threads = None))]
+#[allow(clippy::too_many_arguments)]
+fn paganin<'py>(
+    py: Python<'py>,
+    stack: PyReadonlyArray3<'py, f32>,
+    pixel_size: f64,
+    distance: f64,
+    wavelength: f64,
+    delta_beta: f64,
+    pad: bool,
+    log: bool,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    let p = recon::phase::Paganin {
+        pixel_size,
+        distance,
+        wavelength,
+        delta_beta,
+        pad,
+        log,
+    };
+    let v = stack.as_array();
+    Ok(run(py, n_threads, || recon::phase::paganin(v, &p))?.into_pyarray(py))
+}
+
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(paganin, m)?)?;
     m.add_function(wrap_pyfunction!(recon_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(median_rows, m)?)?;
     m.add_function(wrap_pyfunction!(sort_median, m)?)?;
