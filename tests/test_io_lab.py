@@ -124,6 +124,11 @@ def test_xtek_foreign_and_mismatched(tmp_path):
         sio.read(path)
     with pytest.raises(ParameterError, match="degrees"):
         sio.read(path, angle_unit="rad")
+    # an angles file from elsewhere (the pipeline's [input] angles) is read with its unit
+    rad = np.linspace(0, np.pi, N)
+    (tmp_path / "angles.txt").write_text("\n".join(repr(float(a)) for a in rad))
+    with sio.read(path, angles=str(tmp_path / "angles.txt"), angle_unit="rad") as scan:
+        np.testing.assert_allclose(scan.theta, rad)
     with pytest.raises(ParameterError, match="prefix"):
         sio.read(path, prefix="proj")
 

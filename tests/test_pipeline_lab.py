@@ -149,3 +149,182 @@ def test_distortion_step_blockwise_equals_whole_frame(tmp_path):
     np.testing.assert_allclose(vol, ref, atol=1e-4 * np.abs(ref).max())
     assert prov["distortion"]["coefficients"] == [0.0, 1e-3]
     assert "sha256" in prov["distortion"]["model"]
+
+
+# ------------------------------------------------------------------ Nikon scans
+
+
+def test_xtek_scan_runs_and_a_rewritten_projection_is_not_resumed(tmp_path):
+    """A Nikon scan through the pipeline (WhiteLevel as the flat); its identity covers the
+    TIFF projections, not only the .xtekct text."""
+    import tifffile
+
+    from scintomo.simulate import simulate_scan
+
+    sim = simulate_scan(n_angles=24, n_rows=4, n_cols=32, seed=2)
+    white = 60000.0
+    t = (sim.projections - sim.darks.mean(0)) / (sim.flats.mean(0) - sim.darks.mean(0))
+    counts = np.clip(t * white, 0, 65535).astype(np.uint16)
+    folder = tmp_path / "nikon"
+    folder.mkdir()
+    step = float(np.rad2deg(sim.theta[1] - sim.theta[0]))
+    (folder / "s.xtekct").write_text(
+        "[XTekCT]\nName=s\nProjections=24\nSrcToObject=100\nSrcToDetector=1000\n"
+        "DetectorPixelsX=32\nDetectorPixelsY=4\nDetectorPixelSizeX=0.1\nDetectorPixelSizeY=0.1\n"
+        f"InitialAngle=0\nAngularStep={step!r}\nWhiteLevel={white}\n"
+    )
+    for i, frame in enumerate(counts):
+        tifffile.imwrite(folder / f"s_{i + 1:04d}.tif", frame)
+    c = PipelineConfig()
+    c.input.file = str(folder / "s.xtekct")
+    c.output.folder = str(tmp_path / "out")
+    c.output.format = "h5"
+    c.center.value = 15.5
+    c.run.n_threads = 1
+    c.run.progress = False
+    res = pipeline.run(c)
+    assert res is not None
+    out = pipeline.output_paths(c, c.input.file)["full"]
+    with h5py.File(out) as f:
+        prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+    assert prov["input_format"] == "xtek"
+    assert prov["input"]["path"] == str((folder / "s.xtekct").resolve())
+    pipeline.run(c)  # the same scan resumes (nothing left to do)
+    frame = counts[5].copy()
+    frame[0, 0] ^= 1
+    tifffile.imwrite(folder / "s_0006.tif", frame)
+    with pytest.raises(StaleOutputError, match="input"):
+        pipeline.run(c)
+
+
+# ------------------------------------------------------------------ dynamic flat-field
+
+
+def test_dynamic_flatfield_step_removes_drift_and_is_recorded(tmp_path):
+    """[flatfield] dynamic = true: each block of rows is corrected with eigen flats; the
+    drift stripes that one mean flat leaves go (the simulated drift of
+    tests/test_flatfield_dynamic.py), and the parameters are in the provenance."""
+    from test_flatfield_dynamic import _scan, _stripes
+
+    from scintomo.pipeline.compute import preprocess
+    from scintomo.pipeline.read import read_block
+
+    proj, flats, darks, t = _scan()
+    theta = np.linspace(0, np.pi, proj.shape[0], endpoint=False)
+    path = io.write_dxchange(tmp_path / "drift.h5", proj, flats, darks, theta)
+    c = PipelineConfig()
+    c.input.file = str(path)
+    c.output.folder = str(tmp_path / "out")
+    c.output.format = "h5"
+    c.output.nsino_per_chunk = 8
+    c.center.value = (proj.shape[2] - 1) / 2
+    c.run.n_threads = 1
+    c.run.progress = False
+    plain = PipelineConfig.from_dict(c.to_dict())
+    c.flatfield.dynamic = True
+    c.flatfield.dynamic_components = 3
+    with io.read(path) as scan:
+        blocks = [(r, r + 8) for r in range(0, proj.shape[1], 8)]
+        dyn = np.concatenate([preprocess(read_block(scan, *b), c) for b in blocks], axis=1)
+        one = np.concatenate([preprocess(read_block(scan, *b), plain) for b in blocks], axis=1)
+    s_one, s_dyn = _stripes(np.exp(-one), t), _stripes(np.exp(-dyn), t)
+    assert s_one > 0.02 and s_dyn < 0.004, (s_one, s_dyn)
+    pipeline.run(c)
+    with h5py.File(pipeline.output_paths(c, path)["full"]) as f:
+        prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+    assert prov["flatfield"]["dynamic"] == {"n_components": 3, "downsample": 2, "method": "tv"}
+
+
+# ------------------------------------------------------------------ drift shifts
+
+
+def test_alignment_step_blockwise_equals_whole_frame(tmp_path):
+    """[alignment] shifts: the pipeline undoes saved per-view shifts block by block (with a
+    halo of the largest row shift) exactly as on whole frames; the file is in the
+    provenance."""
+    from scintomo.alignment import Alignment, shift_projections
+    from scintomo.recon import reconstruct
+    from scintomo.simulate import simulate_scan
+
+    sim = simulate_scan(n_angles=30, n_rows=12, n_cols=32, seed=3)
+    path = io.write_dxchange(tmp_path / "s.h5", sim.projections, sim.flats, sim.darks, sim.theta)
+    shifts = np.random.default_rng(0).uniform(-2.5, 2.5, size=(30, 2))
+    Alignment(shifts, 1, True, ()).save(tmp_path / "shifts.json")
+    c = PipelineConfig()
+    c.input.file = str(path)
+    c.output.folder = str(tmp_path / "out")
+    c.output.format = "h5"
+    c.output.nsino_per_chunk = 3
+    c.center.value = 15.5
+    c.recon.algorithm = "fbp"
+    c.run.n_threads = 1
+    c.run.progress = False
+    c.alignment.shifts = str(tmp_path / "shifts.json")
+    pipeline.run(c)
+    with h5py.File(pipeline.output_paths(c, path)["full"]) as f:
+        vol = f["exchange/data"][()]
+        prov = json.loads(f["exchange/data"].attrs["scintomo"])["provenance"]
+    p = sim.projections.astype(np.float64) - sim.darks.mean(0)
+    ratio = p / (sim.flats.mean(0) - sim.darks.mean(0))
+    minus_log = -np.log(np.clip(ratio, 1e-6, None)).astype(np.float32)
+    ref = np.asarray(
+        reconstruct(
+            shift_projections(minus_log, shifts, order=1),
+            sim.theta,
+            center=15.5,
+            algorithm="fbp",
+            filter="parzen",
+        )
+    )
+    np.testing.assert_allclose(vol, ref, atol=1e-4 * np.abs(ref).max())
+    assert prov["alignment"]["max_shift_px"] == pytest.approx(np.abs(shifts).max())
+
+
+# ------------------------------------------------------------------ command line
+
+
+def test_recon_cli_flags_set_the_lab_steps(tmp_path, monkeypatch):
+    """scintomo recon --beam-hardening / --dynamic-flat / --distortion-model /
+    --alignment-shifts set the same [sections] as a --config file would."""
+    from scintomo.cli import main
+    from scintomo.cli import recon as cli_recon
+
+    parser_cfg = {}
+    orig = cli_recon._config
+
+    def spy(args):  # the config the flags give, then stop before any work
+        parser_cfg["cfg"] = orig(args)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(cli_recon, "_config", spy)
+    (tmp_path / "d.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "recon",
+                "--file-name",
+                str(tmp_path / "x.h5"),
+                "--beam-hardening",
+                "80",
+                "Al",
+                "2.699",
+                "9",
+                "--dynamic-flat",
+                "--distortion-model",
+                str(tmp_path / "d.json"),
+                "--alignment-shifts",
+                str(tmp_path / "s.json"),
+            ]
+        )
+    cfg = parser_cfg["cfg"]
+    assert cfg.beamhardening.method == "spectrum"
+    assert cfg.beamhardening.options == {
+        "kvp": 80.0,
+        "material": "Al",
+        "density": 2.699,
+        "max_thickness": 9.0,
+    }
+    assert cfg.flatfield.dynamic is True
+    assert cfg.distortion.model == str(tmp_path / "d.json")
+    assert cfg.alignment.shifts == str(tmp_path / "s.json")
+    assert main(["recon", "--file-name", "x.h5", "--beam-hardening", "hot", "Al", "2", "9"]) == 2

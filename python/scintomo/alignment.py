@@ -30,7 +30,7 @@ from ._progress import progress
 from ._validate import as_float32, check_finite, check_nonempty
 from .exceptions import ParameterError, ShapeError
 
-__all__ = ["Alignment", "align_projections", "reproject", "shift_projections"]
+__all__ = ["Alignment", "align_projections", "load", "reproject", "shift_projections"]
 
 
 @dataclass(frozen=True)
@@ -56,11 +56,42 @@ class Alignment:
 
     def to_dict(self) -> dict:
         return {
-            "shifts_px": self.shifts.round(4).tolist(),
+            "shifts_px": self.shifts.tolist(),
             "iterations": self.iterations,
             "converged": self.converged,
             "max_shift_px": float(np.abs(self.shifts).max()) if self.shifts.size else 0.0,
         }
+
+    def save(self, path) -> None:
+        """Write the shifts as JSON (atomically), for :func:`load` and the pipeline's
+        ``[alignment] shifts``."""
+        import json
+        from pathlib import Path
+
+        from .io.atomic import atomic_path
+
+        with atomic_path(Path(path)) as tmp:
+            tmp.write_text(json.dumps(self.to_dict(), indent=1))
+
+
+def load(path) -> Alignment:
+    """An :class:`Alignment` saved by :meth:`Alignment.save`."""
+    import json
+    from pathlib import Path
+
+    from .exceptions import FileFormatError
+
+    path = Path(path)
+    try:
+        d = json.loads(path.read_text())
+        shifts = np.asarray(d["shifts_px"], dtype=np.float64).reshape(-1, 2)
+        if not np.all(np.isfinite(shifts)):
+            raise ValueError("shifts that are not finite")
+        return Alignment(shifts, int(d["iterations"]), bool(d["converged"]), ())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such alignment file") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise FileFormatError(f"{path}: not a scintomo alignment file ({e!r})") from None
 
 
 def shift_projections(projections, shifts, *, order: int = 3) -> np.ndarray:

@@ -181,6 +181,31 @@ def add_parser(sub) -> None:
     )
     a("--delta-beta", type=float, metavar="RATIO", help="paganin: delta / beta of the material")
     a(
+        "--dynamic-flat",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="dynamic flat-field with eigen flats ([flatfield] dynamic; default: off)",
+    )
+    a(
+        "--distortion-model",
+        type=Path,
+        metavar="FILE",
+        help="detector distortion model (scintomo.distortion, JSON) to undo",
+    )
+    a(
+        "--alignment-shifts",
+        type=Path,
+        metavar="FILE",
+        help="per-view drift shifts (scintomo.alignment, JSON) to undo",
+    )
+    a(
+        "--beam-hardening",
+        nargs=4,
+        metavar=("KVP", "MATERIAL", "DENSITY", "MAX_MM"),
+        help="beam-hardening linearisation from a Kramers spectrum: tube kV, the sample's "
+        "formula, its density (g/cm3) and longest path (mm), e.g. 80 Al 2.699 9",
+    )
+    a(
         "--cluster",
         metavar="ADDRESS",
         help="run on Dask: a scheduler address (tcp://host:8786), or local:N for N worker "
@@ -288,6 +313,23 @@ def _config(args):
     ):
         if v is not None:
             cfg.phase.options[key] = v
+    if args.dynamic_flat is not None:
+        cfg.flatfield.dynamic = args.dynamic_flat
+    if args.distortion_model is not None:
+        cfg.distortion.model = str(args.distortion_model)
+    if args.alignment_shifts is not None:
+        cfg.alignment.shifts = str(args.alignment_shifts)
+    if args.beam_hardening is not None:
+        kvp, material, density, max_mm = args.beam_hardening
+        try:
+            opts = {"kvp": float(kvp), "density": float(density), "max_thickness": float(max_mm)}
+        except ValueError:
+            raise ParameterError(
+                f"--beam-hardening {' '.join(args.beam_hardening)}: KVP, DENSITY and MAX_MM "
+                "must be numbers"
+            ) from None
+        cfg.beamhardening.method = "spectrum"
+        cfg.beamhardening.options = {**opts, "material": material}
     if not cfg.input.file:
         raise ParameterError("no scan: give --file-name (or [input] file in --config)")
     if cfg.phase.method == "paganin":

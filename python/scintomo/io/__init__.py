@@ -116,9 +116,9 @@ def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - 
         ``data_path=`` ... for NXtomo, ``flats=``, ``darks=``, ``angles=``,
         ``prefix=`` for a TIFF folder (an error for the HDF5 formats, which
         hold their own; ``None`` values are ignored); ``flats=``, ``darks=``,
-        ``angles=`` (radians) for a Nikon scan, ``angles=`` for a TXRM (both
-        store their angles in degrees: ``angle_unit=`` other than 'deg' is
-        refused).
+        ``angles=`` for a Nikon scan, ``angles=`` for a TXRM (an array in
+        radians, or an angles file read with ``angle_unit=``; the files' own
+        angles are degrees).
 
     Returns
     -------
@@ -132,9 +132,15 @@ def read(path, *, format: str | None = None, **kwargs) -> Scan:  # noqa: A002 - 
         raise ParameterError(f"format must be one of {FORMATS}, not {fmt!r}")
     if fmt in ("xtek", "txrm"):
         kwargs = {k: v for k, v in kwargs.items() if v is not None}
-        unit = kwargs.pop("angle_unit", "deg")
-        if str(unit).lower() not in ("deg", "degree", "degrees"):
-            raise ParameterError(f"{path}: a {fmt} file stores its angles in degrees, not {unit}")
+        unit = kwargs.pop("angle_unit", None)
+        if isinstance(kwargs.get("angles"), (str, Path)):
+            # an angles file from elsewhere ([input] angles): its own unit rules
+            kwargs["angles"] = read_angles(kwargs["angles"], unit=unit)
+        elif unit is not None and str(unit).lower() not in ("deg", "degree", "degrees"):
+            raise ParameterError(
+                f"{path}: a {fmt} file stores its angles in degrees; angle_unit={unit!r} applies "
+                "only to an angles= file"
+            )
         allowed = {"flats", "darks", "angles"} if fmt == "xtek" else {"angles"}
         extra = sorted(set(kwargs) - allowed)
         if extra:

@@ -1,7 +1,7 @@
 """Computing a block: raw detector rows to reconstructed slices.
 
-zingers -> flat-field -> deconvolution -> distortion -> -log or phase
-retrieval -> beam hardening -> stripes -> reconstruction, each step the library function that does it; and the
+zingers -> flat-field -> deconvolution -> distortion -> drift shifts -> -log
+or phase retrieval -> beam hardening -> stripes -> reconstruction, each step the library function that does it; and the
 rotation centre, found on a few rows when it is not given.
 """
 
@@ -76,6 +76,37 @@ def distortion_model(cfg: PipelineConfig):
     return _DISTORTION_CACHE[path]
 
 
+_SHIFTS_CACHE: dict = {}
+
+
+def alignment_shifts(cfg: PipelineConfig):
+    """The (N, 2) per-view shifts of ``[alignment] shifts``, or None."""
+    path = cfg.alignment.shifts
+    if not path:
+        return None
+    if path not in _SHIFTS_CACHE:
+        from .. import alignment
+
+        _SHIFTS_CACHE[path] = alignment.load(path).shifts
+    return _SHIFTS_CACHE[path]
+
+
+def _unshift(data, cfg: PipelineConfig):
+    """Undo the per-view drift (linear interpolation: a block with its halo gives the
+    whole frame's values, which a cubic spline's global prefilter would not)."""
+    shifts = alignment_shifts(cfg)
+    if shifts is None:
+        return data
+    if shifts.shape[0] != data.shape[0]:
+        raise ParameterError(
+            f"{cfg.alignment.shifts}: {shifts.shape[0]} views' shifts for {data.shape[0]} "
+            "projections"
+        )
+    from ..alignment import shift_projections
+
+    return shift_projections(data, shifts, order=1)
+
+
 def _undistort(data, raw: RawBlock, cfg: PipelineConfig):
     model = distortion_model(cfg)
     if model is None:
@@ -120,6 +151,19 @@ def _beam_hardening(data, cfg: PipelineConfig):
         # values beyond the calibration are counted per block; not repeated block after block
         warnings.simplefilter("ignore")
         return model.apply(data)
+
+
+def _dynamic_flatfield(proj, flats, darks, cfg: PipelineConfig, *, log: bool):
+    """Eigen-flat-field correction of a block (scintomo.flatfield.dynamic): the block's rows
+    are what the weights are fitted to; all flat series together sample the drift."""
+    fl = np.concatenate(flats) if isinstance(flats, list) else flats
+    k = cfg.flatfield.dynamic_components or None
+    ratio = flatfield.dynamic(
+        proj, fl, darks, n_components=k, downsample=cfg.flatfield.dynamic_downsample
+    )
+    if not log:
+        return ratio
+    return -np.log(np.maximum(ratio, np.float32(cfg.flatfield.clip_low)))
 
 
 def _n_threads(cfg: PipelineConfig):
@@ -180,18 +224,21 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
     with warnings.catch_warnings():
         # bad-pixel counts are per block; the run does not repeat them block after block
         warnings.simplefilter("ignore")
-        data = flatfield.correct(
-            proj,
-            flats,
-            darks,
-            flat_positions=positions,
-            reduce=cfg.flatfield.reduce,
-            bad_flat=cfg.flatfield.bad_flat,
-            clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
-            log=not need_ratio,
-            n_threads=n_threads,
-        )
-    data = _undistort(data, raw, cfg)
+        if cfg.flatfield.dynamic:
+            data = _dynamic_flatfield(proj, flats, darks, cfg, log=not need_ratio)
+        else:
+            data = flatfield.correct(
+                proj,
+                flats,
+                darks,
+                flat_positions=positions,
+                reduce=cfg.flatfield.reduce,
+                bad_flat=cfg.flatfield.bad_flat,
+                clip=(cfg.flatfield.clip_low, None) if not need_ratio else None,
+                log=not need_ratio,
+                n_threads=n_threads,
+            )
+    data = _unshift(_undistort(data, raw, cfg), cfg)
     if cfg.phase.method == "paganin":
         from .. import recon  # issue 5
 
@@ -215,7 +262,7 @@ def _preprocess_corrected(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None)
             f"output): {step} acts on raw counts, so it cannot run on it; turn it off, or "
             "reconstruct the raw scan"
         )
-    data = _undistort(np.asarray(raw.projections, dtype=np.float32), raw, cfg)
+    data = _unshift(_undistort(np.asarray(raw.projections, dtype=np.float32), raw, cfg), cfg)
     if cfg.phase.method:
         from .. import recon  # issue 5
 

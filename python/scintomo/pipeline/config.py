@@ -9,6 +9,7 @@ One section per step, in the order the steps run::
     [stripes]    method, options
     [phase]      method, options
     [distortion] model (file of scintomo.distortion), after the flat-field
+    [alignment]  shifts (file of scintomo.alignment), per-view drift undone
     [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [recon]      algorithm, filter, backend
@@ -69,6 +70,13 @@ class FlatFieldConfig:
     reduce: str = _f("mean", "how flats and darks are reduced: mean | median")
     bad_flat: str = _f("fill", "pixels where flat - dark <= 0: fill | clamp | nan | raise")
     clip_low: float = _f(1e-6, "transmission floor before -log (nabu's choice)")
+    dynamic: bool = _f(
+        False,
+        "dynamic flat-field (eigen flat fields, Van Nieuwenhove 2015; scintomo.flatfield.dynamic)"
+        ": eigen flats and weights per block of rows; needs several flats",
+    )
+    dynamic_components: int = _f(0, "dynamic: eigen flats used; 0: by parallel analysis")
+    dynamic_downsample: int = _f(2, "dynamic: the weights are fitted on d x d block means")
 
 
 @dataclass
@@ -115,6 +123,15 @@ class DistortionConfig:
         "",
         "detector distortion model (JSON of scintomo.distortion.DistortionModel.save, fitted "
         "on a dot grid); empty: none. Applied to the flat-fielded projections",
+    )
+
+
+@dataclass
+class AlignmentConfig:
+    shifts: str = _f(
+        "",
+        "per-view (row, column) shifts (JSON of scintomo.alignment.Alignment.save, e.g. from "
+        "align_projections on a band of rows); empty: none. Undone after the distortion",
     )
 
 
@@ -195,6 +212,7 @@ class PipelineConfig:
     stripes: StripeConfig = field(default_factory=StripeConfig)
     phase: PhaseConfig = field(default_factory=PhaseConfig)
     distortion: DistortionConfig = field(default_factory=DistortionConfig)
+    alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     beamhardening: BeamHardeningConfig = field(default_factory=BeamHardeningConfig)
     center: CenterConfig = field(default_factory=CenterConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)
@@ -268,6 +286,15 @@ class PipelineConfig:
         one_of(self.deconv.method, "deconv.method", ("richardson_lucy", "wiener"))
         one_of(self.phase.method, "phase.method", ("", "paganin"))
         one_of(self.beamhardening.method, "beamhardening.method", ("", "spectrum", "coefficients"))
+        if self.flatfield.dynamic and self.deconv.psf:
+            raise ParameterError(
+                f"{source}: flatfield.dynamic and deconvolution cannot both run (the "
+                "deconvolution divides by one flat per series)"
+            )
+        if self.flatfield.dynamic_components < 0 or self.flatfield.dynamic_downsample < 1:
+            raise ParameterError(
+                f"{source}: flatfield.dynamic_components must be >= 0 and dynamic_downsample >= 1"
+            )
         bh = self.beamhardening
         if bh.method and self.phase.method:
             raise ParameterError(

@@ -47,6 +47,10 @@ def halo_rows(cfg: PipelineConfig, psf=None) -> int:
         from .compute import distortion_model
 
         h += int(np.ceil(distortion_model(cfg).max_row_shift())) + 2
+    if cfg.alignment.shifts:
+        from .compute import alignment_shifts
+
+        h += int(np.ceil(np.abs(alignment_shifts(cfg)[:, 0]).max(initial=0.0))) + 1
     return h
 
 

@@ -21,6 +21,7 @@ import datetime
 import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 from .config import PipelineConfig
@@ -46,15 +47,22 @@ def _sample(h, path: Path, size: int) -> None:
             h.update(f.read(SAMPLE_BYTES))
 
 
-def file_identity(path) -> dict:
+def file_identity(path, files=None) -> dict:
     """Identity of a scan file or folder: resolved path, size (bytes), modification time
     (UTC, ISO 8601) and ``fingerprint``, a SHA-256 of the size and 16 samples of 64 KiB of
     the content (of every file's name, size and time, and samples of the first, middle and
-    last files, for a folder). Cheap: about 1 MB read whatever the size of the scan."""
+    last files, for a folder). Cheap: about 1 MB read whatever the size of the scan.
+    ``files``: the scan's files, where it is several beside others (a Nikon .xtekct and
+    its TIFFs): those, as a folder's."""
     p = Path(path).resolve()
     h = hashlib.sha256()
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+    if p.is_dir() or files is not None:
+        if files is None:
+            files = sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        else:
+            files = sorted(Path(f).resolve() for f in files)
+            p = Path(os.path.commonpath([str(f) for f in files]))
+            p = p if p.is_dir() else p.parent
         stats = [f.stat() for f in files]
         for f, st in zip(files, stats, strict=True):
             h.update(f"{f.relative_to(p)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
@@ -68,6 +76,22 @@ def file_identity(path) -> dict:
         h.update(str(size).encode())
         _sample(h, p, size)
     return {"path": str(p), "size": int(size), "mtime": _mtime(mtime), "fingerprint": h.hexdigest()}
+
+
+def _scan_identity(scan) -> dict:
+    """The scan's file, or for a Nikon scan the .xtekct with its projections and angles
+    file (the .xtekct alone would not see a rewritten projection)."""
+    files = getattr(scan.projections, "files", None)
+    if scan.metadata.get("format") == "xtek" and files:
+        extra = [Path(scan.path)]
+        ct = Path(scan.path).parent / "_ctdata.txt"
+        if ct.exists():
+            extra.append(ct)
+        return {
+            **file_identity(scan.path, [*extra, *files]),
+            "path": str(Path(scan.path).resolve()),
+        }
+    return file_identity(scan.path)
 
 
 def _content_identity(path) -> dict:
@@ -186,16 +210,6 @@ def record(
             if c.phase.method
             else "off"
         ),
-        "distortion": (
-            {"model": _content_identity(c.distortion.model), **_distortion(c).to_dict()}
-            if c.distortion.model
-            else "off"
-        ),
-        "beamhardening": (
-            {"method": c.beamhardening.method, **_bh_model(c).to_dict()}
-            if c.beamhardening.method
-            else "off"
-        ),
         "center_px": float(center),
         "recon": {
             "algorithm": c.recon.algorithm,
@@ -205,10 +219,33 @@ def record(
         "rows": [int(rows[0]), int(rows[1])],
         "shape": [int(s) for s in shape],
     }
+    # the lab steps (issue 18) are recorded only when on, so that the record of a run
+    # without them is what it was before they existed (its volumes still resume)
+    if c.distortion.model:
+        steps["distortion"] = {
+            "model": _content_identity(c.distortion.model),
+            **_distortion(c).to_dict(),
+        }
+    if c.alignment.shifts:
+        from .compute import alignment_shifts
+
+        sh = alignment_shifts(c)
+        steps["alignment"] = {
+            "shifts": _content_identity(c.alignment.shifts),
+            "max_shift_px": float(np.abs(sh).max(initial=0.0)),
+        }
+    if c.beamhardening.method:
+        steps["beamhardening"] = {"method": c.beamhardening.method, **_bh_model(c).to_dict()}
+    if c.flatfield.dynamic:
+        steps["flatfield"]["dynamic"] = {
+            "n_components": c.flatfield.dynamic_components,
+            "downsample": c.flatfield.dynamic_downsample,
+            "method": "tv",
+        }
     # JSON round trip now, so that what is compared is what a file gives back
     return json.loads(
         json.dumps(
-            {"scintomo_version": __version__, "input": file_identity(scan.path), **steps},
+            {"scintomo_version": __version__, "input": _scan_identity(scan), **steps},
             allow_nan=True,
         )
     )
