@@ -120,3 +120,21 @@ def test_cli_tilted_bars_exit_2_with_a_reason(tmp_path, capsys, angle):
     assert rc == 2 and len(err) == 1 and err[0].startswith("scintomo mtf: error: "), err
     assert "tilted" in err[0] or "no bar groups found" in err[0]
     assert not out.exists()
+
+
+def test_cli_bars_n_bars_fit(tmp_path, capsys):
+    """--n-bars adds the N-bar model's per-group MTF and limit beside the ctf."""
+    freqs = [0.05, 0.15, 0.25, 0.3]
+    im, groups = bar_target(freqs, GaussianPSF(1.0), n_bars=5)
+    path = tmp_path / "bars5.npy"
+    np.save(path, im)
+    args = ["mtf", str(path), "--n-bars", "5", "-o", str(tmp_path / "b.json")]
+    for (r0, r1, c0, c1), f in groups:
+        args += ["--bars", str(r0), str(r1), str(c0), str(c1), str(f)]
+    assert main(args) == 0
+    rep = json.loads((tmp_path / "b.json").read_text())
+    truth = GaussianPSF(1.0).mtf(np.array(freqs)) * np.sinc(freqs)
+    assert rep["n_bars"] == 5 and len(rep["ctf"]) == 4
+    np.testing.assert_allclose(rep["mtf_finite"], truth / truth[0], atol=0.02)
+    assert main(args[:3] + ["1"] + args[4:]) == 2  # --n-bars 1
+    assert "n_bars" in capsys.readouterr().err

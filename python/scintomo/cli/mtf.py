@@ -48,6 +48,13 @@ def add_parser(sub) -> None:
         "the detected group nearest each",
     )
     p.add_argument("--threshold", type=float, default=0.2, help="bar modulation threshold")
+    p.add_argument(
+        "--n-bars",
+        type=int,
+        default=None,
+        help="bars per group (3 or 5 on the papers' cards): also fit each group with a "
+        "model of that many blurred bars (mtf_finite, limit_frequency_finite)",
+    )
     p.add_argument("--bootstrap", type=int, default=50, help="edge bootstrap resamples")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     p.set_defaults(func=run)
@@ -148,6 +155,7 @@ def run(args) -> int:
             magnification=args.magnification,
             threshold=args.threshold,
             n_threads=args.threads,
+            n_bars=args.n_bars,
         )
     else:
         res = mtf.edge_mtf(

@@ -5,6 +5,7 @@ a pixel size; resolution in nm as half the period."""
 from __future__ import annotations
 
 from .bars import BarGroup, BarMTF, bar_mtf, detect_bar_groups
+from .chart import ChartEdge, chart_mtf, find_edges
 from .edge import EdgeProfile, edge_mtf, edge_profile
 from .fieldmap import MTFMap, mtf_map  # noqa: F401 - MTF50 over the field
 from .radial import RadialMTF, radial_edge_mtf  # noqa: F401 - radial edge (ASTM E1695)
@@ -14,9 +15,12 @@ __all__ = [
     "MTF",
     "BarGroup",
     "BarMTF",
+    "ChartEdge",
     "EdgeProfile",
     "bar_mtf",
+    "chart_mtf",
     "detect_bar_groups",
     "edge_mtf",
     "edge_profile",
+    "find_edges",
 ]

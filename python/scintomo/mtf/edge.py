@@ -1,6 +1,10 @@
 """Slanted-edge e-SFR (ISO 12233:2017 style) with an adaptive ESF extent.
 
-Steps: orientation (near-horizontal edges are transposed), per-row centroid of
+Steps: orientation (near-horizontal edges are transposed), the rows the edge
+crosses (a coarse line from the ROI's integrated gradient and a two-level step
+fit; an edge that leaves the ROI through its sides keeps only the rows where
+it lies a margin inside, and the fitted line must follow the coarse one, else
+an error), per-row centroid of
 the Hamming-windowed row derivative, line (or quadratic) fit, projection of a
 whole number of phase cycles of rows into 1/4-px bins along the rows, window
 centred on the LSF peak applied in the ESF domain (below), LSF by a central
@@ -58,7 +62,9 @@ class EdgeProfile:
     edge column as a polynomial of the row (numpy order); ``row_edges_px`` the
     per-row edge estimates of the last refinement; ``refine_iterations`` and
     ``converged`` of the matched-filter refinement; ``bin_origin_px`` and
-    ``bin_range`` locate ``x_px`` in the untrimmed projection.
+    ``bin_range`` locate ``x_px`` in the untrimmed projection; ``row_span``
+    (r0, r1): the rows of the oriented ROI that were used (those the edge
+    crosses with a margin; ``fit`` and ``row_edges_px`` count rows from r0).
     """
 
     x_px: np.ndarray
@@ -77,6 +83,7 @@ class EdgeProfile:
     converged: bool = True
     bin_origin_px: float = 0.0
     bin_range: tuple = (0, 0)
+    row_span: tuple = (0, 0)
 
 
 def _orient(img: np.ndarray, nt) -> tuple[np.ndarray, bool]:
@@ -87,6 +94,104 @@ def _orient(img: np.ndarray, nt) -> tuple[np.ndarray, bool]:
     if abs(gy) > abs(gx):
         return np.ascontiguousarray(img.T), True
     return img, False
+
+
+# rows whose edge crossing lies closer than this to the ROI's left or right
+# side are left out when the edge leaves the ROI through a side (px; at most
+# 1/8 of the ROI width): their ESF is one-sided
+_SIDE_MARGIN_PX = 16
+# fewest rows an edge must cross (with the margin) to be measured
+_MIN_EDGE_ROWS = 16
+# the fitted line may depart from the coarse line by at most this (px, or the
+# margin if larger) over the rows used; beyond it the fit followed something else
+_COARSE_TOL_PX = 4.0
+
+
+def _pixel_noise(a: np.ndarray) -> float:
+    """Robust pixel noise std (gray values): MAD of horizontal neighbour differences / sqrt 2."""
+    # every 4th row is plenty for a robust scale and keeps this cheap
+    dif = np.diff(a[::4], axis=1).ravel()
+    return 1.4826 * float(np.median(np.abs(dif - np.median(dif)))) / math.sqrt(2.0)
+
+
+def _coarse_line(img: np.ndarray) -> tuple[float, float, float, float]:
+    """Coarse edge line of an oriented ROI: (nx, ny, d0, sig_theta) with the
+    line nx x + ny y = d0 (x column, y row, px; (nx, ny) the unit normal towards
+    the bright side) and the normal's std from noise (rad).
+
+    The normal is the ROI's integrated gradient, which for one straight step
+    is contrast x edge length x the unit normal whatever the blur (Gauss's
+    theorem: the sum of the boundary values times the outward normal), from
+    the mean of the k outer rows/columns on each side (k <= 4, less noise than
+    the outermost line alone). d0: the best two-level step fitted to the ROI's
+    pixels binned (1 px) by their distance along that normal."""
+    h, w = img.shape
+    k = max(1, min(4, w // 8, h // 8))
+    a = img.astype(np.float64, copy=False)
+    gx = float(np.sum(a[:, w - k :].mean(axis=1) - a[:, :k].mean(axis=1)))
+    gy = float(np.sum(a[h - k :, :].mean(axis=0) - a[:k, :].mean(axis=0)))
+    norm = math.hypot(gx, gy)
+    if norm == 0.0:
+        raise NumericalError("the ROI has no edge: its sides hold the same values")
+    nx, ny = gx / norm, gy / norm
+    # the normal's angular std from the pixel noise (robust, from the
+    # differences of neighbouring pixels, which the edge barely touches)
+    sig = _pixel_noise(a)
+    sgx, sgy = sig * math.sqrt(2.0 * h / k), sig * math.sqrt(2.0 * w / k)
+    sig_theta = math.hypot(sgx * ny, sgy * nx) / norm
+    dmin = min(0.0, nx * (w - 1)) + min(0.0, ny * (h - 1))
+    idx = (
+        ((nx * np.arange(w) - dmin)[None, :] + (ny * np.arange(h))[:, None]).astype(np.intp).ravel()
+    )
+    cnt = np.bincount(idx).astype(np.float64)
+    tot = np.bincount(idx, weights=a.ravel())
+    if cnt.size < 5:
+        raise NumericalError("the ROI is too small to locate an edge")
+    # the least-squares two-level step along the normal (split between bins
+    # i and i + 1): robust at SNR 1, where the ESF's steepest point is noise
+    nl, sl = np.cumsum(cnt)[:-1], np.cumsum(tot)[:-1]
+    nr, sr = cnt.sum() - nl, tot.sum() - sl
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gain = (sl / nl - sr / nr) ** 2 * nl * nr
+    gain[~np.isfinite(gain)] = -1.0
+    i = int(np.argmax(gain))
+    d0 = dmin + float(i) + 1.0
+    return nx, ny, d0, sig_theta
+
+
+def _edge_rows(img: np.ndarray) -> tuple[int, int, tuple[float, float, float, float]]:
+    """Rows [r0, r1) of an oriented ROI (edge along the columns) that the edge
+    crosses, and the coarse line.
+
+    An edge that crosses the top and the bottom keeps all rows. One that
+    leaves through the left or right side (steep edges in tall ROIs: 40 deg in
+    512 x 128) keeps the rows where it lies at least the margin inside: the
+    others hold no edge, or only one side of it, and fitting them gave a wrong
+    angle and MTF without a word (issue 16)."""
+    h, w = img.shape
+    nx, ny, d0, sig_theta = _coarse_line(img)
+    if abs(nx) < 1e-12:
+        raise NumericalError("the edge runs along the rows after orientation: no edge?")
+    rows = np.arange(h, dtype=np.float64)
+    xr = (d0 - ny * rows) / nx
+    if np.all((xr >= 0) & (xr <= w - 1)):
+        return 0, h, (nx, ny, d0, sig_theta)
+    m = max(2, min(_SIDE_MARGIN_PX, w // 8))
+    inside = np.nonzero((xr >= m) & (xr <= w - 1 - m))[0]
+    if inside.size < _MIN_EDGE_ROWS:
+        lo, hi = np.percentile(img, [0.5, 99.5])
+        if hi - lo <= _FLAT_SPREAD_NOISE * _pixel_noise(img.astype(np.float64, copy=False)):
+            raise NumericalError(
+                "no single edge in the ROI: the ROI looks flat (its values vary within the "
+                "noise). Give an ROI (--roi) holding one straight edge between two flat regions"
+            )
+        raise NumericalError(
+            f"the edge crosses only {inside.size} rows of the {h} x {w} ROI (oriented) "
+            f"at least {m} px inside it (fewer than {_MIN_EDGE_ROWS}): it leaves the ROI "
+            "through its sides. Give an ROI that the edge crosses from one side to the "
+            "opposite one, along its length"
+        )
+    return int(inside[0]), int(inside[-1]) + 1, (nx, ny, d0, sig_theta)
 
 
 def edge_profile(
@@ -155,6 +260,9 @@ def _edge_profile(image, *, roi, fit_order, oversampling, warn, refine, n_thread
     if min(arr.shape) < 8:
         raise ShapeError(f"the edge ROI must be at least 8 x 8 px, got {arr.shape}")
     img, transposed = _orient(arr, nt)
+    r_lo, r_hi, (cnx, cny, cd0, csig) = _edge_rows(img)
+    if (r_lo, r_hi) != (0, img.shape[0]):
+        img = img[r_lo:r_hi]
     h, w = img.shape
     # clipping check on the raw values
     if warn and np.issubdtype(arr.dtype, np.integer):
@@ -176,6 +284,20 @@ def _edge_profile(image, *, roi, fit_order, oversampling, warn, refine, n_thread
     )
     fit = np.asarray(r["coeffs"][::-1], dtype=np.float64)
     rows_used = int(r["rows_used"])
+    # the fine line must follow the coarse one (else it fitted rows that hold no
+    # edge, or another feature): an error rather than a wrong MTF
+    yy = np.arange(h, dtype=np.float64)
+    dev = np.abs(np.polyval(fit, yy) - (cd0 - cny * (yy + r_lo)) / cnx)
+    # plus 3 std of the coarse line's tilt (noisy edges) and 2 px for its offset
+    tol = max(_COARSE_TOL_PX, min(_SIDE_MARGIN_PX, w // 8))
+    tol += 3.0 * csig * float(np.abs(yy - yy.mean()).max()) / cnx**2 + 2.0
+    if not np.all(np.isfinite(dev)) or float(dev.max()) > tol:
+        raise NumericalError(
+            "no single straight edge in the ROI: the fitted edge line departs from the "
+            f"line of the ROI's step by up to {float(dev.max()):.3g} px (more than {tol:.3g} "
+            "px), as for two edges, a line or a curved edge. Give an ROI (--roi) holding one "
+            "straight edge between two flat regions"
+        )
     slope = float(np.polyval(np.polyder(fit), (h - 1) / 2))
     adeg = abs(math.degrees(math.atan(slope)))
     if warn and any(abs(adeg - b) < 1.0 for b in _BAD_ANGLES_DEG):
@@ -238,6 +360,7 @@ def _edge_profile(image, *, roi, fit_order, oversampling, warn, refine, n_thread
         converged=bool(r["converged"]),
         bin_origin_px=lo,
         bin_range=(i0, i1),
+        row_span=(r_lo, r_hi),
     )
     return prof, img
 
