@@ -164,9 +164,11 @@ def reconstruct(
     backend : {"auto", "builtin", "tomopy"}
         ``auto`` and ``builtin``: the built-in kernels, whatever is installed
         (so a result never depends on the environment). ``tomopy``: TomoPy's
-        ``recon`` (when installed), whose gridrec reads ~1.18x high at 2048
-        columns with a gain rising from ~1.02 at the centre to ~1.20 at the
-        edge of the field (measured against a phantom; see the README).
+        ``recon`` (when installed). Measured with TomoPy 1.15.2 at 1501 x
+        2048, padded to 4096: its gridrec reads 1.16x high (least-squares
+        scale against a Shepp-Logan phantom; built-in 1.00), with a gain
+        rising from 1.01 at the centre to 1.13 at 0.8-0.9 of the radius on
+        a uniform disc (``benches/test_bench_recon.py``).
     pad : bool or int
         Pad each projection (edge values) to >= 2 N before filtering (True),
         not at all (False), or to the given length.

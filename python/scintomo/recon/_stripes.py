@@ -186,8 +186,10 @@ def remove_stripes(
         (TomoPy's ``remove_stripe_fw`` ``level`` and ``sigma``).
     wavelet : str
         PyWavelets wavelet name for ``fw`` (TomoPy's ``wname``; default
-        "db5", TomoPy's default). On a stripe-free sinogram db5 at level 4
-        changes the data ~10x less than a Haar wavelet did.
+        "db5", TomoPy's default). On a stripe-free test sinogram db5 at
+        level 4 changes the data by 0.9 % of its maximum (RMS; the Haar
+        wavelet used before: 4.2 %; TomoPy's remove_stripe_fw: 0.8 %);
+        ``level=3``: 0.14 %, but more of a wide stripe is left.
     n_threads : int, optional
         Threads (None: all cores): inside the Rust kernels for the Vo
         methods, over the sinograms (detector rows) of a stack for ``fw``.
