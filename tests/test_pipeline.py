@@ -7,6 +7,7 @@ they test the runner, not the reconstruction (tests/test_recon.py does that).
 
 from __future__ import annotations
 
+import json
 import math
 import tomllib
 
@@ -277,8 +278,14 @@ def test_try_centers_writes_one_slice_per_candidate(dx_file, sim):
     res = pipeline.try_centers(cfg, recon_fn=fbp_numpy)
     folder = dx_file.parent.parent / "raw_rec" / "try_center" / "scan"
     assert res.folder == str(folder) and res.centers == (13.5, 14.5, 15.5, 16.5, 17.5)
-    names = sorted(p.name for p in folder.iterdir())
+    names = sorted(p.name for p in folder.glob("*.tiff"))
     assert names == [f"recon_slice{res.row:04d}_center{c:05.2f}.tiff" for c in res.centers]
+    # every candidate scored beside the slices, the true centre (15.5) marked the sharpest
+    scores = json.loads((folder / "try_scores.json").read_text())
+    assert res.scores_file == str(folder / "try_scores.json")
+    assert [e["file"] for e in scores["files"]] == names
+    assert scores["best_file"] == f"recon_slice{res.row:04d}_center15.50.tiff"
+    assert res.best_center == 15.5 and not res.best_at_edge
     sl = tifffile.imread(folder / f"recon_slice{res.row:04d}_center15.50.tiff")
     ref = fbp_numpy(
         reference_minus_log(sim)[:, res.row : res.row + 1].astype(np.float32),

@@ -66,7 +66,9 @@ def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, caps
         "recon_slice0002_center15.50.tiff",
         "recon_slice0002_center16.00.tiff",
         "recon_slice0002_center16.50.tiff",
+        "try_scores.json",
     ]
+    assert "sharpest at centre" in capsys.readouterr().out
     rc = recon(
         scan_file,
         "--rotation-axis 15.5 --reconstruction-type full --nsino-per-chunk 4 --save-format tiff --threads 1",

@@ -403,6 +403,8 @@ def run(args) -> int:
                 "px on row "
                 f"{res.row} -> {res.folder} ({res.seconds:.1f} s)"
             )
+            edge = " (at the edge of the range: widen --center-search-width)" * res.best_at_edge
+            print(f"try: sharpest at centre {res.best_center:.2f} px{edge}; {res.scores_file}")
             return 0
         if not getattr(args, "verbose", False):
             logging.getLogger("distributed").setLevel(logging.WARNING)

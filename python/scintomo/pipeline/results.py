@@ -52,6 +52,12 @@ class TryResult:
     centers: tuple
     files: tuple
     seconds: float
+    #: The sharpest candidate (:func:`scintomo.recon.score_centers`); NaN when not scored.
+    best_center: float = float("nan")
+    #: The best candidate is the first or last: widen the search.
+    best_at_edge: bool = False
+    #: ``try_scores.json`` beside the slices: every file with its centre and scores.
+    scores_file: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -27,6 +27,7 @@ together.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -119,12 +120,25 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
                     tmp, sl, photometric="minisblack", **_try_tags(cfg, scan, float(c), row)
                 )
             files.append(str(p))
+        # Each candidate scored (sharpness) and the best marked, in try_scores.json beside
+        # the slices: this run's files only, not those an earlier try left in the folder;
+        # read back one at a time (from the page cache) so memory stays at one slice.
+        from .._json import write_json
+        from ..recon._score import SCORES_FILE, score_centers
+
+        scores = dataclasses.replace(
+            score_centers((tifffile.imread(f) for f in files), centers), files=tuple(files)
+        )
+        write_json(folder / SCORES_FILE, scores.to_dict())
         return TryResult(
             str(folder),
             row,
             tuple(float(c) for c in centers),
             tuple(files),
             time.perf_counter() - t0,
+            best_center=float(scores.best_center),
+            best_at_edge=bool(scores.at_edge),
+            scores_file=str(folder / SCORES_FILE),
         )
     finally:
         if own:
