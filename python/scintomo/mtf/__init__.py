@@ -7,20 +7,24 @@ from __future__ import annotations
 from .bars import BarGroup, BarMTF, bar_mtf, detect_bar_groups
 from .chart import ChartEdge, chart_mtf, find_edges
 from .edge import EdgeProfile, edge_mtf, edge_profile
-from .fieldmap import MTFMap, mtf_map  # noqa: F401 - MTF50 over the field
-from .radial import RadialMTF, radial_edge_mtf  # noqa: F401 - radial edge (ASTM E1695)
+from .fieldmap import MTFMap, mtf_map
+from .radial import RadialMTF, radial_edge_mtf
 from .result import MTF
 
 __all__ = [
     "MTF",
+    "MTFMap",
     "BarGroup",
     "BarMTF",
     "ChartEdge",
     "EdgeProfile",
+    "RadialMTF",
     "bar_mtf",
     "chart_mtf",
     "detect_bar_groups",
     "edge_mtf",
     "edge_profile",
     "find_edges",
+    "mtf_map",
+    "radial_edge_mtf",
 ]
