@@ -27,6 +27,9 @@ from .._validate import positive
 from ..exceptions import ParameterError
 from ._common import new_axes, result_dict
 
+# numpy 2.0 renamed trapz to trapezoid; the dependencies allow numpy 1.x.
+_trapezoid = getattr(np, "trapezoid", None) or np.trapz  # noqa: NPY201
+
 __all__ = [
     "AbsorptionEfficiency",
     "LightYield",
@@ -170,7 +173,7 @@ def _integrate(signal, name) -> float:
                 f"{name}: (wavelength, counts) must be 1-D arrays of one length >= 2"
             )
         order = np.argsort(wl)
-        value = float(np.trapezoid(counts[order], wl[order]))
+        value = float(_trapezoid(counts[order], wl[order]))
     else:
         value = float(signal)
     if not np.isfinite(value) or value <= 0:
