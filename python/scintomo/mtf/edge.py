@@ -412,16 +412,22 @@ def _tail_model_esf(esf, peak: int, core_px: float, reach_px: float, dx: float):
             continue
         u = side * off[sel] - core_px
         ys = y2[:, sel].T  # (bins, esfs)
-        best = np.full(ys.shape[1], np.inf)
-        fit = np.empty_like(ys)
-        for ell in _TAIL_L_PX:
-            a = np.stack([np.ones_like(u), np.exp(-u / ell)], axis=1)
-            coef = np.linalg.lstsq(a, ys, rcond=None)[0]
-            model = a @ coef
-            r = np.sum((model - ys) ** 2, axis=0)
-            better = r < best
-            best[better] = r[better]
-            fit[:, better] = model[:, better]
+        # P + A e for every L at once by the 2 x 2 normal equations, the
+        # residual in closed form (no lstsq per L: ~20 ms each on contended cores)
+        n = float(u.size)
+        e = np.exp(-u[None, :] / _TAIL_L_PX[:, None])  # (L, bins)
+        se, see = e.sum(axis=1)[:, None], np.einsum("lb,lb->l", e, e)[:, None]
+        sy, syy = ys.sum(axis=0)[None, :], np.einsum("be,be->e", ys, ys)[None, :]
+        sey = e @ ys  # (L, esfs)
+        det = n * see - se * se
+        ok = det > 1e-12 * n * see
+        det = np.where(ok, det, 1.0)
+        amp = np.where(ok, (n * sey - se * sy) / det, 0.0)
+        lev = np.where(ok, (sy - amp * se) / n, sy / n)
+        r = syy - 2 * (lev * sy + amp * sey) + n * lev**2 + 2 * lev * amp * se + amp**2 * see
+        best = np.argmin(r, axis=0)  # (esfs,)
+        cols = np.arange(ys.shape[1])
+        fit = lev[best, cols][None, :] + e[best].T * amp[best, cols][None, :]
         y2[:, sel] = fit.T
     return out
 
