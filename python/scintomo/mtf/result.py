@@ -30,6 +30,8 @@ class MTF:
     MTF50. ``low_frequency_drop``: mean over 0.01-0.05 cycles/px of the MTF a
     +-16 px ESF truncation would give minus this MTF (> 0: a long-tailed PSF
     that the truncation hides). ``esf_slope``: see :data:`ESF_SLOPE_NOTE`.
+    ``esf_method``: "adaptive window", or with the exponential tail model
+    (long-tailed PSFs; distance along the normal beyond which it replaces the ESF).
     """
 
     frequencies: np.ndarray
@@ -53,6 +55,7 @@ class MTF:
     contrast: float
     transposed: bool
     esf_slope_note: str = ESF_SLOPE_NOTE
+    esf_method: str = "adaptive window"
 
     def _lpmm(self, f):
         if self.pixel_size_um is None:
@@ -115,6 +118,7 @@ class MTF:
             "low_frequency_drop",
             "contrast",
             "transposed",
+            "esf_method",
         ):
             v = getattr(self, k)
             d[k] = None if v is None or (isinstance(v, float) and math.isnan(v)) else v
