@@ -44,6 +44,7 @@ def resolve_geometry(cfg: PipelineConfig, scan):
     if g.type == "parallel" or (g.type == "" and own is None):
         return None
     from ..recon._geometry import ConeGeometry
+
     kw = {}
     for key, attr in (
         ("source_object", "source_object"),
