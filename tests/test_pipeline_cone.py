@@ -244,8 +244,13 @@ def test_cli_geometry_cone_with_pixel_size(lab_scan, tmp_path, capsys):
     assert rc != 0 and "--detector-pixel-size" in capsys.readouterr().err
 
 
-def test_try_on_a_cone_scan_is_a_clear_error(lab_scan, tmp_path):
+def test_fdk_on_parallel_and_try_on_cone_are_clear_errors(lab_scan, tmp_path):
     path, *_ = lab_scan
+    cfg = cone_cfg(path, tmp_path)
+    cfg.geometry.type = "parallel"
+    cfg.recon.algorithm = "fdk"
+    with pytest.raises(ParameterError, match="fdk is for cone-beam"):
+        pipeline.run(cfg)
     with pytest.raises(ParameterError, match="find_cone_center"):
         pipeline.try_centers(cone_cfg(path, tmp_path))
 

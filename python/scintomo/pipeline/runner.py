@@ -188,6 +188,11 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         # cone beam: output rows are the volume's z rows, each slab reads the detector rows
         # its cone needs; parallel beam: output rows are detector rows
         cone = cone_plan(cfg, scan)
+        if cone is None and cfg.recon.algorithm == "fdk":
+            raise ParameterError(
+                'recon.algorithm fdk is for cone-beam scans: give [geometry] type = "cone" '
+                "and its distances (--geometry cone ...), or use gridrec / fbp"
+            )
         height = h if cone is None else cone.shape[0]
         start = cfg.output.start_row
         stop = height if cfg.output.end_row < 0 else min(cfg.output.end_row, height)
