@@ -110,7 +110,9 @@ def test_config_toml_roundtrip_through_an_independent_parser(tmp_path):
     assert text.count("# ") > 30  # commented
     assert tomllib.loads(text)["deconv"]["options"] == {"iterations": 12, "damping": 0.5}
     back = PipelineConfig.from_toml(p)
-    assert back.to_dict() == cfg.to_dict()
+    # compared as text: [geometry]'s default centre is nan, which != itself in a dict
+    assert back.to_toml() == cfg.to_toml()
+    assert back.deconv.options == cfg.deconv.options and back.input.file == cfg.input.file
     # the default centre is nan ("find it"), which TOML can carry
     d = PipelineConfig.from_toml(PipelineConfig().write(tmp_path / "d.toml"))
     assert math.isnan(d.center.value)

@@ -82,6 +82,9 @@ def _check_previous(out_dir: Path, options: dict, overwrite: bool) -> None:
         for k, flag in _OPTIONS.items()
         if prev.get(k) != options[k]
     ]
+    geo = (prev.get("geometry", "parallel"), options.get("geometry", "parallel"))
+    if geo[0] != geo[1]:  # the lab (cone-beam) demo, scintomo.demo_cone
+        diffs.insert(0, f"--geometry {geo[0]} -> {geo[1]}")
     if diffs:
         from .exceptions import StaleOutputError
 

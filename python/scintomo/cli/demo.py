@@ -23,16 +23,31 @@ def add_parser(sub) -> None:
         "-o",
         "--output",
         type=Path,
-        default=Path("scintomo-demo"),
-        help="output folder (default ./scintomo-demo)",
+        default=None,
+        help="output folder (default ./scintomo-demo, ./scintomo-demo-cone with --geometry cone)",
     )
     p.add_argument(
-        "--angles", type=int_at_least(8), default=360, help="number of projections (default 360)"
+        "--geometry",
+        choices=("parallel", "cone"),
+        default="parallel",
+        help="parallel: the synchrotron scan; cone: the lab variant (tube source, full turn, "
+        "FDK by z-slabs, correlation with the 3-D phantom in the report) (default parallel)",
     )
     p.add_argument(
-        "--size", type=int_at_least(32), default=256, help="detector columns (default 256)"
+        "--angles",
+        type=int_at_least(8),
+        default=None,
+        help="number of projections (default 360; cone: 180 over a full turn)",
     )
-    p.add_argument("--rows", type=int_at_least(1), default=16, help="detector rows (default 16)")
+    p.add_argument(
+        "--size",
+        type=int_at_least(32),
+        default=None,
+        help="detector columns (default 256; cone: 96)",
+    )
+    p.add_argument(
+        "--rows", type=int_at_least(1), default=None, help="detector rows (default 16; cone: 32)"
+    )
     p.add_argument(
         "--nsino-per-chunk",
         type=int_at_least(1),
@@ -49,7 +64,8 @@ def add_parser(sub) -> None:
         "--backend",
         choices=("auto", "tomopy", "builtin"),
         default="auto",
-        help="reconstruction backend (auto: the built-in one, whatever is installed)",
+        help="reconstruction backend (auto: the built-in one, whatever is installed; cone: "
+        "always the built-in FDK)",
     )
     p.add_argument(
         "--overwrite",
@@ -63,11 +79,25 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..demo import run_demo
 
+    if args.geometry == "cone":
+        from ..demo_cone import run_cone_demo
+
+        run_cone_demo(
+            args.output or Path("scintomo-demo-cone"),
+            n_angles=args.angles or 180,
+            n_cols=args.size or 96,
+            n_rows=args.rows or 32,
+            seed=args.seed,
+            nsino_per_chunk=args.nsino_per_chunk,
+            n_threads=args.threads,
+            overwrite=args.overwrite,
+        )
+        return 0
     run_demo(
-        args.output,
-        n_angles=args.angles,
-        n_cols=args.size,
-        n_rows=args.rows,
+        args.output or Path("scintomo-demo"),
+        n_angles=args.angles or 360,
+        n_cols=args.size or 256,
+        n_rows=args.rows or 16,
         seed=args.seed,
         nsino_per_chunk=args.nsino_per_chunk,
         n_threads=args.threads,

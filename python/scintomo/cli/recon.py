@@ -3,6 +3,8 @@
     scintomo recon --file-name /data/scan.h5 --rotation-axis 1024.5 --reconstruction-type try
     scintomo recon --file-name /data/scan.h5 --rotation-axis 1024.5 --reconstruction-type full \\
         --nsino-per-chunk 64 --save-format zarr --cluster local:4
+    scintomo recon --file-name /data/lab.h5 --reconstruction-type full --geometry cone \\
+        --source-object-distance 60mm --source-detector-distance 250mm --pixel-size 0.185um
 
 ``try`` writes one slice per candidate centre into ``/data_rec/try_center/scan/``;
 ``full`` writes the volume into ``/data_rec/scan_rec/`` (TIFF, one file per
@@ -181,6 +183,32 @@ def add_parser(sub) -> None:
     )
     a("--delta-beta", type=float, metavar="RATIO", help="paganin: delta / beta of the material")
     a(
+        "--geometry",
+        choices=("parallel", "cone"),
+        help="beam geometry ([geometry] type); default: the scan's own (Nikon/Zeiss scans "
+        "record a cone), else parallel",
+    )
+    a(
+        "--source-object-distance",
+        metavar="LENGTH",
+        help="cone: source to rotation axis, with a unit (60mm; bare number: mm)",
+    )
+    a(
+        "--source-detector-distance",
+        metavar="LENGTH",
+        help="cone: source to detector, with a unit (250mm; bare number: mm)",
+    )
+    a(
+        "--detector-pixel-size",
+        metavar="SIZE",
+        help="cone: detector pixel pitch in the detector plane (the pixel at the film for the "
+        "film microscope), with a unit (0.185um; bare number: um); with --geometry cone and "
+        "no phase retrieval, --pixel-size means this",
+    )
+    a("--center-column", type=float, metavar="PX", help="cone: column of the central ray")
+    a("--center-row", type=float, metavar="PX", help="cone: row of the central ray")
+    a("--detector-tilt", type=float, metavar="DEG", help="cone: detector in-plane tilt, degrees")
+    a(
         "--dynamic-flat",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -313,6 +341,27 @@ def _config(args):
     ):
         if v is not None:
             cfg.phase.options[key] = v
+    for key, v in (
+        ("type", args.geometry),
+        ("source_object", args.source_object_distance),
+        ("source_detector", args.source_detector_distance),
+        ("pixel_size", args.detector_pixel_size),
+        ("center_column", args.center_column),
+        ("center_row", args.center_row),
+        ("tilt", args.detector_tilt),
+    ):
+        if v is not None:
+            setattr(cfg.geometry, key, v)
+    if cfg.geometry.type == "cone" and args.detector_pixel_size is None and args.pixel_size:
+        if cfg.phase.method:
+            raise ParameterError(
+                "--pixel-size is ambiguous with --geometry cone and phase retrieval (the "
+                "detector pixel, or the pixel at the sample?): give --detector-pixel-size too"
+            )
+        # the command line: in a cone-beam run without phase retrieval the one
+        # pixel size there is is the detector's
+        cfg.geometry.pixel_size = f"{args.pixel_size}um"
+        cfg.phase.options.pop("pixel_size", None)
     if args.dynamic_flat is not None:
         cfg.flatfield.dynamic = args.dynamic_flat
     if args.distortion_model is not None:

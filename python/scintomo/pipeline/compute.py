@@ -303,7 +303,14 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads):
 def compute_block(
     raw: RawBlock, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None
 ):
-    """Raw rows -> reconstructed slices (rows, y, x) float32."""
+    """Raw rows -> reconstructed slices (rows, y, x) float32; cone beam (``center`` a
+    :class:`~scintomo.pipeline.geometry.ConePlan`): the FDK of the block's z-slab."""
+    from .geometry import ConePlan
+
+    if isinstance(center, ConePlan):
+        k0, k1 = raw.out_rows
+        data = preprocess(raw, cfg, n_threads=n_threads)
+        return center.reconstruct(data, theta, k0, k1, raw.r0, cfg, n_threads)
     return _reconstruct(
         preprocess(raw, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
     )

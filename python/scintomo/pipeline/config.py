@@ -12,6 +12,8 @@ One section per step, in the order the steps run::
     [alignment]  shifts (file of scintomo.alignment), per-view drift undone
     [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
+    [geometry]   type (parallel | cone), source_object, source_detector,
+                 detector pixel_size, center_column/row, tilt, shape, voxel_size
     [recon]      algorithm, filter, backend
     [output]     folder, format, nsino_per_chunk or memory_budget_mb
     [run]        n_threads, cluster
@@ -169,8 +171,33 @@ class CenterConfig:
 
 
 @dataclass
+class GeometryConfig:
+    type: str = _f(
+        "",
+        "parallel | cone; empty: the scan's own (a Nikon/Zeiss scan records a cone geometry), "
+        "else parallel",
+    )
+    source_object: str = _f("", "cone: source to rotation axis, with its unit ('60mm'; bare: mm)")
+    source_detector: str = _f("", "cone: source to detector, with its unit ('250mm'; bare: mm)")
+    pixel_size: str = _f(
+        "",
+        "cone: detector pixel pitch in the detector plane ('0.185um'; bare: um); for the film "
+        "microscope the pixel at the film (camera pixel / objective magnification)",
+    )
+    center_column: float = _f(
+        math.nan, "cone: column where the central ray meets the detector; nan: the middle"
+    )
+    center_row: float = _f(
+        math.nan, "cone: row where the central ray meets the detector; nan: the middle"
+    )
+    tilt: float = _f(0.0, "cone: detector in-plane tilt, degrees")
+    shape: list = _f([], "cone: volume [nz, ny, nx]; empty: what the detector sees")
+    voxel_size: str = _f("", "cone: voxel size ('0.05um'); empty: pixel_size / magnification")
+
+
+@dataclass
 class ReconConfig:
-    algorithm: str = _f("gridrec", "gridrec | fbp")
+    algorithm: str = _f("gridrec", "gridrec | fbp | fdk (cone beam: always fdk)")
     filter: str = _f("parzen", "filter of the filtered back-projection")
     backend: str = _f("auto", "auto | tomopy | builtin")
 
@@ -215,6 +242,7 @@ class PipelineConfig:
     alignment: AlignmentConfig = field(default_factory=AlignmentConfig)
     beamhardening: BeamHardeningConfig = field(default_factory=BeamHardeningConfig)
     center: CenterConfig = field(default_factory=CenterConfig)
+    geometry: GeometryConfig = field(default_factory=GeometryConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -281,7 +309,19 @@ class PipelineConfig:
         one_of(self.flatfield.reduce, "flatfield.reduce", ("mean", "median"))
         one_of(self.flatfield.bad_flat, "flatfield.bad_flat", ("fill", "clamp", "nan", "raise"))
         one_of(self.output.format, "output.format", ("tiff", "h5", "zarr"))
-        one_of(self.recon.algorithm, "recon.algorithm", ("gridrec", "fbp"))
+        one_of(self.recon.algorithm, "recon.algorithm", ("gridrec", "fbp", "fdk"))
+        one_of(self.geometry.type, "geometry.type", ("", "parallel", "cone"))
+        g = self.geometry
+        if g.shape and (
+            len(g.shape) != 3
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in g.shape)
+        ):
+            raise ParameterError(
+                f"{source}: geometry.shape must be three positive integers [nz, ny, nx], "
+                f"not {g.shape!r}"
+            )
+        if not (math.isfinite(g.tilt) and abs(g.tilt) < 45.0):
+            raise ParameterError(f"{source}: geometry.tilt must be below 45 degrees")
         one_of(self.recon.backend, "recon.backend", ("auto", "tomopy", "builtin"))
         one_of(self.deconv.method, "deconv.method", ("richardson_lucy", "wiener"))
         one_of(self.phase.method, "phase.method", ("", "paganin"))

@@ -11,7 +11,7 @@ from ..exceptions import ParameterError
 from ..io import read, volume_writer
 from .compute import compute_block
 from .config import PipelineConfig
-from .read import read_block
+from .read import read_for
 
 __all__ = ["make_client"]
 
@@ -43,7 +43,7 @@ def _worker_block(
     if scan is None:
         scan = _WORKER_SCANS[key] = read(scan_path, **open_kwargs)
     t0 = time.perf_counter()
-    raw = read_block(scan, a, b, halo=halo)
+    raw = read_for(scan, a, b, halo=halo, center=center)
     t1 = time.perf_counter()
     vol = compute_block(raw, scan.theta, center, cfg, recon_fn=recon_fn, n_threads=n_threads)
     t2 = time.perf_counter()

@@ -134,6 +134,7 @@ def record(
     shape: tuple,
     corrected: str | None = None,
     recon_fn=None,
+    geometry: dict | None = None,
 ) -> dict:
     """The provenance of the volume ``cfg`` makes of ``scan``'s rows ``rows`` (JSON-ready).
 
@@ -147,6 +148,9 @@ def record(
         (slices, y, x) of the volume.
     corrected : {None, 'ratio', '-log'}
         What the input had already been through (an output of ``scintomo flatfield``).
+    geometry : dict, optional
+        Cone beam: the geometry and volume (:meth:`ConePlan.to_dict`); recorded only then,
+        so a parallel run's record is what it was before cone beam existed.
     """
     from .. import __version__
 
@@ -219,6 +223,9 @@ def record(
         "rows": [int(rows[0]), int(rows[1])],
         "shape": [int(s) for s in shape],
     }
+    if geometry is not None:
+        steps["geometry"] = dict(geometry)
+        steps["recon"] = {"algorithm": "fdk", "filter": c.recon.filter, "backend": "builtin"}
     # the lab steps (issue 18) are recorded only when on, so that the record of a run
     # without them is what it was before they existed (its volumes still resume)
     if c.distortion.model:

@@ -11,7 +11,7 @@ from ..exceptions import FileFormatError, ParameterError
 from ..io import Scan, read
 from .config import PipelineConfig
 
-__all__ = ["RawBlock", "input_corrected", "open_scan", "read_block"]
+__all__ = ["RawBlock", "input_corrected", "open_scan", "read_block", "read_for"]
 
 
 def open_scan(cfg: PipelineConfig, path=None) -> Scan:
@@ -34,6 +34,13 @@ class RawBlock:
     darks: np.ndarray | None
     #: what the projections already went through: None (raw counts), 'ratio' or '-log'
     corrected: str | None = None
+    #: cone beam: the voxel rows (z-slab) ``k0, k1`` these detector rows are read for
+    slab: tuple | None = None
+
+    @property
+    def out_rows(self) -> tuple[int, int]:
+        """The output rows this block gives: its slab (cone beam), else its detector rows."""
+        return self.slab if self.slab is not None else (self.r0, self.r1)
 
     @property
     def nbytes(self) -> int:
@@ -90,3 +97,17 @@ def input_corrected(scan: Scan) -> str | None:
             found = None
     scan.metadata[key] = found or ""
     return found
+
+
+def read_for(scan: Scan, a: int, b: int, *, halo: int = 0, center=None) -> RawBlock:
+    """The raw data output rows ``a:b`` need: the same detector rows (parallel beam), or the
+    detector rows a cone-beam slab of voxel rows projects onto (``center`` a
+    :class:`~scintomo.pipeline.geometry.ConePlan`)."""
+    from .geometry import ConePlan
+
+    if not isinstance(center, ConePlan):
+        return read_block(scan, a, b, halo=halo)
+    r0, r1 = center.rows(a, b)
+    raw = read_block(scan, r0, r1, halo=halo)
+    raw.slab = (a, b)
+    return raw

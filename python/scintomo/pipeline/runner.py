@@ -48,6 +48,7 @@ from .compute import (
 )
 from .config import PipelineConfig
 from .dask import _run_dask, make_client
+from .geometry import cone_plan
 from .plan import (
     _choose_nsino,
     _cpus,
@@ -97,6 +98,12 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
     own = scan is None
     scan = scan or open_scan(cfg)
     try:
+        if cone_plan(cfg, scan) is not None:
+            raise ParameterError(
+                "try (candidate centres) is for parallel-beam scans; for a cone-beam scan find "
+                "the central ray's column with scintomo.recon.find_cone_center and give it as "
+                "[geometry] center_column (--center-column)"
+            )
         nt = _n_threads(cfg)
         psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
         halo = halo_rows(cfg, psf)
@@ -192,19 +199,29 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         n, h, w = scan.shape
         psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
         halo = halo_rows(cfg, psf)
-        start = cfg.output.start_row
-        stop = h if cfg.output.end_row < 0 else min(cfg.output.end_row, h)
-        if not 0 <= start < stop:
+        # cone beam: output rows are the volume's z rows, each slab reads the detector rows
+        # its cone needs; parallel beam: output rows are detector rows
+        cone = cone_plan(cfg, scan)
+        if cone is None and cfg.recon.algorithm == "fdk":
             raise ParameterError(
-                f"rows {start}:{stop} are empty or outside the detector (height {h})"
+                'recon.algorithm fdk is for cone-beam scans: give [geometry] type = "cone" '
+                "and its distances (--geometry cone ...), or use gridrec / fbp"
+            )
+        height = h if cone is None else cone.shape[0]
+        start = cfg.output.start_row
+        stop = height if cfg.output.end_row < 0 else min(cfg.output.end_row, height)
+        if not 0 <= start < stop:
+            what = "the detector" if cone is None else "the cone-beam volume"
+            raise ParameterError(
+                f"rows {start}:{stop} are empty or outside {what} (height {height})"
             )
         # a budget is per process: per Dask worker, whose kernels use cores / workers threads
         n_procs = max(1, len(client.scheduler_info()["workers"])) if client is not None else 1
         nsino = _choose_nsino(cfg, scan, halo, cfg.run.n_threads or max(1, _cpus() // n_procs))
         nt = _n_threads(cfg)
-        center = _center(scan, cfg, halo, nt)
+        center = _center(scan, cfg, halo, nt) if cone is None else cone.center
         paths = output_paths(cfg, scan.path)
-        shape = (stop - start, w, w)
+        shape = (stop - start, w, w) if cone is None else (stop - start, *cone.shape[1:])
         prov = provenance.record(
             cfg,
             scan,
@@ -213,6 +230,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             shape=shape,
             corrected=input_corrected(scan),
             recon_fn=recon_fn,
+            geometry=None if cone is None else cone.to_dict(),
         )
         # refuses (or, told to overwrite, removes) a volume that another run produced
         recorded = prepare_output(
@@ -235,6 +253,13 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             "nsino_per_chunk": nsino,
             "provenance": prov,
         }
+        if cone is not None:
+            meta |= {
+                "algorithm": "fdk",
+                "pixel_size_um": cone.voxel_size,
+                "geometry": cone.to_dict(),
+                "voxel_size_um": cone.voxel_size,
+            }
         writer = volume_writer(
             cfg.output.format, paths["full"], shape, chunk_rows=nsino, metadata=meta
         )
@@ -270,6 +295,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             halo,
             center,
         )
+        work_center = center if cone is None else cone
         if client is not None:
             times = _run_dask(
                 client,
@@ -277,7 +303,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
                 scan,
                 todo,
                 start,
-                center,
+                work_center,
                 halo,
                 writer,
                 paths["full"],
@@ -287,12 +313,12 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             )
             n_workers = len(client.scheduler_info()["workers"])
         else:
-            times = _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt)
+            times = _run_threads(cfg, scan, todo, start, work_center, halo, writer, recon_fn, nt)
             n_workers = 1
         seconds = time.perf_counter() - t_start
         attrs = {
             "center": center,
-            "algorithm": cfg.recon.algorithm,
+            "algorithm": cfg.recon.algorithm if cone is None else "fdk",
             "filter": cfg.recon.filter,
             "start_row": start,
             "scan": str(scan.path),

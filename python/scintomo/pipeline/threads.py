@@ -9,7 +9,7 @@ import threading
 import time
 
 from .compute import compute_block
-from .read import read_block
+from .read import read_for
 
 
 class _Stop(Exception):
@@ -43,7 +43,7 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
             ) as bar:
                 for a, b in todo:
                     t0 = time.perf_counter()
-                    raw = read_block(scan, a, b, halo=halo)
+                    raw = read_for(scan, a, b, halo=halo, center=center)
                     t["read"] += time.perf_counter() - t0
                     put(read_q, raw)
                     bar.update()
@@ -97,7 +97,7 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
                 if raw is None:
                     break
                 t0 = time.perf_counter()
-                a, b = raw.r0, raw.r1
+                a, b = raw.out_rows
                 vol = compute_block(raw, scan.theta, center, cfg, recon_fn=recon_fn, n_threads=nt)
                 del raw
                 t["compute"] += time.perf_counter() - t0

@@ -144,8 +144,16 @@ def reconstruct_cone(
     filter: str = "shepp",  # noqa: A002
     pad: bool | int = True,
     n_threads: int | None = None,
+    _rows=None,
+    _z_range=None,
 ):
-    """FDK; see :func:`scintomo.recon.reconstruct`. Returns (volume, meta)."""
+    """FDK; see :func:`scintomo.recon.reconstruct`. Returns (volume, meta).
+
+    ``_rows=(a0, n_rows)``: ``projections`` are rows ``a0:a0 + len`` of a detector of
+    ``n_rows`` rows (the geometry refers to the whole detector); ``_z_range=(k0, k1)``:
+    only voxel rows ``k0:k1`` of ``shape`` are returned. Used by the pipeline's z-slabs
+    (:mod:`scintomo.pipeline.geometry` says which rows a slab needs).
+    """
     from ._recon import FILTERS, padded_length
 
     choice(algorithm, "algorithm (cone beam)", ("fdk",))
@@ -155,6 +163,12 @@ def reconstruct_cone(
     if single:
         raise ShapeError("cone-beam projections must be (angle, row, column)")
     na, nr, nc = arr.shape
+    row0 = 0
+    if _rows is not None:
+        row0, nr_full = int(_rows[0]), int(_rows[1])
+        if not (0 <= row0 and row0 + nr <= nr_full):
+            raise ShapeError(f"rows {row0}:{row0 + nr} are not on a detector of {nr_full} rows")
+        nr = nr_full
     th = _theta(theta, na)
     cc, cr = geometry.centers(nr, nc)
     if not (-0.5 <= cc <= nc - 0.5 and -0.5 <= cr <= nr - 0.5):
@@ -176,7 +190,7 @@ def reconstruct_cone(
         )
 
     if geometry.tilt != 0.0:
-        arr = _untilt(arr, cc, cr, geometry.tilt)
+        arr = _untilt(arr, cc, cr - row0, geometry.tilt)
     left, right = cc + 0.5, nc - 0.5 - cc  # pixels either side of the central ray
     displaced = abs(left - right) > _OFFSET_COLUMNS
     gamma = np.arctan((np.arange(nc) - cc) * geometry.pixel_size * 1e-3 / geometry.source_detector)
@@ -227,6 +241,20 @@ def reconstruct_cone(
         cc += pad_cols[0]
         nc = arr.shape[2]
     pad_len = padded_length(nc, pad)
+    kshape, keep = shape, slice(None)
+    if _z_range is not None:
+        # The kernel's volume is centred on the central plane (the source's height) and
+        # takes no z offset; a cone is not shift-invariant along z, so a slab off the
+        # centre cannot be a shifted centred volume. Reconstruct the smallest centred
+        # volume that holds the slab (same voxel heights, bit for bit) and keep the slab.
+        k0, k1 = int(_z_range[0]), int(_z_range[1])
+        if not 0 <= k0 < k1 <= nz:
+            raise ParameterError(f"z range {k0}:{k1} is not in a volume of {nz} rows")
+        zc = (nz - 1) / 2.0
+        zmax = max(abs(k0 - zc), abs(k1 - 1 - zc))
+        nzk = int(round(2 * zmax)) + 1
+        first = int(round(k0 - zc + zmax))
+        kshape, keep = (nzk, ny, nx), slice(first, first + k1 - k0)
     out = _core.cone_fdk(
         np.ascontiguousarray(arr),
         th.tolist(),
@@ -235,12 +263,14 @@ def reconstruct_cone(
         sdd=sdd_v,
         pixel=px_v,
         center_col=float(cc),
-        center_row=float(cr),
-        shape=shape,
+        center_row=float(cr - row0),
+        shape=kshape,
         filter=filter,
         pad_len=pad_len,
         n_threads=n_threads,
     )
+    if _z_range is not None:
+        out = np.ascontiguousarray(out[keep])
     meta = {
         "backend": "builtin",
         "algorithm": "fdk",
