@@ -230,7 +230,8 @@ pub struct Report {
     /// Output values clipped at the lower / upper bound (all projections).
     pub clipped_low: u64,
     pub clipped_high: u64,
-    /// NaN values met (from non-finite projection values).
+    /// Non-finite output values: NaN met (from non-finite projection
+    /// values) and infinities not clipped (a ratio beyond the float32 range).
     pub nonfinite: u64,
 }
 
@@ -822,6 +823,9 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
         } else {
             x
         };
+        // Infinities left by the clip (a ratio beyond the float32 range,
+        // e.g. P = 8e37 over F = 0.1, without `hi`) are reported with NaN.
+        nan += y.is_infinite() as u32;
         *v = if log {
             let l = -ln_fast(y);
             if is_nan {
