@@ -14,7 +14,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation, median_filter, uniform_filter1d
 
 from .. import _core
-from .._validate import as_sinogram_stack, choice, n_threads_arg
+from .._validate import as_sinogram_stack, check_result, choice, n_threads_arg, scale_down
 from ..exceptions import ParameterError
 
 METHODS = ("all", "sort", "filter", "large", "dead", "fw")
@@ -196,6 +196,10 @@ def remove_stripes(
         raise ParameterError(f"snr must be > 0, got {snr!r}")
     if method == "fw" and not (1 <= int(level) <= 12 and fw_sigma > 0):
         raise ParameterError("fw needs 1 <= level <= 12 and fw_sigma > 0")
+    # Sorting, medians and the filters scale with the data: values near the
+    # float32 maximum are scaled by a power of two (exact) so sums and FFTs
+    # cannot overflow, and scaled back (or refused) at the end.
+    arr, scale = scale_down(arr, 2.0**64)
     out = np.empty(arr.shape, np.float32)
     for r in range(arr.shape[1]):
         s = np.ascontiguousarray(arr[:, r, :])
@@ -212,4 +216,5 @@ def remove_stripes(
         else:
             s = _rs_fw(s, int(level), float(fw_sigma))
         out[:, r, :] = s
+    check_result(out, "remove_stripes", scale=scale)
     return out[:, 0, :] if single else out
