@@ -291,3 +291,17 @@ def test_paganin_near_the_float32_maximum(pad):
     ref = recon.paganin(t, **kw)
     big = recon.paganin(t * np.float32(2.0**100), **kw)
     np.testing.assert_allclose(big, ref - 100 * np.log(2.0), rtol=0, atol=2e-4)
+
+
+def test_flatfield_reports_a_ratio_beyond_float32():
+    # found by the property tests: P / F = 8e37 / 0.1 came back as inf with
+    # no warning and a zero nonfinite count
+    from scintomo.exceptions import ScintomoWarning
+
+    p = np.full((1, 2, 2), 8e37, np.float32)
+    f = np.full((1, 2, 2), 0.1, np.float32)
+    with pytest.warns(ScintomoWarning, match="beyond the float32 range"):
+        out, rep = flatfield.correct(p, f, None, return_report=True)
+    assert rep.nonfinite == 4 == np.count_nonzero(np.isinf(out))
+    out = flatfield.correct(p, f, None, clip=(None, 1e30))  # a bound clips instead
+    assert np.all(out == np.float32(1e30))
