@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from .exceptions import DTypeError, NonFiniteError, ParameterError, ShapeError
+from .exceptions import DTypeError, NonFiniteError, NumericalError, ParameterError, ShapeError
 
 #: dtypes the Rust kernels take without conversion
 NATIVE = (np.dtype(np.uint16), np.dtype(np.float32), np.dtype(np.float64))
@@ -73,13 +73,57 @@ def check_finite(arr: np.ndarray, name: str) -> None:
             raise NonFiniteError(f"{name} contain {bad} non-finite value(s) (NaN or inf)")
 
 
+def max_threads() -> int:
+    """The largest ``n_threads`` accepted anywhere: 64 per core this process
+    may run on (the Rust kernels' own bound, ``_core.max_threads()``)."""
+    from . import _core
+
+    return int(_core.max_threads())
+
+
 def n_threads_arg(n_threads) -> int | None:
-    """Validate ``n_threads`` (None: all cores)."""
+    """Validate ``n_threads`` (None: all cores). One rule for every kernel,
+    the pipeline and the CLI: an integer in [1, :func:`max_threads`]; more is
+    a ParameterError (starting 10^6 threads took 97 s before this bound)."""
     if n_threads is None:
         return None
     if isinstance(n_threads, bool) or not isinstance(n_threads, (int, np.integer)) or n_threads < 1:
         raise ParameterError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    bound = max_threads()
+    if n_threads > bound:
+        raise ParameterError(
+            f"n_threads must be at most {bound} (64 per core on this machine), got {n_threads}"
+        )
     return int(n_threads)
+
+
+def check_memory(nbytes: float, what: str) -> None:
+    """Raise :class:`~scintomo.exceptions.MemoryLimitError` when a call
+    needing about ``nbytes`` would not fit in the memory available now
+    (MemAvailable on Linux, which overcommits: a too-large allocation would
+    otherwise be killed later or abort the process). ``what`` names the
+    parameter that sets the size. The same rule as the Rust kernels'."""
+    from . import _core
+
+    _core.check_memory(float(nbytes), what)
+
+
+def center_arg(center, n_det: int, name: str = "center") -> np.ndarray:
+    """``center`` (a column index or an array of them) as float64, refused
+    unless finite and on the detector: in [0, n_det - 1], pixel centres at
+    integers. An axis off the detector leaves part of every slice without
+    data; the reconstruction would be garbage, not an error."""
+    c = np.asarray(center, dtype=np.float64)
+    if not np.all(np.isfinite(c)):
+        raise ParameterError(f"{name} must be finite, got {center!r}")
+    bad = (c < 0) | (c > n_det - 1)
+    if np.any(bad):
+        first = float(np.ravel(c)[np.flatnonzero(np.ravel(bad))[0]])
+        raise ParameterError(
+            f"{name} {first:g} is outside the detector: it must be a column index in "
+            f"[0, {n_det - 1}] for {n_det} columns"
+        )
+    return c
 
 
 def choice(value: str, name: str, options: Iterable[str]) -> str:
@@ -117,3 +161,46 @@ def check_theta_radians(theta: np.ndarray, name: str = "theta") -> None:
             f"turn (2 pi = 6.283) in radians: {name} is in radians; convert degrees with "
             "np.deg2rad"
         )
+
+
+def scale_down(arr: np.ndarray, limit: float) -> tuple[np.ndarray, float]:
+    """(arr, 1.0), or, when a float array holds values beyond ``limit`` in
+    magnitude, (a float32 copy divided by a power of two that brings its
+    maximum to about 1, that power of two). For kernels linear in the data
+    (reconstruction, Wiener) or normalised by it (NNPS): finite input near
+    the float32 maximum would otherwise overflow inside the float32 FFTs and
+    come back as inf/NaN. Powers of two scale exactly, so the caller
+    multiplies the result back and gets what an unbounded float would give
+    (or refuses with :func:`check_result` when that is not a float32)."""
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return arr, 1.0
+    amax = float(np.max(np.abs(arr)))
+    if not np.isfinite(amax) or amax <= limit:
+        return arr, 1.0
+    scale = 2.0 ** int(np.ceil(np.log2(amax)))
+    # in float64: 2^128 itself is not a float32
+    return (arr.astype(np.float64) / scale).astype(np.float32), scale
+
+
+def check_result(result: np.ndarray, what: str, *, scale: float = 1.0) -> np.ndarray:
+    """Multiply ``result`` (in place) by ``scale`` and refuse with
+    :class:`~scintomo.exceptions.NumericalError` when it is not finite: a
+    float32 result that overflows is an error, never inf/NaN returned
+    silently."""
+    r = np.asarray(result)
+    if scale != 1.0:
+        with np.errstate(over="ignore"):
+            big = float(np.max(np.abs(r))) * scale if r.size else 0.0
+        if big > float(np.finfo(r.dtype).max):
+            raise NumericalError(
+                f"{what}: the result overflows {r.dtype} (values up to {big:.3g}); "
+                "scale the input down"
+            )
+        # in float64: 2^128 is no float32
+        np.multiply(r, np.float64(scale), out=r, casting="unsafe")
+    if r.dtype.kind == "f" and not np.all(np.isfinite(r)):
+        raise NumericalError(
+            f"{what}: the result has non-finite values (it overflows {r.dtype}); "
+            "scale the input down"
+        )
+    return result

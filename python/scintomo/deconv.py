@@ -34,7 +34,15 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from . import _core
-from ._validate import as_float32, check_nonempty, choice, n_threads_arg, positive
+from ._validate import (
+    as_float32,
+    check_nonempty,
+    check_result,
+    choice,
+    n_threads_arg,
+    positive,
+    scale_down,
+)
 from .exceptions import ParameterError, ScintomoWarning, ShapeError
 
 __all__ = [
@@ -150,14 +158,15 @@ def richardson_lucy(
     ----------
     image : (H, W) or (N, H, W) array_like
         Blurred intensities (counts after dark subtraction; not ratios or
-        -log values, see the module notes). Negative values count as 0.
+        -log values, see the module notes). Negative values count as 0; an
+        image without any positive value is refused (ParameterError).
     psf : (kh, kw) array_like or :class:`scintomo.psf.PSF`
         Point spread function on the image's pixel grid, centre at
         ((kh-1)//2, (kw-1)//2). Normalised to unit sum with
         ``boundary='padded'``; used as given with ``boundary='zero'``.
     iterations : int, optional
-        Number of iterations, or the cap when ``noise`` is given. Default 30,
-        or 100 with ``noise``.
+        Number of iterations (>= 1), or the cap when ``noise`` is given.
+        Default 30, or 100 with ``noise``.
     boundary : {'padded', 'zero'}
         'padded': Bertero-Boccacci non-circulant model (the object extends
         beyond the image by the PSF size; the update is normalised by H^T
@@ -193,6 +202,7 @@ def richardson_lucy(
     ndarray of float32, the input's shape (and an RLReport if asked).
     """
     choice(boundary, "boundary", ("padded", "zero"))
+    n_threads = n_threads_arg(n_threads)
     if accelerate is None:
         accelerate = boundary == "padded"
     if iterations is None:
@@ -200,9 +210,10 @@ def richardson_lucy(
     if (
         isinstance(iterations, bool)
         or not isinstance(iterations, (int, np.integer))
-        or iterations < 0
+        or iterations < 1
     ):
-        raise ParameterError(f"iterations must be an integer >= 0, got {iterations!r}")
+        # 0 would return the start image as if it were a deconvolution
+        raise ParameterError(f"iterations must be an integer >= 1, got {iterations!r}")
     tv = positive(tv, "tv", allow_zero=True)
     if tv >= 0.5:
         raise ParameterError(f"tv must be < 0.5, got {tv}")
@@ -222,6 +233,15 @@ def richardson_lucy(
         raise ParameterError("boundary='zero' is scikit-image's model: no acceleration, TV or mask")
     stack, was_2d = _stack(image)
     k = _psf_array(psf, normalize=boundary == "padded")
+    peaks = stack.reshape(stack.shape[0], -1).max(axis=1)
+    if np.any(peaks <= 0):
+        i = int(np.flatnonzero(peaks <= 0)[0])
+        where = "the image" if was_2d else f"image {i} of the stack"
+        raise ParameterError(
+            f"{where} has no positive value (max {float(peaks[i]):g}): Richardson-Lucy "
+            "needs non-negative intensities with some signal (dark-subtracted counts, "
+            "not -log values)"
+        )
     m = None
     if mask is not None:
         m = np.asarray(mask)
@@ -248,8 +268,7 @@ def richardson_lucy(
         tau=float(tau),
         n_threads=n_threads_arg(n_threads),
     )
-    if not np.all(np.isfinite(res)):
-        raise ArithmeticError("Richardson-Lucy produced non-finite values")  # pragma: no cover
+    check_result(res, "richardson_lucy")
     if return_report:
         rep = RLReport(
             tuple(r[0] for r in reps),
@@ -356,6 +375,9 @@ def wiener(
         reflection (``pad`` pixels a side, default the PSF size) tapered to
         zero with a cosine ramp; PSF centre ((kh-1)//2, (kw-1)//2).
         'periodic': scikit-image's ``wiener`` (PSF centre (kh//2, kw//2)).
+    pad : int or (int, int), pixels, optional
+        Reflected pad a side for 'reflect' (default the PSF size); at most
+        the image size or the PSF size, whichever is larger.
     out : ndarray of float32, optional
     n_threads : int, optional
 
@@ -364,6 +386,7 @@ def wiener(
     ndarray of float32, the input's shape.
     """
     choice(boundary, "boundary", ("reflect", "periodic"))
+    n_threads = n_threads_arg(n_threads)
     stack, was_2d = _stack(image)
     k = _psf_array(psf, normalize=boundary == "reflect")
     if balance is None:
@@ -372,11 +395,24 @@ def wiener(
     padv = None
     if pad is not None:
         pp = (pad, pad) if np.isscalar(pad) else tuple(pad)
-        if len(pp) != 2 or any(int(p) != p or p < 0 for p in pp):
+        try:
+            ok = len(pp) == 2 and all(float(p).is_integer() and p >= 0 for p in pp)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
             raise ParameterError(f"pad must be an integer >= 0 or a pair of them, got {pad!r}")
         padv = (int(pp[0]), int(pp[1]))
+        (h, w), (kh, kw) = stack.shape[1:], k.shape
+        if padv[0] > max(h, kh) or padv[1] > max(w, kw):
+            raise ParameterError(
+                f"pad {padv} must be at most the image size ({h}, {w}) or the PSF size "
+                f"({kh}, {kw}), whichever is larger (a wider pad reflects the reflection)"
+            )
     res = _out(out, stack.shape if not was_2d else stack.shape[1:], stack)
     target = res[np.newaxis] if was_2d else res
+    # Linear in the image: data near the float32 maximum is scaled by a
+    # power of two (exact) so the float32 FFTs cannot overflow.
+    stack, scale = scale_down(stack, 2.0**64)
     _core.wiener(
         stack,
         k,
@@ -386,7 +422,7 @@ def wiener(
         pad=padv,
         n_threads=n_threads_arg(n_threads),
     )
-    return res
+    return check_result(res, "wiener", scale=scale)
 
 
 def deconvolve(image, psf, *, method: str = "rl", **kwargs):

@@ -33,6 +33,12 @@ class NumericalError(ScintomoError, ArithmeticError):
     """A computation without a meaningful result (e.g. a zero flat field)."""
 
 
+class MemoryLimitError(ScintomoError, MemoryError):
+    """A call that would need more memory than the system has available now
+    (checked before allocating; the message names the parameter that sets
+    the size)."""
+
+
 class FileFormatError(ScintomoError, ValueError):
     """A file that is missing a dataset, truncated, or inconsistent."""
 
@@ -50,6 +56,7 @@ class ScintomoWarning(UserWarning):
 __all__ = [
     "DTypeError",
     "FileFormatError",
+    "MemoryLimitError",
     "NonFiniteError",
     "NumericalError",
     "ParameterError",

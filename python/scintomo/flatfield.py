@@ -64,7 +64,8 @@ class FlatFieldReport:
     clipped_low, clipped_high : int
         Output values clipped at the lower / upper bound, over the whole stack.
     nonfinite : int
-        NaN values met in the normalised data (from non-finite projections).
+        Non-finite output values, each warned about: NaN from non-finite
+        projections, and ratios beyond the float32 range left unclipped.
     n_projections : int
     """
 
@@ -347,7 +348,8 @@ def correct(
         )
     if nonfinite:
         warnings.warn(
-            f"{nonfinite} non-finite value(s) in the projections were left as NaN",
+            f"{nonfinite} non-finite output value(s): NaN in the projections (left as NaN) "
+            "or ratios beyond the float32 range (give clip=(lo, hi) to bound them)",
             ScintomoWarning,
             stacklevel=2,
         )

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import as_float32, check_nonempty, choice, positive
+from ._validate import as_float32, check_memory, check_nonempty, choice, positive
 from .exceptions import FileFormatError, NumericalError, ParameterError, ShapeError
 
 __all__ = [
@@ -185,12 +185,16 @@ def line_spread(x_um, *, sigma_um, tail="exponential", tail_um=None, tail_weight
     return (1 - w) * core + w * halo
 
 
+#: Half-size (px) of the largest default model grid (255 px).
+MAX_DEFAULT_HALF = 127
+
+
 def _default_size_px(s, tail, t, w, px) -> int:
     r = 4 * s
     if w > 0:
         r = max(r, (10 * t) if tail == "exponential" else 30 * t)
-    half = int(np.ceil(r / px))
-    return 2 * min(half, 127) + 1
+    half = min(r / px, MAX_DEFAULT_HALF)
+    return 2 * int(np.ceil(half)) + 1
 
 
 def model(
@@ -219,17 +223,33 @@ def model(
     size : int, optional
         Odd array size (default: covers 4 sigma and 10 b or 30 g, at most
         255). The truncated part of the tail is dropped and the array
-        renormalised to unit sum.
+        renormalised to unit sum. Without ``size``, a core wider than the
+        default grid (3 sigma > 127 px) is refused (ParameterError) rather
+        than cropped to a flat box.
     oversample : int
         Sub-samples per pixel and axis (pixel-integrated values).
     """
     s, tail, t, w = _params(sigma_um, tail, tail_um, tail_weight)
     px = positive(pixel_size_um, "pixel_size_um")
     if size is None:
+        if 3 * s / px > MAX_DEFAULT_HALF:
+            # The default grid (<= 255 px) would hold a flat crop of the core:
+            # a box, not this model.
+            raise ParameterError(
+                f"sigma_um = {sigma_um!r} is {s / px:.3g} px at pixel_size_um = {px:g}: the "
+                f"Gaussian core does not fit the default {2 * MAX_DEFAULT_HALF + 1} px grid "
+                f"(3 sigma must be <= {MAX_DEFAULT_HALF} px); give a larger pixel size or an "
+                "explicit size"
+            )
         size = _default_size_px(s, tail, t, w, px)
-    if int(size) != size or size < 1 or size % 2 == 0:
+    try:
+        ok = float(size).is_integer() and size >= 1 and size % 2 == 1
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
         raise ParameterError(f"size must be an odd positive integer, got {size!r}")
     size = int(size)
+    check_memory(8.0 * size * size * (1 + int(oversample) ** 2), f"size = {size}")
     o = int(oversample)
     if o < 1:
         raise ParameterError("oversample must be >= 1")
@@ -238,11 +258,20 @@ def model(
     # separable in x and y only for the core; evaluate on the full sub-grid
     xx = sub[None, :] * px
     arr = np.empty((size, size))
-    for i in range(size):
-        yy = sub[i * o : (i + 1) * o, None] * px
-        v = radial_profile(np.hypot(xx, yy), sigma_um=s, tail=tail, tail_um=t, tail_weight=w)
-        arr[i] = v.reshape(o, size, o).mean(axis=(0, 2))
-    arr /= arr.sum()
+    with np.errstate(all="ignore"):  # under/overflow is refused just below
+        for i in range(size):
+            yy = sub[i * o : (i + 1) * o, None] * px
+            v = radial_profile(np.hypot(xx, yy), sigma_um=s, tail=tail, tail_um=t, tail_weight=w)
+            arr[i] = v.reshape(o, size, o).mean(axis=(0, 2))
+        total = arr.sum()
+    if not (np.isfinite(total) and total > 0 and np.all(np.isfinite(arr))):
+        # a core or tail so narrow or wide that the density under- or
+        # overflows float64 (e.g. sigma_um = 1e-200 or 1e200)
+        raise ParameterError(
+            f"sigma_um = {sigma_um!r} / tail_um = {tail_um!r} give no finite PSF on a "
+            f"{size} px grid of {px:g} um pixels"
+        )
+    arr /= total
     return PSF(arr.astype(np.float32), px, PSFFit(tail, s, t, w))
 
 

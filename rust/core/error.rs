@@ -18,6 +18,10 @@ pub enum CoreError {
     /// zero beam intensity).
     #[error("{0}")]
     Numerical(String),
+    /// A call that needs more memory than the system can give (checked
+    /// before allocating; see `mem`).
+    #[error("{0}")]
+    Memory(String),
 }
 
 pub type CoreResult<T> = Result<T, CoreError>;
@@ -31,5 +35,8 @@ impl CoreError {
     }
     pub fn numerical(msg: impl Into<String>) -> Self {
         CoreError::Numerical(msg.into())
+    }
+    pub fn memory(msg: impl Into<String>) -> Self {
+        CoreError::Memory(msg.into())
     }
 }

@@ -230,7 +230,8 @@ pub struct Report {
     /// Output values clipped at the lower / upper bound (all projections).
     pub clipped_low: u64,
     pub clipped_high: u64,
-    /// NaN values met (from non-finite projection values).
+    /// Non-finite output values: NaN met (from non-finite projection
+    /// values) and infinities not clipped (a ratio beyond the float32 range).
     pub nonfinite: u64,
 }
 
@@ -812,7 +813,6 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
         let is_nan = x.is_nan();
         low += (x < lo) as u32;
         high += (x > hi) as u32;
-        nan += is_nan as u32;
         // NaN fails both comparisons and passes through, so it is reported
         // rather than clipped into a plausible number.
         let y = if x < lo {
@@ -822,6 +822,10 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
         } else {
             x
         };
+        // NaN, and infinities left by the clip (a ratio beyond the float32
+        // range, e.g. P = 8e37 over F = 0.1, without `hi`), are reported;
+        // one comparison counts both (NaN compares false).
+        nan += !(y.abs() <= f32::MAX) as u32;
         *v = if log {
             let l = -ln_fast(y);
             if is_nan {

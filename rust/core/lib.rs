@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod fastmath;
+pub mod mem;
 pub mod parallel;
 pub mod pixel;
 pub mod rfft;

@@ -83,6 +83,19 @@ impl Geometry {
                 "theta, weights and centres must be finite",
             ));
         }
+        // The axis must lie on the detector: a centre outside [0, nd - 1]
+        // leaves half of every slice without data (garbage, or an index past
+        // the filtered projection in FBP before this check).
+        if let Some(c) = self
+            .centers
+            .iter()
+            .find(|&&c| !(0.0..=(nd - 1) as f64).contains(&c))
+        {
+            return Err(CoreError::parameter(format!(
+                "center {c} is outside the detector: it must be a column index in [0, {}]",
+                nd - 1
+            )));
+        }
         if self.n_out == 0 {
             return Err(CoreError::parameter(
                 "the output size must be at least 1 pixel",
@@ -99,6 +112,10 @@ impl Geometry {
                 return Err(CoreError::parameter("mask radius must be > 0"));
             }
         }
+        crate::mem::check_bytes(
+            self.output_bytes(nr),
+            &format!("n_out = {} for {nr} slice(s)", self.n_out),
+        )?;
         let bad = proj.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
             return Err(CoreError::NonFinite {
@@ -108,6 +125,25 @@ impl Geometry {
         }
         Ok(())
     }
+}
+
+impl Geometry {
+    /// Bytes of the (rows, n_out, n_out) float32 output.
+    pub(crate) fn output_bytes(&self, rows: usize) -> f64 {
+        rows as f64 * (self.n_out as f64).powi(2) * 4.0
+    }
+}
+
+/// The (rows, n, n) float32 output, allocated fallibly (a refusal names
+/// n_out instead of aborting the process).
+pub(crate) fn output(rows: usize, n: usize) -> CoreResult<ndarray::Array3<f32>> {
+    let what = format!("n_out = {n} for {rows} slice(s)");
+    let len = rows
+        .checked_mul(n)
+        .and_then(|v| v.checked_mul(n))
+        .ok_or_else(|| CoreError::memory(format!("{what}: the output size overflows")))?;
+    let v = crate::mem::try_filled(len, 0f32, &what)?;
+    ndarray::Array3::from_shape_vec((rows, n, n), v).map_err(|e| CoreError::shape(e.to_string()))
 }
 
 /// Copy one projection row into `buf` (length pad_len), the data at offset

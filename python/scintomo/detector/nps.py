@@ -21,7 +21,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import _core
-from .._validate import as_stack, check_nonempty, choice, n_threads_arg, positive
+from .._validate import (
+    as_stack,
+    check_nonempty,
+    check_result,
+    choice,
+    n_threads_arg,
+    positive,
+    scale_down,
+)
 from ..exceptions import ParameterError, ShapeError
 from ._common import new_axes, result_dict
 
@@ -198,6 +206,10 @@ def nps(
     if roi > min(stack.shape[1:]):
         raise ShapeError(f"roi {roi} does not fit in the analysed area {stack.shape[1:]}")
     step = max(1, int(round(roi * (1.0 - float(overlap)))))
+    # The NNPS is normalised by the mean squared, so scaling the frames by a
+    # power of two (exact) changes nothing but keeps |FFT|^2 of values near
+    # the float32 maximum finite; the mean is scaled back below.
+    stack, scale = scale_down(stack, 2.0**32)
     power, n_rois, mean = _core.nps_sum(
         stack,
         roi=roi,
@@ -211,7 +223,8 @@ def nps(
             f"mean signal {mean} is not positive: NNPS needs a linear, offset-free signal"
         )
     dx = pixel_size * 1e-3  # mm
-    half = power * (dx * dx / (n_rois * roi * roi)) / mean**2
+    half = check_result(power * (dx * dx / (n_rois * roi * roi)) / mean**2, "nps")
+    mean = mean * scale
     bins, horiz = _cut(half, int(n_lines), "horizontal")
     _, vert = _cut(half, int(n_lines), "vertical")
     df = 1.0 / (roi * dx)

@@ -40,6 +40,8 @@ from ..exceptions import NumericalError, ParameterError, ScintomoWarning, ShapeE
 __all__ = ["EdgeProfile", "edge_profile", "esf_to_mtf"]
 
 OVERSAMPLING = 4
+#: Largest ``n_bootstrap`` of :func:`edge_mtf`.
+MAX_BOOTSTRAP = 10_000
 BOX = True
 # adaptive window: half-width = _HALF_PER_RISE x the 10-90 rise (at least
 # _MIN_RISE_PX), flat core, cosine taper over the outer _TAPER fraction
@@ -703,7 +705,8 @@ def edge_mtf(
         enables the lp/mm views
     fit_order : 1 (line) or 2 (quadratic edge)
     half_width_px : LSF extent each side (px); None: adaptive (see module doc)
-    n_bootstrap : resamples over rows for the confidence band (0: none)
+    n_bootstrap : resamples over rows for the confidence band (0: none; at
+        most ``MAX_BOOTSTRAP`` = 10000)
     seed : bootstrap seed
 
     Returns
@@ -720,8 +723,16 @@ def edge_mtf(
             if isinstance(pixel_size, str)
             else _validate.positive(pixel_size, "pixel_size")
         )
-    if n_bootstrap < 0:
-        raise ParameterError(f"n_bootstrap must be >= 0, got {n_bootstrap}")
+    if (
+        isinstance(n_bootstrap, bool)
+        or not isinstance(n_bootstrap, (int, np.integer))
+        or not 0 <= n_bootstrap <= MAX_BOOTSTRAP
+    ):
+        # 10^7 resamples aborted the process allocating them (issue 17); a
+        # 95 % band is settled long before 10^4.
+        raise ParameterError(
+            f"n_bootstrap must be an integer in [0, {MAX_BOOTSTRAP}], got {n_bootstrap!r}"
+        )
     # the profile's warnings (low contrast ...) are kept until the ROI is known to
     # hold an edge: for a slit or a flat ROI the error alone says what is wrong
     with warnings.catch_warnings(record=True) as caught:
@@ -752,6 +763,12 @@ def edge_mtf(
         # over rows: resampled rows (with their own pixels) refit the edge line
         # through their per-row edge estimates and are projected again (Rust)
         from .. import _core
+
+        # the resampled ESFs, then their windowed spectra (2048 complex each)
+        _validate.check_memory(
+            n_bootstrap * (prof.esf.size * 8.0 * 2 + 2048 * 16.0 * 2),
+            f"n_bootstrap = {n_bootstrap}",
+        )
 
         full = np.asarray(prof.row_edges_px, dtype=np.float64)
         i0, i1 = prof.bin_range

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._validate import max_threads
 from ..exceptions import ParameterError
 
 
@@ -373,6 +374,10 @@ class PipelineConfig:
             raise ParameterError(f"{source}: center.row is a fraction of the height, in [0, 1]")
         if self.run.n_threads < 0:
             raise ParameterError(f"{source}: run.n_threads must be >= 0")
+        if self.run.n_threads > max_threads():  # the kernels' one bound, 64 per core
+            raise ParameterError(f"{source}: run.n_threads must be at most {max_threads()}")
+        if self.center.value < 0:  # NaN (found) passes; the upper end needs the data
+            raise ParameterError(f"{source}: center.value must be a column index >= 0")
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(PipelineConfig))

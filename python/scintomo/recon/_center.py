@@ -6,7 +6,7 @@ import numpy as np
 import scipy.fft as sfft
 
 from .._validate import as_sinogram_stack, check_finite, choice
-from ..exceptions import ParameterError, ShapeError
+from ..exceptions import NumericalError, ParameterError, ShapeError
 
 
 def _half_turn(theta: np.ndarray) -> np.ndarray:
@@ -140,6 +140,17 @@ def _registration(proj: np.ndarray, theta: np.ndarray) -> float:
     return (n - 1) / 2.0 + t / 2.0
 
 
+def _on_detector(c: float, n: int) -> float:
+    """``c`` when it is a column of the detector; else a NumericalError (a
+    centre off the detector is not an answer, and reconstruct refuses it)."""
+    if not (np.isfinite(c) and 0.0 <= c <= n - 1):
+        raise NumericalError(
+            f"the best axis match ({c:g}) lies outside the detector's columns [0, {n - 1}]: "
+            "the data show no rotation axis"
+        )
+    return float(c)
+
+
 def find_center(
     projections,
     theta,
@@ -168,7 +179,8 @@ def find_center(
         Detector rows to analyse (``vo``); default the middle row.
     search_range : (float, float), pixels, optional
         Columns the axis may lie between (``vo``); default the middle half
-        of the detector.
+        of the detector. A range that does not overlap the detector's
+        columns [0, N - 1] is refused; one that sticks out is cut to them.
     ratio : float
         Object size over the field of view (Vo's mask parameter; 0.5 is
         TomoPy's default and works for most data).
@@ -178,7 +190,13 @@ def find_center(
     Returns
     -------
     float, or (len(rows),) float64 ndarray when ``rows`` is a sequence:
-    the axis column index (the ``center`` of :func:`reconstruct`).
+    the axis column index (the ``center`` of :func:`reconstruct`), always
+    on the detector, in [0, N - 1].
+
+    Raises
+    ------
+    NumericalError
+        When the best match lies off the detector (no axis in the data).
     """
     choice(method, "method", ("vo", "pc"))
     arr, _ = as_sinogram_stack(projections, finite=False)
@@ -194,7 +212,7 @@ def find_center(
         raise ShapeError("find_center needs at least 16 columns")
     if method == "pc":
         check_finite(arr, "projections")
-        return _registration(arr.astype(np.float64), th)
+        return _on_detector(_registration(arr.astype(np.float64), th), n)
     scalar = rows is None or np.isscalar(rows)
     rr = [n_rows // 2] if rows is None else list(np.atleast_1d(rows).astype(int))
     for r in rr:
@@ -205,9 +223,14 @@ def find_center(
     lo, hi = (float(v) for v in search_range)
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ParameterError(f"search_range must be (low, high) columns, got {search_range!r}")
+    if hi < 0 or lo > n - 1:
+        raise ParameterError(
+            f"search_range {search_range!r} does not overlap the detector's columns [0, {n - 1}]"
+        )
+    lo, hi = max(lo, 0.0), min(hi, n - 1.0)
     out = []
     for r in rr:
         sino = arr[:, r, :].astype(np.float64)
         check_finite(sino, "projections")
-        out.append(_vo(sino, th, (lo, hi), ratio, int(drop)))
+        out.append(_on_detector(_vo(sino, th, (lo, hi), ratio, int(drop)), n))
     return float(out[0]) if scalar else np.array(out)

@@ -8,7 +8,14 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _core
-from .._validate import as_float32, check_nonempty, n_threads_arg, positive
+from .._validate import (
+    as_float32,
+    check_nonempty,
+    check_result,
+    n_threads_arg,
+    positive,
+    scale_down,
+)
 from ..exceptions import ShapeError
 
 #: h c in keV nanometres (CODATA 2018): lambda[nm] = HC_KEV_NM / E[keV]
@@ -83,7 +90,10 @@ def paganin(
     if arr.ndim != 3:
         raise ShapeError(f"transmission must be (A, R, N) or (R, N), got shape {arr.shape}")
     check_nonempty(arr, "transmission")
-    # Finite values and, with log, a positive result are checked in Rust.
+    # Finite values and, with log, a positive result are checked in Rust. The filter is
+    # linear: values near the float32 maximum are scaled by a power of two (exact) so the
+    # float32 FFTs cannot overflow, and the scale is put back (or refused) at the end.
+    arr, scale = scale_down(arr, 2.0**64)
     out = _core.paganin(
         np.ascontiguousarray(arr),
         pixel_size=ps,
@@ -94,4 +104,9 @@ def paganin(
         log=bool(log),
         n_threads=nt,
     )
+    if log:
+        out -= np.float32(np.log(scale))  # -log(scale * f) = -log(f) - log(scale)
+        check_result(out, "paganin")
+    else:
+        check_result(out, "paganin", scale=scale)
     return out[0] if single else out

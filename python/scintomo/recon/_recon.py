@@ -9,7 +9,16 @@ import logging
 import numpy as np
 
 from .. import _core
-from .._validate import as_sinogram_stack, check_theta_radians, choice, n_threads_arg
+from .._validate import (
+    as_sinogram_stack,
+    center_arg,
+    check_memory,
+    check_result,
+    check_theta_radians,
+    choice,
+    n_threads_arg,
+    scale_down,
+)
 from ..exceptions import ParameterError, ShapeError
 
 log = logging.getLogger("scintomo.recon")
@@ -109,9 +118,7 @@ def _centers(center, n_rows: int, n_det: int) -> np.ndarray:
         c = np.full(n_rows, float(c))
     if c.shape != (n_rows,):
         raise ShapeError(f"center must be a number or one per row ({n_rows}), got shape {c.shape}")
-    if not np.all(np.isfinite(c)):
-        raise ParameterError("center must be finite")
-    return c
+    return center_arg(c, n_det)
 
 
 def reconstruct(
@@ -145,6 +152,8 @@ def reconstruct(
     center : float or (R,) array_like, pixels, optional
         Column index of the rotation axis (pixel centres at integers), one for
         all rows or one per row. Default (N - 1) / 2, the detector's middle.
+        Must lie on the detector, in [0, N - 1] (both backends; a
+        ParameterError otherwise).
     geometry : ConeGeometry or ParallelGeometry, optional
         None or a :class:`ParallelGeometry`: parallel beam. A
         :class:`ConeGeometry`: circular cone beam (lab micro-CT), reconstructed
@@ -176,7 +185,9 @@ def reconstruct(
         Zero the pixels outside the circle of radius ``mask`` x n_out / 2
         (True: 1.0; False: no mask).
     n_out : int, optional
-        Side of the output slices, pixels (default N).
+        Side of the output slices, pixels (default N). A call whose output
+        and work buffers would not fit in the available memory raises
+        :class:`~scintomo.exceptions.MemoryLimitError` before allocating.
     kernel_width : int
         Gridding kernel width, grid cells (gridrec only).
     shape : (nz, ny, nx), optional
@@ -185,7 +196,8 @@ def reconstruct(
     voxel_size : float or str, micrometres, optional
         Cone beam: default the detector pixel / magnification.
     n_threads : int, optional
-        Threads (None: all cores). Passed to TomoPy as ``ncore``.
+        Threads (None: all cores), at most 64 per core. Passed to TomoPy as
+        ``ncore``.
 
     Returns
     -------
@@ -193,6 +205,13 @@ def reconstruct(
         sinogram), attenuation per pixel; ``.meta`` records the backend,
         algorithm, filter, centres and padding. Row 0 is the top of the slice
         (y pointing up), as TomoPy and scikit-image lay it out.
+
+    Raises
+    ------
+    NumericalError
+        When the result does not fit in float32 (input near the float32
+        maximum is scaled by a power of two for the computation, so only a
+        result that itself overflows is refused; never inf/NaN).
     """
     from ._geometry import ConeGeometry, ParallelGeometry
 
@@ -240,9 +259,15 @@ def reconstruct(
     n_threads = n_threads_arg(n_threads)
     centers = _centers(center, n_rows, n_det)
     pad_len = padded_length(n_det, pad)
+    if n_out is not None and (
+        isinstance(n_out, bool)
+        or not isinstance(n_out, (int, np.integer, float, np.floating))
+        or not float(n_out).is_integer()
+        or n_out < 1
+    ):
+        raise ParameterError(f"n_out must be an integer >= 1, got {n_out!r}")
     n_out = n_det if n_out is None else int(n_out)
-    if n_out < 1:
-        raise ParameterError(f"n_out must be >= 1, got {n_out}")
+    check_memory(4.0 * n_rows * n_out * n_out, f"n_out = {n_out} for {n_rows} slice(s)")
     if mask is True:
         ratio = 1.0
     elif mask is False or mask is None:
@@ -255,6 +280,9 @@ def reconstruct(
     # "auto" is the built-in backend: installing TomoPy must not change the
     # answer (its gridrec scale and radial gain differ, issue #21).
     use = "tomopy" if backend == "tomopy" else "builtin"
+    # Reconstruction is linear: data near the float32 maximum is scaled by
+    # a power of two (exact) so the float32 FFTs cannot overflow.
+    arr, scale = scale_down(arr, 2.0**64)
     if use == "builtin":
         axis_pixel = ((n_out - 1) / 2.0, (n_out - 1) / 2.0)
         choice(algorithm, "algorithm (built-in backend)", BUILTIN_ALGORITHMS)
@@ -294,6 +322,7 @@ def reconstruct(
             n_threads=n_threads,
             **tomopy_kwargs,
         )
+    out = check_result(out, "reconstruct", scale=scale)
     log.info("reconstructed %d slice(s) with %s %s", n_rows, use, algorithm)
     meta = {
         "backend": use,

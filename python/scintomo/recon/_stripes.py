@@ -20,7 +20,7 @@ import numpy as np
 from scipy.ndimage import binary_dilation, median_filter, uniform_filter1d
 
 from .. import _core
-from .._validate import as_sinogram_stack, choice, n_threads_arg
+from .._validate import as_sinogram_stack, check_result, choice, n_threads_arg, scale_down
 from ..exceptions import ParameterError
 
 METHODS = ("all", "sort", "filter", "large", "dead", "fw")
@@ -210,6 +210,10 @@ def remove_stripes(
 
         if wavelet not in pywt.wavelist(kind="discrete"):
             raise ParameterError(f"wavelet {wavelet!r} is not a discrete PyWavelets wavelet")
+    # Sorting, medians and the filters scale with the data: values near the
+    # float32 maximum are scaled by a power of two (exact) so sums and FFTs
+    # cannot overflow, and scaled back (or refused) at the end.
+    arr, scale = scale_down(arr, 2.0**64)
     out = np.empty(arr.shape, np.float32)
 
     def one(r):
@@ -235,4 +239,5 @@ def remove_stripes(
     else:
         for r in range(arr.shape[1]):
             one(r)
+    check_result(out, "remove_stripes", scale=scale)
     return out[:, 0, :] if single else out

@@ -13,6 +13,7 @@ import_exception!(scintomo.exceptions, ShapeError);
 import_exception!(scintomo.exceptions, ParameterError);
 import_exception!(scintomo.exceptions, NonFiniteError);
 import_exception!(scintomo.exceptions, NumericalError);
+import_exception!(scintomo.exceptions, MemoryLimitError);
 
 /// Newtype so that `?` converts core errors into Python exceptions.
 pub struct PyCoreError(pub CoreError);
@@ -31,6 +32,7 @@ impl From<PyCoreError> for PyErr {
             CoreError::Parameter(_) => ParameterError::new_err(msg),
             CoreError::NonFinite { .. } => NonFiniteError::new_err(msg),
             CoreError::Numerical(_) => NumericalError::new_err(msg),
+            CoreError::Memory(_) => MemoryLimitError::new_err(msg),
         }
     }
 }

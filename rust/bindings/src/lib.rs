@@ -28,6 +28,9 @@ mod recon;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(util::simd_level, m)?)?;
+    m.add_function(wrap_pyfunction!(util::max_threads, m)?)?;
+    m.add_function(wrap_pyfunction!(util::check_memory, m)?)?;
+    m.add_function(wrap_pyfunction!(util::available_memory, m)?)?;
     flatfield::register(m)?;
     mtf::register(m)?;
     deconv::register(m)?;

@@ -3,7 +3,7 @@
 
 use numpy::{PyReadonlyArray2, PyReadonlyArray3};
 use pyo3::prelude::*;
-use scintomo_core::{parallel, CoreResult};
+use scintomo_core::{mem, parallel, CoreResult};
 
 use crate::errors::PyCoreError;
 
@@ -74,4 +74,23 @@ pub fn simd_level() -> &'static str {
     {
         "generic"
     }
+}
+
+/// The largest `n_threads` any kernel accepts (64 per core).
+#[pyfunction]
+pub fn max_threads() -> usize {
+    parallel::max_threads()
+}
+
+/// Raise `MemoryLimitError` when a call needing `nbytes` would not fit in
+/// the memory available now (the kernels' own rule, for Python callers).
+#[pyfunction]
+pub fn check_memory(nbytes: f64, what: &str) -> PyResult<()> {
+    mem::check_bytes(nbytes, what).map_err(|e| PyCoreError(e).into())
+}
+
+/// Bytes available now (MemAvailable), or None where unknown.
+#[pyfunction]
+pub fn available_memory() -> Option<u64> {
+    mem::available_bytes()
 }

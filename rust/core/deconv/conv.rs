@@ -218,6 +218,13 @@ impl Grid {
         if nh < 1 || nw < 1 {
             return Err(CoreError::shape(format!("empty FFT grid {nh} x {nw}")));
         }
+        // Every user of a grid holds at least three half-spectra of it (the
+        // kernel's, a scratch, the image's): refuse before allocating any
+        // (`zeroed` aborts on a refused allocation).
+        crate::mem::check_bytes(
+            3.0 * nh as f64 * (nw / 2 + 1) as f64 * 8.0,
+            &format!("the {nh} x {nw} FFT grid (image size plus padding)"),
+        )?;
         let mut cp = FftPlanner::<f32>::new();
         Ok(Grid {
             nh,

@@ -117,6 +117,14 @@ pub fn wiener(
         WienerBoundary::Periodic => (0, 0),
         WienerBoundary::Reflect => opts.pad.unwrap_or((kh, kw)),
     };
+    // A pad wider than the image (or the PSF, the default pad) only reflects
+    // the reflection again: it cannot help, and pad = 10^7 aborted the
+    // process allocating the grid (issue 17).
+    if ph > h.max(kh) || pw > w.max(kw) {
+        return Err(CoreError::parameter(format!(
+            "pad ({ph}, {pw}) must be at most the image size ({h}, {w}) or the PSF size ({kh}, {kw}), whichever is larger"
+        )));
+    }
     let (grid, shift) = match opts.boundary {
         WienerBoundary::Periodic => {
             if kh > h || kw > w {

@@ -608,6 +608,10 @@ fn esf_table(
 /// Full slanted-edge geometry of an (H, W) ROI whose edge runs along the
 /// columns: see the module doc. `max_refine`: matched-filter refinements at
 /// most (stops when the line moves by less than `tol_px` at any row).
+/// Largest oversampling (bins per pixel) of the projected ESF; ISO 12233
+/// uses 4, and beyond a few dozen the bins hold no data.
+pub const MAX_OVERSAMPLING: usize = 64;
+
 pub fn fit_edge<T: Pixel>(
     img: ArrayView2<'_, T>,
     order: usize,
@@ -621,10 +625,10 @@ pub fn fit_edge<T: Pixel>(
             "the edge ROI must be at least 4 x 8 px, got {h} x {w}"
         )));
     }
-    if !(1..=2).contains(&order) || oversampling == 0 {
-        return Err(CoreError::parameter(
-            "fit order must be 1 or 2 and oversampling >= 1",
-        ));
+    if !(1..=2).contains(&order) || !(1..=MAX_OVERSAMPLING).contains(&oversampling) {
+        return Err(CoreError::parameter(format!(
+            "fit order must be 1 or 2 and oversampling 1..={MAX_OVERSAMPLING}, got {order} and {oversampling}"
+        )));
     }
     let os = oversampling as f64;
     let total: f64 = img
@@ -791,11 +795,31 @@ pub fn bootstrap_esf<T: Pixel>(
     hi: f64,
 ) -> CoreResult<Vec<f64>> {
     let rows = edges.len();
-    if rows < 4 || rows > img.nrows() || nb < 2 || oversampling == 0 || !(1..=2).contains(&order) {
-        return Err(CoreError::parameter(
-            "bootstrap: need >= 4 rows within the image, >= 2 bins, oversampling >= 1, order 1 or 2",
-        ));
+    if rows < 4
+        || rows > img.nrows()
+        || nb < 2
+        || !(1..=MAX_OVERSAMPLING).contains(&oversampling)
+        || !(1..=2).contains(&order)
+    {
+        return Err(CoreError::parameter(format!(
+            "bootstrap: need >= 4 rows within the image, >= 2 bins, oversampling 1..={MAX_OVERSAMPLING}, order 1 or 2",
+        )));
     }
+    // Bins are indexed by the projected distance; more than the image's
+    // diagonal times the oversampling cannot hold data.
+    let max_bins = ((img.nrows() + img.ncols()) * oversampling).max(2) * 2;
+    if nb > max_bins {
+        return Err(CoreError::parameter(format!(
+            "bootstrap: {nb} bins for a {} x {} image at oversampling {oversampling} (at most {max_bins})",
+            img.nrows(),
+            img.ncols()
+        )));
+    }
+    // The resamples are collected, then flattened: twice n_boot x nb f64.
+    crate::mem::check_bytes(
+        2.0 * n_boot as f64 * nb as f64 * 8.0,
+        &format!("n_bootstrap = {n_boot} ({nb} bins each)"),
+    )?;
     let os = oversampling as f64;
     let osi = oversampling;
     let out: Vec<Vec<f64>> = (0..n_boot)

@@ -39,12 +39,24 @@ pub fn fbp(proj: ArrayView3<f32>, geo: &Geometry) -> CoreResult<Array3<f32>> {
     // Index range of the padded, filtered projection that any output pixel can reach.
     let reach = (n as f64) * std::f64::consts::FRAC_1_SQRT_2 + 2.0;
 
-    let mut out = Array3::<f32>::zeros((nr, n, n));
+    // Work buffers besides the output: the filtered rows of one slice, each
+    // thread's FFT buffers and each row block's accumulators.
+    let threads = rayon::current_num_threads() as f64;
+    let work = 2.0 * na as f64 * (np + SLACK) as f64 * 4.0
+        + threads * (np as f64 * 4.0 + 3.0 * (np / 2 + 1) as f64 * 8.0)
+        + threads * (ROW_BLOCK * n) as f64 * 12.0;
+    crate::mem::check_bytes(
+        geo.output_bytes(nr) + work,
+        &format!("fbp with n_out = {n} and pad length {np}"),
+    )?;
+    let mut out = super::output(nr, n)?;
     for (r, mut slice) in out.axis_iter_mut(Axis(0)).enumerate() {
         let sino = proj.index_axis(Axis(1), r);
         let c = geo.centers[r];
         let axis = left as f64 + c; // padded index of the rotation axis
-        let i0 = (axis - reach).floor().max(0.0) as usize;
+                                    // (check() keeps the axis on the detector; the clamp keeps i0 + 2 <= np
+                                    // whatever the geometry, so the slices below cannot leave `buf`.)
+        let i0 = ((axis - reach).floor().max(0.0) as usize).min(np - 2);
         let i1 = ((axis + reach).ceil() as usize + 2).min(np).max(i0 + 2);
         let len = i1 - i0;
         // (value, slope to the next sample) per angle, weights folded in.

@@ -581,7 +581,15 @@ pub fn gridrec(
         taper_r: taper(g - nd, (g - nd) / 2, false),
     };
 
-    let mut out = Array3::<f32>::zeros((nr, n, n));
+    // Per slice group in flight: the g x g grid, the angle values (twice
+    // when split into bands), the columns of the inverse transform.
+    let in_flight = (rayon::current_num_threads().min(nr.div_ceil(2))) as f64;
+    let per_group = (g as f64).powi(2) * 8.0 + 2.0 * (g * na) as f64 * 8.0;
+    crate::mem::check_bytes(
+        geo.output_bytes(nr) + in_flight * per_group + (n as f64) * (n as f64) * 8.0,
+        &format!("gridrec with n_out = {n} and pad length {g}"),
+    )?;
+    let mut out = super::output(nr, n)?;
     let mut work: Vec<(usize, Vec<ndarray::ArrayViewMut2<f32>>)> = Vec::new();
     let mut it = out.axis_iter_mut(Axis(0)).enumerate();
     while let Some((r, a)) = it.next() {

@@ -7,13 +7,18 @@ use crate::error::{CoreError, CoreResult};
 use ndarray::{Array2, ArrayView2, Axis, Zip};
 use rayon::prelude::*;
 
+/// Widest median window along a row (pixels).
+pub const MAX_MEDIAN: usize = (1 << 20) + 1;
+
 fn check(a: &ArrayView2<f32>, size: usize) -> CoreResult<()> {
     if a.is_empty() {
         return Err(CoreError::shape("empty sinogram"));
     }
-    if size == 0 || size % 2 == 0 {
+    // Each thread holds a padded row of n + size keys and a window of size:
+    // a window of 10^9 would abort allocating them.
+    if size == 0 || size % 2 == 0 || size > MAX_MEDIAN {
         return Err(CoreError::parameter(format!(
-            "median size must be odd and >= 1, got {size}"
+            "median size must be odd, >= 1 and <= {MAX_MEDIAN}, got {size}"
         )));
     }
     let bad = a.iter().filter(|v| !v.is_finite()).count();

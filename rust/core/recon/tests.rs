@@ -138,3 +138,36 @@ fn gridrec_pairs_singles_and_bands_agree() {
         .fold(0.0f32, f32::max);
     assert!(d1 < 1e-4, "banded single differs by {d1}");
 }
+
+#[test]
+fn centres_off_the_detector_are_parameter_errors_in_both_kernels() {
+    // fbp panicked ("index out of bounds", fbp.rs:83) for a centre beyond
+    // ~1.9 x the width; gridrec returned garbage (issue 17).
+    let (p, theta) = disc_projections(10, 64, 10.0, 0.0);
+    for c in [200.0, 2000.0, -0.5, -300.0, 63.5, 1e300] {
+        let geo = geometry(theta.clone(), 64, c, Filter::Ramp);
+        assert!(matches!(fbp(p.view(), &geo), Err(CoreError::Parameter(_))));
+        assert!(matches!(
+            gridrec(p.view(), &geo, 4),
+            Err(CoreError::Parameter(_))
+        ));
+    }
+    for c in [0.0, 63.0] {
+        let mut geo = geometry(theta.clone(), 64, c, Filter::Ramp);
+        for n_out in [1, 2, 64, 200] {
+            geo.n_out = n_out;
+            geo.pad_len = 512;
+            let a = fbp(p.view(), &geo).unwrap();
+            let b = gridrec(p.view(), &geo, 4).unwrap();
+            assert!(a.iter().chain(b.iter()).all(|v| v.is_finite()));
+        }
+    }
+}
+
+#[test]
+fn an_output_beyond_memory_is_a_memory_error() {
+    let (p, theta) = disc_projections(4, 16, 5.0, 0.0);
+    let mut geo = geometry(theta, 16, 7.5, Filter::Ramp);
+    geo.n_out = 1 << 30;
+    assert!(matches!(fbp(p.view(), &geo), Err(CoreError::Memory(_))));
+}
