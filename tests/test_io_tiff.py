@@ -135,6 +135,26 @@ def test_savu_image_test_layout(tmp_path, rng, which):
         w.__exit__(None, None, None)
 
 
+def test_savu_angles_file_listing_the_parked_frames(tmp_path, rng):
+    """Savu's real image_test/angles.txt lists every frame: the first angle 10 more
+    times before the scan and the last 10 more times after it (111 values for 91
+    projections; the last scan angle written 91.7999, the parked ones 91.8). The
+    parked repeats are dropped with a warning; a count that no trimming explains is
+    still refused."""
+    root, proj, flats, darks, deg = _savu(tmp_path, rng, header="")
+    parked = np.r_[[deg[0]] * 10, deg, [deg[-1] + 1e-4] * 10]
+    (root / "angles.txt").write_text("\n".join(f"{v:.4f}" for v in parked) + "\n")
+    with pytest.warns(ScintomoWarning, match="10 repeats of the first angle and 10 of the last"):
+        with io.read(root) as scan:
+            np.testing.assert_allclose(scan.theta, np.deg2rad(deg), atol=1e-6)
+    odd = np.r_[deg, deg[-1] + 3.0, deg[-1] + 6.0]  # two more distinct angles: no rule fits
+    (root / "angles.txt").write_text("\n".join(f"{v:.4f}" for v in odd) + "\n")
+    with pytest.raises(FileFormatError, match="angles"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            io.read(root).close()
+
+
 def test_flats_darks_angles_given_from_elsewhere(tmp_path, rng):
     proj, flats, darks, deg = _scan(rng)
     _write(tmp_path / "tomo", "img", proj)

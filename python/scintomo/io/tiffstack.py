@@ -397,6 +397,8 @@ def read_tiff_stack(
             check_theta_radians(theta, "angles")
         except ParameterError as e:
             raise ParameterError(f"{e} (or pass an angles file, with its unit)") from None
+    if theta.size > n:
+        theta = _drop_parked_angles(theta, n, f"{proj_folder}: {angles_src}")
     if theta.size != n:
         raise FileFormatError(
             f"{proj_folder}: {theta.size} angles in {angles_src} but {n} projections"
@@ -468,3 +470,36 @@ def write_tiff_scan(
                 header="unit: deg",
             )
     return folder
+
+
+def _drop_parked_angles(theta: np.ndarray, n: int, where: str) -> np.ndarray:
+    """The ``n`` scan angles of an angles file that also lists the frames taken
+    with the sample parked before and after the scan (flats and darks), as
+    Savu's ``image_test/angles.txt`` does: 111 values for 91 projections, the
+    first angle repeated 10 more times before the scan and the last 10 more
+    times after it. Leading and trailing runs of one angle (within 1 % of the
+    scan's median step) are collapsed to one value each; when that leaves
+    exactly ``n`` angles they are used, with a warning saying what was dropped.
+    Anything else is returned unchanged (the caller refuses the count)."""
+    if theta.size < 3:
+        return theta
+    steps = np.abs(np.diff(theta))
+    moving = steps[steps > 0]
+    if moving.size == 0:
+        return theta
+    tol = 0.01 * float(np.median(moving))
+    same = steps <= tol
+    lead = int(np.argmin(same)) if not same.all() else same.size
+    trail = int(np.argmin(same[::-1])) if not same.all() else same.size
+    if lead + trail >= theta.size - 1:
+        return theta
+    kept = theta[lead : theta.size - trail]
+    if kept.size != n:
+        return theta
+    warnings.warn(
+        f"{where}: {theta.size} angles for {n} projections; the {lead} repeats of the first "
+        f"angle and {trail} of the last (frames taken with the sample parked) are dropped",
+        ScintomoWarning,
+        stacklevel=3,
+    )
+    return kept
