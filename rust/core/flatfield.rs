@@ -824,8 +824,8 @@ fn post_row(out: &mut [f32], post: Post) -> Report {
         };
         // NaN, and infinities left by the clip (a ratio beyond the float32
         // range, e.g. P = 8e37 over F = 0.1, without `hi`), are reported;
-        // one comparison counts both (NaN compares false).
-        nan += !(y.abs() <= f32::MAX) as u32;
+        // is_finite is one comparison (|y| < inf, false for NaN) for both.
+        nan += !y.is_finite() as u32;
         *v = if log {
             let l = -ln_fast(y);
             if is_nan {
