@@ -17,7 +17,7 @@ import pytest
 import tifffile
 
 from scintomo import io, pipeline
-from scintomo.exceptions import FileFormatError, ParameterError
+from scintomo.exceptions import FileFormatError, ParameterError, ScintomoWarning
 from scintomo.pipeline import PipelineConfig
 from scintomo.simulate import simulate_scan
 
@@ -295,6 +295,19 @@ def test_try_centers_writes_one_slice_per_candidate(dx_file, sim):
         center=15.5,
     )[0]
     np.testing.assert_allclose(sl, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_try_centers_skip_candidates_off_the_detector(dx_file):
+    """Candidates beyond the detector's columns are dropped with a warning (reconstruct
+    refuses an axis off the detector); a range wholly off it is a clear error."""
+    n_det = 32
+    cfg = cfg_for(dx_file, center__value=1.0, center__search_width=2.0, center__search_step=1.0)
+    with pytest.warns(ScintomoWarning, match="1 candidate centre"):
+        res = pipeline.try_centers(cfg, recon_fn=fbp_numpy)
+    assert res.centers == (0.0, 1.0, 2.0, 3.0)
+    cfg = cfg_for(dx_file, center__value=n_det + 5.0, center__search_width=1.0)
+    with pytest.raises(ParameterError, match="off the detector"):
+        pipeline.try_centers(cfg, recon_fn=fbp_numpy)
 
 
 def test_run_without_recon_module_or_flats_is_a_clear_error(tmp_path, sim):

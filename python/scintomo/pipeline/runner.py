@@ -31,10 +31,11 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 
 import numpy as np
 
-from ..exceptions import ParameterError
+from ..exceptions import ParameterError, ScintomoWarning
 from ..io import Scan, volume_writer
 from . import provenance
 from .compute import (
@@ -112,6 +113,22 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
         data = preprocess(read_block(scan, row, row + 1, halo=halo), cfg, n_threads=nt)
         w, s = cfg.center.search_width, cfg.center.search_step
         centers = c0 + np.arange(-w, w + s / 2, s) if w > 0 else np.array([c0])
+        # reconstruct refuses an axis off the detector: candidates beyond it are dropped
+        n_det = scan.shape[2]
+        on = (centers >= 0) & (centers <= n_det - 1)
+        if not on.any():
+            raise ParameterError(
+                f"every candidate centre ({centers[0]:.2f} .. {centers[-1]:.2f} px) lies off "
+                f"the detector (columns 0 .. {n_det - 1})"
+            )
+        if not on.all():
+            warnings.warn(
+                f"try: {int((~on).sum())} candidate centre(s) off the detector (columns "
+                f"0 .. {n_det - 1}) skipped",
+                ScintomoWarning,
+                stacklevel=2,
+            )
+            centers = centers[on]
         folder = output_paths(cfg, scan.path)["try"]
         folder.mkdir(parents=True, exist_ok=True)
         from .._progress import progress
