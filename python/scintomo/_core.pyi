@@ -204,6 +204,7 @@ def cone_fdk(
     shape: tuple[int, int, int],
     filter: str,
     pad_len: int,
+    z_offset: float = 0.0,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def cone_project(
@@ -218,6 +219,7 @@ def cone_project(
     tilt: float,
     n_rows: int,
     n_cols: int,
+    z_offset: float = 0.0,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def cone_backproject(
@@ -231,5 +233,6 @@ def cone_backproject(
     center_row: float,
     tilt: float,
     shape: tuple[int, int, int],
+    z_offset: float = 0.0,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...

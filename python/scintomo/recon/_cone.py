@@ -241,20 +241,16 @@ def reconstruct_cone(
         cc += pad_cols[0]
         nc = arr.shape[2]
     pad_len = padded_length(nc, pad)
-    kshape, keep = shape, slice(None)
+    kshape, z_offset = shape, 0.0
     if _z_range is not None:
-        # The kernel's volume is centred on the central plane (the source's height) and
-        # takes no z offset; a cone is not shift-invariant along z, so a slab off the
-        # centre cannot be a shifted centred volume. Reconstruct the smallest centred
-        # volume that holds the slab (same voxel heights, bit for bit) and keep the slab.
+        # Only the slab's rows, placed at their height in the whole volume: voxel k0 + s
+        # sits at z = k0 + s - (nz - 1) / 2 = s - (k1 - k0 - 1) / 2 + z_offset. Half-integers,
+        # so every voxel's height is the whole volume's bit for bit.
         k0, k1 = int(_z_range[0]), int(_z_range[1])
         if not 0 <= k0 < k1 <= nz:
             raise ParameterError(f"z range {k0}:{k1} is not in a volume of {nz} rows")
-        zc = (nz - 1) / 2.0
-        zmax = max(abs(k0 - zc), abs(k1 - 1 - zc))
-        nzk = int(round(2 * zmax)) + 1
-        first = int(round(k0 - zc + zmax))
-        kshape, keep = (nzk, ny, nx), slice(first, first + k1 - k0)
+        kshape = (k1 - k0, ny, nx)
+        z_offset = k0 + (k1 - k0 - 1) / 2.0 - (nz - 1) / 2.0
     out = _core.cone_fdk(
         np.ascontiguousarray(arr),
         th.tolist(),
@@ -267,10 +263,9 @@ def reconstruct_cone(
         shape=kshape,
         filter=filter,
         pad_len=pad_len,
+        z_offset=z_offset,
         n_threads=n_threads,
     )
-    if _z_range is not None:
-        out = np.ascontiguousarray(out[keep])
     meta = {
         "backend": "builtin",
         "algorithm": "fdk",

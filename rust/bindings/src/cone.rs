@@ -18,6 +18,7 @@ fn geometry(
     center_row: f64,
     tilt: f64,
     shape: (usize, usize, usize),
+    z_offset: f64,
 ) -> ConeGeometry {
     ConeGeometry {
         theta,
@@ -28,6 +29,7 @@ fn geometry(
         center_row,
         tilt,
         shape,
+        z_offset,
     }
 }
 
@@ -35,7 +37,7 @@ fn geometry(
 /// into an (nz, ny, nx) float32 volume; `weights` (angle, column).
 #[pyfunction]
 #[pyo3(signature = (projections, theta, weights, *, sod, sdd, pixel, center_col, center_row,
-                    shape, filter, pad_len, n_threads = None))]
+                    shape, filter, pad_len, z_offset = 0.0, n_threads = None))]
 #[allow(clippy::too_many_arguments)]
 fn cone_fdk<'py>(
     py: Python<'py>,
@@ -50,10 +52,13 @@ fn cone_fdk<'py>(
     shape: (usize, usize, usize),
     filter: &str,
     pad_len: usize,
+    z_offset: f64,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let filter = Filter::parse(filter).map_err(PyCoreError)?;
-    let geo = geometry(theta, sod, sdd, pixel, center_col, center_row, 0.0, shape);
+    let geo = geometry(
+        theta, sod, sdd, pixel, center_col, center_row, 0.0, shape, z_offset,
+    );
     let (v, w) = (projections.as_array(), weights.as_array());
     let out = run(py, n_threads, || recon::fdk(v, &geo, w, filter, pad_len))?;
     Ok(out.into_pyarray(py))
@@ -63,7 +68,7 @@ fn cone_fdk<'py>(
 /// n_rows, n_cols) line integrals.
 #[pyfunction]
 #[pyo3(signature = (volume, theta, *, sod, sdd, pixel, center_col, center_row, tilt,
-                    n_rows, n_cols, n_threads = None))]
+                    n_rows, n_cols, z_offset = 0.0, n_threads = None))]
 #[allow(clippy::too_many_arguments)]
 fn cone_project<'py>(
     py: Python<'py>,
@@ -77,6 +82,7 @@ fn cone_project<'py>(
     tilt: f64,
     n_rows: usize,
     n_cols: usize,
+    z_offset: f64,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let v = volume.as_array();
@@ -89,6 +95,7 @@ fn cone_project<'py>(
         center_row,
         tilt,
         v.dim(),
+        z_offset,
     );
     let out = run(py, n_threads, || {
         recon::cone_project(v, &geo, n_rows, n_cols)
@@ -99,7 +106,7 @@ fn cone_project<'py>(
 /// The exact adjoint of `cone_project`.
 #[pyfunction]
 #[pyo3(signature = (projections, theta, *, sod, sdd, pixel, center_col, center_row, tilt,
-                    shape, n_threads = None))]
+                    shape, z_offset = 0.0, n_threads = None))]
 #[allow(clippy::too_many_arguments)]
 fn cone_backproject<'py>(
     py: Python<'py>,
@@ -112,10 +119,13 @@ fn cone_backproject<'py>(
     center_row: f64,
     tilt: f64,
     shape: (usize, usize, usize),
+    z_offset: f64,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let v = projections.as_array();
-    let geo = geometry(theta, sod, sdd, pixel, center_col, center_row, tilt, shape);
+    let geo = geometry(
+        theta, sod, sdd, pixel, center_col, center_row, tilt, shape, z_offset,
+    );
     let out = run(py, n_threads, || recon::cone_backproject(v, &geo))?;
     Ok(out.into_pyarray(py))
 }
