@@ -27,6 +27,7 @@ from scipy import ndimage
 
 from .. import _validate
 from ..exceptions import NumericalError, ParameterError, ShapeError
+from .result import LpPerMm
 
 __all__ = ["RadialMTF", "radial_edge_mtf"]
 
@@ -47,7 +48,7 @@ def _nan_none(v):
 
 
 @dataclass(frozen=True)
-class RadialMTF:
+class RadialMTF(LpPerMm):
     """MTF from the radial edge of a disc (ASTM E1695).
 
     ``frequencies`` cycles/px (radial, up to 1), ``values`` the MTF;
@@ -72,27 +73,6 @@ class RadialMTF:
     half_width_px: float
     contrast: float
     pixel_size_um: float | None
-
-    def _lpmm(self, f):
-        return None if self.pixel_size_um is None else f * 1e3 / self.pixel_size_um
-
-    @property
-    def frequencies_lp_per_mm(self):
-        return self._lpmm(self.frequencies)
-
-    @property
-    def mtf50_lp_per_mm(self):
-        return self._lpmm(self.mtf50)
-
-    @property
-    def mtf20_lp_per_mm(self):
-        return self._lpmm(self.mtf20)
-
-    @property
-    def resolution_nm_at_mtf20(self):
-        """Half the period at MTF20, nm (the papers' convention)."""
-        f = self.mtf20_lp_per_mm
-        return None if f is None or not f > 0 else 1e6 / (2 * f)
 
     def to_dict(self) -> dict:
         """The figures as plain Python values (NaN as None)."""

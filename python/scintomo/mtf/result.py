@@ -20,8 +20,41 @@ def _arr(a):
     return None if a is None else np.asarray(a).tolist()
 
 
+class LpPerMm:
+    """lp/mm and nm views of an MTF result's cycles/px figures, for any result
+    with ``frequencies``, ``mtf50``, ``mtf20``, ``mtf10`` (cycles/px) and
+    ``pixel_size_um`` (None: no lp/mm)."""
+
+    def _lpmm(self, f):
+        if self.pixel_size_um is None:
+            return None
+        return f * 1e3 / self.pixel_size_um
+
+    @property
+    def frequencies_lp_per_mm(self):
+        return self._lpmm(self.frequencies)
+
+    @property
+    def mtf50_lp_per_mm(self):
+        return self._lpmm(self.mtf50)
+
+    @property
+    def mtf20_lp_per_mm(self):
+        return self._lpmm(self.mtf20)
+
+    @property
+    def mtf10_lp_per_mm(self):
+        return self._lpmm(self.mtf10)
+
+    @property
+    def resolution_nm_at_mtf20(self):
+        """Half the period at MTF20 (papers' convention), nm."""
+        f = self.mtf20_lp_per_mm
+        return None if f is None or not f > 0 else 1e6 / (2 * f)
+
+
 @dataclass(frozen=True)
-class MTF:
+class MTF(LpPerMm):
     """Slanted-edge MTF.
 
     Frequencies are in cycles/pixel along the edge normal; with ``pixel_size_um``
@@ -56,33 +89,6 @@ class MTF:
     transposed: bool
     esf_slope_note: str = ESF_SLOPE_NOTE
     esf_method: str = "adaptive window"
-
-    def _lpmm(self, f):
-        if self.pixel_size_um is None:
-            return None
-        return f * 1e3 / self.pixel_size_um
-
-    @property
-    def frequencies_lp_per_mm(self):
-        return self._lpmm(self.frequencies)
-
-    @property
-    def mtf50_lp_per_mm(self):
-        return self._lpmm(self.mtf50)
-
-    @property
-    def mtf20_lp_per_mm(self):
-        return self._lpmm(self.mtf20)
-
-    @property
-    def mtf10_lp_per_mm(self):
-        return self._lpmm(self.mtf10)
-
-    @property
-    def resolution_nm_at_mtf20(self):
-        """Half the period at MTF20 (papers' convention), nm."""
-        f = self.mtf20_lp_per_mm
-        return None if f is None or not f > 0 else 1e6 / (2 * f)
 
     def to_dict(self) -> dict:
         """The figures as plain Python values. ``frequencies`` are in
