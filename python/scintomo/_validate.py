@@ -143,6 +143,19 @@ def positive(value, name: str, *, allow_zero: bool = False) -> float:
     return v
 
 
+def length_um(value, name: str = "pixel_size") -> float | None:
+    """A length in micrometres from a number (micrometres) or a string with a
+    unit (``"0.185um"``, ``"650 nm"``, :func:`scintomo.units.parse_length_um`);
+    None stays None. ParameterError, naming ``name``, when it is not > 0 and finite."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from .units import parse_length_um
+
+        return parse_length_um(value)
+    return positive(value, name)
+
+
 def check_theta_radians(theta: np.ndarray, name: str = "theta") -> None:
     """Refuse angles that cannot be radians: a span beyond one turn (2 pi, plus
     one step and rounding), which is what degrees passed as radians look like

@@ -373,16 +373,10 @@ class BarMTF:
 
 
 def _pixel_size_um(pixel_size, magnification):
-    from ..units import parse_length_um
 
     if pixel_size is None:
         return None
-    px_um = (
-        parse_length_um(pixel_size)
-        if isinstance(pixel_size, str)
-        else _validate.positive(pixel_size, "pixel_size")
-    )
-    return px_um / _validate.positive(magnification, "magnification")
+    return _validate.length_um(pixel_size) / _validate.positive(magnification, "magnification")
 
 
 def detect_bar_groups(

@@ -719,16 +719,9 @@ def edge_mtf(
     -------
     MTF
     """
-    from ..units import parse_length_um
     from .result import MTF
 
-    px_um = None
-    if pixel_size is not None:
-        px_um = (
-            parse_length_um(pixel_size)
-            if isinstance(pixel_size, str)
-            else _validate.positive(pixel_size, "pixel_size")
-        )
+    px_um = _validate.length_um(pixel_size)
     if (
         isinstance(n_bootstrap, bool)
         or not isinstance(n_bootstrap, (int, np.integer))

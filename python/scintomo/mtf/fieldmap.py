@@ -186,7 +186,6 @@ def mtf_map(
     -------
     MTFMap
     """
-    from ..units import parse_length_um
     from .edge import edge_mtf, edge_profile
 
     img = _validate.as_array(image, "image")
@@ -200,13 +199,7 @@ def mtf_map(
     h, w = img.shape
     if h < th or w < tw:
         raise ShapeError(f"image {img.shape} is smaller than one tile {(th, tw)}")
-    px_um = None
-    if pixel_size is not None:
-        px_um = (
-            parse_length_um(pixel_size)
-            if isinstance(pixel_size, str)
-            else _validate.positive(pixel_size, "pixel_size")
-        )
+    px_um = _validate.length_um(pixel_size)
     r0s = np.arange(0, h - th + 1, sh)
     c0s = np.arange(0, w - tw + 1, sw)
     shape = (r0s.size, c0s.size)

@@ -253,7 +253,6 @@ def radial_edge_mtf(
     -------
     RadialMTF
     """
-    from ..units import parse_length_um
 
     img = _validate.as_float32(image, "image")
     if img.ndim != 2:
@@ -261,13 +260,7 @@ def radial_edge_mtf(
     if min(img.shape) < 16:
         raise ShapeError(f"image must be at least 16 x 16 pixels, got {img.shape}")
     _validate.check_finite(img, "image")
-    px_um = None
-    if pixel_size is not None:
-        px_um = (
-            parse_length_um(pixel_size)
-            if isinstance(pixel_size, str)
-            else _validate.positive(pixel_size, "pixel_size")
-        )
+    px_um = _validate.length_um(pixel_size)
     if n_fft < 256:
         raise ParameterError(f"n_fft must be >= 256, got {n_fft}")
     img = img.astype(np.float64)

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .._validate import as_float32, check_finite, check_nonempty, positive
+from .._validate import as_float32, check_finite, check_nonempty, length_um, positive
 from ..exceptions import ParameterError, ScintomoWarning, ShapeError
 
 __all__ = ["FRC", "fourier_ring_correlation", "frc", "half_bit_threshold"]
@@ -232,7 +232,6 @@ def fourier_ring_correlation(
         :class:`FRC`. A 3-D stack of fewer than 8 slices gives the rings of
         its slices summed (``dimension`` 2).
     """
-    from ..units import parse_length_um
 
     x = as_float32(a, "a")
     y = as_float32(b, "b")
@@ -252,13 +251,7 @@ def fourier_ring_correlation(
     if window not in (None, "hann"):
         raise ParameterError(f"window must be None or 'hann', got {window!r}")
     width = positive(ring_width, "ring_width")
-    px_um = None
-    if pixel_size is not None:
-        px_um = (
-            parse_length_um(pixel_size)
-            if isinstance(pixel_size, str)
-            else positive(pixel_size, "pixel_size")
-        )
+    px_um = length_um(pixel_size)
     # float32 transforms (complex64), float64 ring sums
     # (bincount's weights): ~1e-6 of the correlation, half the memory and time
     fft_axes = tuple(range(-len(plane), 0))
