@@ -65,13 +65,9 @@ class Alignment:
     def save(self, path) -> None:
         """Write the shifts as JSON (atomically), for :func:`load` and the pipeline's
         ``[alignment] shifts``."""
-        import json
-        from pathlib import Path
+        from ._json import write_json
 
-        from .io.atomic import atomic_path
-
-        with atomic_path(Path(path)) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        write_json(path, self.to_dict(), indent=1)
 
 
 def load(path) -> Alignment:

@@ -98,13 +98,9 @@ class DistortionModel:
 
     def save(self, path) -> None:
         """Write the model as JSON (atomically); :func:`load` reads it back."""
-        import json
-        from pathlib import Path
+        from ._json import write_json
 
-        from .io.atomic import atomic_path
-
-        with atomic_path(Path(path)) as tmp:
-            tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        write_json(path, self.to_dict(), indent=1)
 
 
 def load(path) -> DistortionModel:
