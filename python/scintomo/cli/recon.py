@@ -209,6 +209,19 @@ def add_parser(sub) -> None:
     a("--center-row", type=float, metavar="PX", help="cone: row of the central ray")
     a("--detector-tilt", type=float, metavar="DEG", help="cone: detector in-plane tilt, degrees")
     a(
+        "--half-acquisition",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="parallel: offset-axis 360-degree scan (axis near a detector edge, double field of "
+        "view; [geometry] half_acquisition); the axis is --rotation-axis, else found with its "
+        "overlap and side",
+    )
+    a(
+        "--half-acquisition-side",
+        choices=("left", "right"),
+        help="half acquisition: the detector edge the axis is near (default: found)",
+    )
+    a(
         "--dynamic-flat",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -349,6 +362,8 @@ def _config(args):
         ("center_column", args.center_column),
         ("center_row", args.center_row),
         ("tilt", args.detector_tilt),
+        ("half_acquisition", args.half_acquisition),
+        ("half_acquisition_side", args.half_acquisition_side),
     ):
         if v is not None:
             setattr(cfg.geometry, key, v)

@@ -44,6 +44,7 @@ from .compute import (
     _n_threads,
     _reconstruct,
     compute_block,
+    half_acquisition,
     preprocess,
     remove_zingers,
 )
@@ -109,6 +110,9 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
         psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
         halo = halo_rows(cfg, psf)
         c0 = _center(scan, cfg, halo, nt)
+        ha = half_acquisition(cfg, scan, c0)
+        # half acquisition: every candidate's slice as wide as the first guess's double field
+        n_out = None if ha is None else ha.width
         row = min(scan.shape[1] - 1, int(round(cfg.center.row * (scan.shape[1] - 1))))
         data = preprocess(read_block(scan, row, row + 1, halo=halo), cfg, n_threads=nt)
         w, s = cfg.center.search_width, cfg.center.search_step
@@ -137,7 +141,7 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
         for c in progress(
             centers, desc="try centre", unit="slice", enabled=None if cfg.run.progress else False
         ):
-            sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt)[0]
+            sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt, n_out)[0]
             p = folder / f"recon_slice{row:04d}_center{c:05.2f}.tiff"  # tomocupy's names
             with atomic_path(p) as tmp:
                 tifffile.imwrite(
@@ -236,8 +240,17 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         n_procs = max(1, len(client.scheduler_info()["workers"])) if client is not None else 1
         nsino = _choose_nsino(cfg, scan, halo, cfg.run.n_threads or max(1, _cpus() // n_procs))
         nt = _n_threads(cfg)
+        if cone is not None and cfg.geometry.half_acquisition:
+            raise ParameterError(
+                "[geometry] half_acquisition is for parallel-beam scans, and this one is cone "
+                "beam (its own geometry, or [geometry]); a cone-beam FDK weights a displaced "
+                'detector by itself. Give [geometry] type = "parallel" to treat it as parallel'
+            )
         center = _center(scan, cfg, halo, nt) if cone is None else cone.center
+        ha = half_acquisition(cfg, scan, center) if cone is None else None
         paths = output_paths(cfg, scan.path)
+        if ha is not None:  # the double field of view
+            w = ha.width
         shape = (stop - start, w, w) if cone is None else (stop - start, *cone.shape[1:])
         prov = provenance.record(
             cfg,
@@ -248,6 +261,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             corrected=input_corrected(scan),
             recon_fn=recon_fn,
             geometry=None if cone is None else cone.to_dict(),
+            half_acquisition=None if ha is None else ha.to_dict(),
         )
         # refuses (or, told to overwrite, removes) a volume that another run produced
         recorded = prepare_output(
@@ -270,6 +284,8 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             "nsino_per_chunk": nsino,
             "provenance": prov,
         }
+        if ha is not None:
+            meta["half_acquisition"] = ha.to_dict()
         if cone is not None:
             meta |= {
                 "algorithm": "fdk",

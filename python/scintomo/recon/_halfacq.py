@@ -83,7 +83,7 @@ class HalfAcquisition:
             "side": self.side,
             "n_columns": self.n_columns,
             "stitched_width": self.width,
-            "correlation": self.correlation,
+            "correlation": None if math.isnan(self.correlation) else self.correlation,
         }
 
 
