@@ -167,6 +167,12 @@ class CenterConfig:
     method: str = _f("vo", "how the centre is found when not given (scintomo.recon.find_center)")
     search_width: float = _f(10.0, "try: candidates from value - width to value + width, pixels")
     search_step: float = _f(0.5, "try: step between candidates, pixels")
+    tilt_search_width: float = _f(
+        0.0,
+        "try, cone beam: also candidate detector tilts from tilt - width to tilt + width, "
+        "degrees (0: none)",
+    )
+    tilt_search_step: float = _f(0.1, "try, cone beam: step between candidate tilts, degrees")
     row: float = _f(
         0.5, "try/find: the detector row used, as a fraction of the height (0.5: middle)"
     )
@@ -386,6 +392,11 @@ class PipelineConfig:
             )
         if self.center.search_step <= 0 or self.center.search_width < 0:
             raise ParameterError(f"{source}: center.search_step must be > 0 and search_width >= 0")
+        c = self.center
+        if not (c.tilt_search_step > 0 and 0 <= c.tilt_search_width < 45):
+            raise ParameterError(
+                f"{source}: center.tilt_search_step must be > 0 and tilt_search_width in [0, 45)"
+            )
         if not 0 <= self.center.row <= 1:
             raise ParameterError(f"{source}: center.row is a fraction of the height, in [0, 1]")
         if self.run.n_threads < 0:
