@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.ndimage import map_coordinates
+from scipy.ndimage import spline_filter1d
 
 from .._validate import as_sinogram_stack, center_arg, choice
 from ..exceptions import NumericalError, ParameterError, ShapeError
@@ -196,24 +196,53 @@ def sino_360_to_180(projections, theta, center: float, *, blend: str = "cosine")
     w_opp = np.where(o_ok, 1.0 - w_direct, 0.0)
     if not np.all(d_ok | o_ok):  # pragma: no cover - the layout covers every column
         raise NumericalError("stitching left a column uncovered")
-    # The opposite projection is read at c - s, a fractional column when 2c
-    # is not whole: cubic B-spline interpolation (linear would blur half the
-    # field, measurably lowering its correlation with the object).
-    oc = np.clip(ocol, 0, n - 1)
-    rr = np.arange(n_rows, dtype=np.float64)[:, None]
-    coords = np.stack(np.broadcast_arrays(rr, oc[None, :]))
-    whole = abs(2 * c - round(2 * c)) < 1e-9
-    dc = np.clip(dcol, 0, n - 1)
-    out = np.empty((idx.size, n_rows, width), dtype=np.float32)
-    for i, (a, b0, b1, wb) in enumerate(zip(idx, j0, j1, wj, strict=True)):
-        opp = arr[b0].astype(np.float64)
-        if wb > 0:
-            opp = (1.0 - wb) * opp + wb * arr[b1]
-        if whole:
-            mirrored = opp[:, np.rint(oc).astype(np.intp)]
-        else:
-            mirrored = map_coordinates(opp, coords, order=3, mode="nearest")
-        out[i] = w_direct * arr[a][:, dc] + w_opp * mirrored
+    # The opposite projection is read at c - s = 2c + shift - k: the same
+    # fraction f of a column for every k, so cubic B-spline interpolation is
+    # a prefilter along the columns and a fixed 4-tap sum (linear
+    # interpolation would blur half the field, measurably lowering its
+    # correlation with the object; Keys' cubic convolution less so, but
+    # still 0.003 below the B-spline at an axis of 8.7 px of 64), edge
+    # columns repeated. Done on blocks of projections at once.
+    o0 = np.floor(ocol + 1e-9).astype(np.intp)
+    f = float(np.mean(ocol - o0))
+    if f < 1e-9:
+        taps = [(0, 1.0)]
+    else:
+        taps = [
+            (-1, (1.0 - f) ** 3 / 6.0),
+            (0, (3.0 * f**3 - 6.0 * f**2 + 4.0) / 6.0),
+            (1, (-3.0 * f**3 + 3.0 * f**2 + 3.0 * f + 1.0) / 6.0),
+            (2, f**3 / 6.0),
+        ]
+    # contiguous column ranges (slices, not gathers): direct columns k - shift
+    # for k in [d0, d1), mirrored columns O - k + m (decreasing) for k in [k0, k1)
+    big_o = int(o0[0])  # o0 = big_o - k
+    dk = np.flatnonzero(d_ok)
+    d0, d1 = int(dk[0]), int(dk[-1]) + 1
+    ok_k = np.flatnonzero(o_ok)
+    k0, k1 = int(ok_k[0]), int(ok_k[-1]) + 1
+    pad = 2
+    wd = w_direct[d0:d1].astype(np.float32)
+    wo = w_opp[k0:k1].astype(np.float32)
+    out = np.zeros((idx.size, n_rows, width), dtype=np.float32)
+    step = max(1, int(2**24 // max(1, n_rows * width)))  # ~64 MiB of float32 per block
+    for b in range(0, idx.size, step):
+        sl = slice(b, b + step)
+        opp = arr[j0[sl]].astype(np.float32)
+        wb = wj[sl].astype(np.float32)[:, None, None]
+        if np.any(wb > 0):
+            opp = (1.0 - wb) * opp + wb * arr[j1[sl]]
+        if len(taps) > 1:
+            opp = spline_filter1d(opp, order=3, axis=-1, mode="nearest", output=np.float32)
+        padded = np.pad(opp, ((0, 0), (0, 0), (pad, pad)), mode="edge")
+        mirrored = np.zeros((opp.shape[0], n_rows, k1 - k0), dtype=np.float32)
+        for m, w in taps:
+            hi = big_o - k0 + m + pad  # column for k = k0
+            lo = big_o - (k1 - 1) + m + pad  # column for k = k1 - 1
+            mirrored += np.float32(w) * padded[:, :, lo : hi + 1][:, :, ::-1]
+        block = out[sl]
+        block[:, :, d0:d1] = wd * arr[idx[sl]][:, :, d0 - shift : d1 - shift]
+        block[:, :, k0:k1] += wo * mirrored
     th_out = th[idx]
     return (out[:, 0] if single else out), th_out, c_out
 
