@@ -84,6 +84,18 @@ def add_parser(sub) -> None:
         help="try: step of the centre search, pixels",
     )
     a(
+        "--tilt-search-width",
+        type=float,
+        metavar="DEG",
+        help="try, cone beam: also candidate detector tilts within +- this of --detector-tilt",
+    )
+    a(
+        "--tilt-search-step",
+        type=float,
+        metavar="DEG",
+        help="try, cone beam: step of the tilt candidates, degrees",
+    )
+    a(
         "--nsino",
         type=float,
         metavar="FRACTION",
@@ -209,6 +221,19 @@ def add_parser(sub) -> None:
     a("--center-row", type=float, metavar="PX", help="cone: row of the central ray")
     a("--detector-tilt", type=float, metavar="DEG", help="cone: detector in-plane tilt, degrees")
     a(
+        "--half-acquisition",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="parallel: offset-axis 360-degree scan (axis near a detector edge, double field of "
+        "view; [geometry] half_acquisition); the axis is --rotation-axis, else found with its "
+        "overlap and side",
+    )
+    a(
+        "--half-acquisition-side",
+        choices=("left", "right"),
+        help="half acquisition: the detector edge the axis is near (default: found)",
+    )
+    a(
         "--dynamic-flat",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -261,6 +286,8 @@ _CONFIG_FIELDS = {
     "rotation_axis_method": ("center", "method"),
     "center_search_width": ("center", "search_width"),
     "center_search_step": ("center", "search_step"),
+    "tilt_search_width": ("center", "tilt_search_width"),
+    "tilt_search_step": ("center", "tilt_search_step"),
     "nsino": ("center", "row"),
     "nsino_per_chunk": ("output", "nsino_per_chunk"),
     "start_row": ("output", "start_row"),
@@ -307,6 +334,8 @@ def _config(args):
         ("center", "method", args.rotation_axis_method),
         ("center", "search_width", args.center_search_width),
         ("center", "search_step", args.center_search_step),
+        ("center", "tilt_search_width", args.tilt_search_width),
+        ("center", "tilt_search_step", args.tilt_search_step),
         ("center", "row", args.nsino),
         ("output", "nsino_per_chunk", args.nsino_per_chunk),
         ("output", "memory_budget_mb", args.memory_budget),
@@ -349,6 +378,8 @@ def _config(args):
         ("center_column", args.center_column),
         ("center_row", args.center_row),
         ("tilt", args.detector_tilt),
+        ("half_acquisition", args.half_acquisition),
+        ("half_acquisition_side", args.half_acquisition_side),
     ):
         if v is not None:
             setattr(cfg.geometry, key, v)
@@ -454,6 +485,11 @@ def run(args) -> int:
             )
             edge = " (at the edge of the range: widen --center-search-width)" * res.best_at_edge
             print(f"try: sharpest at centre {res.best_center:.2f} px{edge}; {res.scores_file}")
+            if res.tilts:
+                print(
+                    f"try: {len(res.tilts)} tilts {res.tilts[0]:.3f} .. {res.tilts[-1]:.3f} deg, "
+                    f"sharpest at {res.best_tilt:.3f} deg; {res.tilt_scores_file}"
+                )
             return 0
         if not getattr(args, "verbose", False):
             logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..exceptions import FileFormatError, ParameterError
 from ._angles import stated_unit, to_radians, unit_name
+from ._distances import cone_geometry
 from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .atomic import atomic_path
@@ -21,6 +22,11 @@ from .scan import Scan
 
 def read_dxchange(path, *, angle_unit: str | None = None) -> Scan:
     """Open a DXchange file lazily. ``theta`` is converted to radians.
+
+    ``scan.geometry`` is a :class:`~scintomo.recon.ConeGeometry` where the file
+    records a source distance under 10 m with the sample-detector distance and
+    pixel size (see :mod:`scintomo.io._distances` for the fields and units),
+    else None (parallel beam).
 
     Parameters
     ----------
@@ -89,6 +95,14 @@ def read_dxchange(path, *, angle_unit: str | None = None) -> Scan:
             meta.update(scalars(f["measurement"]))
     except (OSError, KeyError, RuntimeError, TypeError, ValueError):
         pass  # a damaged metadata group: the data and angles were read, the rest is a courtesy
+    try:
+        geometry, info = cone_geometry(f, str(path), fmt="dxchange")
+    except BaseException:
+        f.close()
+        raise
+    meta.update(info)
+    if geometry is not None:
+        meta["geometry"] = geometry.to_dict()
     # behind FrameSelection, a truncated dataset raises FileFormatError when read
     return Scan(
         FrameSelection(data, np.arange(data.shape[0]), name="projections"),
@@ -99,6 +113,7 @@ def read_dxchange(path, *, angle_unit: str | None = None) -> Scan:
         meta,
         [f],
         open_kwargs={"format": "dxchange", "angle_unit": angle_unit},
+        geometry=geometry,
     )
 
 

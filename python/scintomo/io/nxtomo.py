@@ -21,6 +21,7 @@ import numpy as np
 
 from ..exceptions import FileFormatError
 from ._angles import stated_unit, to_radians, unit_name
+from ._distances import cone_geometry
 from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .lazy import FrameSelection, _runs
@@ -212,7 +213,11 @@ def read_nxtomo(
         ``flat_series`` splits the flats into the series taken at different
         times, with ``flat_positions`` their place in the projection
         sequence (e.g. ``[-0.5, N - 0.5]`` for flats before and after).
-        ``theta`` is in radians.
+        ``theta`` is in radians. ``geometry`` is a
+        :class:`~scintomo.recon.ConeGeometry` where the file records the
+        NXsource ``distance`` (under 10 m) with the detector's ``distance``
+        and ``x_pixel_size`` (units from their ``units`` attributes), else
+        None (parallel beam).
 
     Raises
     ------
@@ -319,6 +324,14 @@ def read_nxtomo(
                     break
     except (OSError, KeyError, RuntimeError, TypeError, ValueError):
         pass  # a damaged metadata group: the frames and angles were read, the rest is a courtesy
+    try:
+        geometry, info = cone_geometry(f, str(path), fmt="nxtomo", entry=entry)
+    except BaseException:
+        f.close()
+        raise
+    meta.update(info)
+    if geometry is not None:
+        meta["geometry"] = geometry.to_dict()
     kw = {
         "format": "nxtomo",
         "data_path": data_path,
@@ -337,6 +350,7 @@ def read_nxtomo(
         series,
         None if positions is None else tuple(positions),
         kw,
+        geometry=geometry,
     )
 
 

@@ -32,7 +32,8 @@ class Scan:
         file again (a Dask worker re-opens the file itself).
     geometry : ConeGeometry or None
         The scan's geometry where the file holds one (lab CT formats: Nikon
-        ``.xtekct``, Zeiss ``.txrm``), else ``None``.
+        ``.xtekct``, Zeiss ``.txrm``; NXtomo and DXchange files that record a
+        source distance), else ``None``.
     """
 
     projections: Any

@@ -280,7 +280,7 @@ def _preprocess_corrected(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None)
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads):
+def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads, n_out=None):
     if recon_fn is None:
         try:
             from ..recon import reconstruct as recon_fn
@@ -288,6 +288,10 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads):
             raise ParameterError(
                 "reconstruction needs scintomo.recon (not in this build of scintomo): " + str(e)
             ) from None
+    # only when on, so a recon_fn that predates half acquisition keeps working
+    extra = {"half_acquisition": True} if cfg.geometry.half_acquisition else {}
+    if extra and n_out is not None:
+        extra["n_out"] = n_out
     vol = recon_fn(
         data,
         theta,
@@ -296,6 +300,7 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads):
         filter=cfg.recon.filter,
         backend=cfg.recon.backend,
         n_threads=n_threads,
+        **extra,
     )
     return np.asarray(vol, dtype=np.float32)
 
@@ -330,9 +335,44 @@ def _find_center(scan: Scan, cfg: PipelineConfig, halo: int, n_threads) -> float
             "no rotation axis given and scintomo.recon (to find it) is not in this build: "
             f"{e}; pass --rotation-axis"
         ) from None
+    if cfg.geometry.half_acquisition:
+        from ..recon._halfacq import find_center_360
+
+        ha = find_center_360(data, scan.theta, side=cfg.geometry.half_acquisition_side or None)
+        log.info(
+            "offset axis found on rows %d:%d: %.2f px (%s side, overlap %.1f px)",
+            r0,
+            r1,
+            ha.center,
+            ha.side,
+            ha.overlap,
+        )
+        return float(ha.center)
     c = float(find_center(data, scan.theta, method=cfg.center.method))
     log.info("centre found by %s on rows %d:%d: %.2f px", cfg.center.method, r0, r1, c)
     return c
+
+
+def half_acquisition(cfg: PipelineConfig, scan, center: float):
+    """The :class:`~scintomo.recon.HalfAcquisition` of a half-acquisition run (None when
+    off): the axis ``center`` with its overlap, side and stitched width."""
+    if not cfg.geometry.half_acquisition:
+        return None
+    from ..recon._halfacq import HalfAcquisition, _layout
+
+    n = int(scan.shape[2])
+    if not (math.isfinite(center) and 0 <= center <= n - 1):
+        raise ParameterError(
+            f"half acquisition: the axis ({center:g} px) must lie on the detector "
+            f"(columns 0 .. {n - 1})"
+        )
+    _, _, overlap, side = _layout(n, float(center))
+    if cfg.geometry.half_acquisition_side and side != cfg.geometry.half_acquisition_side:
+        raise ParameterError(
+            f"half acquisition: the axis at {center:g} px is on the {side} side of the "
+            f"detector, not the {cfg.geometry.half_acquisition_side} side given"
+        )
+    return HalfAcquisition(float(center), float(overlap), side, n)
 
 
 def _center(scan, cfg, halo, n_threads) -> float:

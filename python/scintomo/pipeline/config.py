@@ -13,7 +13,8 @@ One section per step, in the order the steps run::
     [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [geometry]   type (parallel | cone), source_object, source_detector,
-                 detector pixel_size, center_column/row, tilt, shape, voxel_size
+                 detector pixel_size, center_column/row, tilt, shape, voxel_size;
+                 half_acquisition (parallel, offset axis over 360 degrees)
     [recon]      algorithm, filter, backend
     [output]     folder, format, nsino_per_chunk or memory_budget_mb
     [run]        n_threads, cluster
@@ -166,6 +167,12 @@ class CenterConfig:
     method: str = _f("vo", "how the centre is found when not given (scintomo.recon.find_center)")
     search_width: float = _f(10.0, "try: candidates from value - width to value + width, pixels")
     search_step: float = _f(0.5, "try: step between candidates, pixels")
+    tilt_search_width: float = _f(
+        0.0,
+        "try, cone beam: also candidate detector tilts from tilt - width to tilt + width, "
+        "degrees (0: none)",
+    )
+    tilt_search_step: float = _f(0.1, "try, cone beam: step between candidate tilts, degrees")
     row: float = _f(
         0.5, "try/find: the detector row used, as a fraction of the height (0.5: middle)"
     )
@@ -194,6 +201,15 @@ class GeometryConfig:
     tilt: float = _f(0.0, "cone: detector in-plane tilt, degrees")
     shape: list = _f([], "cone: volume [nz, ny, nx]; empty: what the detector sees")
     voxel_size: str = _f("", "cone: voxel size ('0.05um'); empty: pixel_size / magnification")
+    half_acquisition: bool = _f(
+        False,
+        "parallel: offset-axis 360-degree scan (axis near a detector edge, double field of "
+        "view), stitched into a 180-degree sinogram of double width; [center] value is the "
+        "axis column on the detector, nan: found with scintomo.recon.find_center_360",
+    )
+    half_acquisition_side: str = _f(
+        "", "half acquisition: left | right, the edge the axis is near; empty: found"
+    )
 
 
 @dataclass
@@ -313,6 +329,12 @@ class PipelineConfig:
         one_of(self.recon.algorithm, "recon.algorithm", ("gridrec", "fbp", "fdk"))
         one_of(self.geometry.type, "geometry.type", ("", "parallel", "cone"))
         g = self.geometry
+        one_of(g.half_acquisition_side, "geometry.half_acquisition_side", ("", "left", "right"))
+        if g.half_acquisition and g.type == "cone":
+            raise ParameterError(
+                f"{source}: geometry.half_acquisition is for parallel-beam scans (a cone-beam "
+                "FDK weights a displaced detector by itself: give center_column)"
+            )
         if g.shape and (
             len(g.shape) != 3
             or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in g.shape)
@@ -370,6 +392,11 @@ class PipelineConfig:
             )
         if self.center.search_step <= 0 or self.center.search_width < 0:
             raise ParameterError(f"{source}: center.search_step must be > 0 and search_width >= 0")
+        c = self.center
+        if not (c.tilt_search_step > 0 and 0 <= c.tilt_search_width < 45):
+            raise ParameterError(
+                f"{source}: center.tilt_search_step must be > 0 and tilt_search_width in [0, 45)"
+            )
         if not 0 <= self.center.row <= 1:
             raise ParameterError(f"{source}: center.row is a fraction of the height, in [0, 1]")
         if self.run.n_threads < 0:

@@ -135,6 +135,7 @@ def record(
     corrected: str | None = None,
     recon_fn=None,
     geometry: dict | None = None,
+    half_acquisition: dict | None = None,
 ) -> dict:
     """The provenance of the volume ``cfg`` makes of ``scan``'s rows ``rows`` (JSON-ready).
 
@@ -151,6 +152,9 @@ def record(
     geometry : dict, optional
         Cone beam: the geometry and volume (:meth:`ConePlan.to_dict`); recorded only then,
         so a parallel run's record is what it was before cone beam existed.
+    half_acquisition : dict, optional
+        Offset-axis 360-degree scan: axis, overlap, side and stitched width
+        (:meth:`HalfAcquisition.to_dict`); recorded only then.
     """
     from .. import __version__
 
@@ -225,6 +229,8 @@ def record(
     }
     if geometry is not None:
         steps["geometry"] = dict(geometry)
+    if half_acquisition is not None:
+        steps["half_acquisition"] = dict(half_acquisition)
         steps["recon"] = {"algorithm": "fdk", "filter": c.recon.filter, "backend": "builtin"}
     # the lab steps (issue 18) are recorded only when on, so that the record of a run
     # without them is what it was before they existed (its volumes still resume)

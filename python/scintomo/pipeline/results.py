@@ -58,6 +58,12 @@ class TryResult:
     best_at_edge: bool = False
     #: ``try_scores.json`` beside the slices: every file with its centre and scores.
     scores_file: str = ""
+    #: cone beam, ``[center] tilt_search_width`` > 0: the candidate tilts (degrees), their
+    #: files, the sharpest and ``try_tilt_scores.json``
+    tilts: tuple = ()
+    tilt_files: tuple = ()
+    best_tilt: float = float("nan")
+    tilt_scores_file: str = ""
 
     def to_dict(self) -> dict:
         return asdict(self)

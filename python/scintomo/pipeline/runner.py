@@ -44,6 +44,7 @@ from .compute import (
     _n_threads,
     _reconstruct,
     compute_block,
+    half_acquisition,
     preprocess,
     remove_zingers,
 )
@@ -99,16 +100,16 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
     own = scan is None
     scan = scan or open_scan(cfg)
     try:
-        if cone_plan(cfg, scan) is not None:
-            raise ParameterError(
-                "try (candidate centres) is for parallel-beam scans; for a cone-beam scan find "
-                "the central ray's column with scintomo.recon.find_cone_center and give it as "
-                "[geometry] center_column (--center-column)"
-            )
+        cone = cone_plan(cfg, scan)
+        if cone is not None:
+            return _try_cone(cfg, scan, cone, t0)
         nt = _n_threads(cfg)
         psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
         halo = halo_rows(cfg, psf)
         c0 = _center(scan, cfg, halo, nt)
+        ha = half_acquisition(cfg, scan, c0)
+        # half acquisition: every candidate's slice as wide as the first guess's double field
+        n_out = None if ha is None else ha.width
         row = min(scan.shape[1] - 1, int(round(cfg.center.row * (scan.shape[1] - 1))))
         data = preprocess(read_block(scan, row, row + 1, halo=halo), cfg, n_threads=nt)
         w, s = cfg.center.search_width, cfg.center.search_step
@@ -137,7 +138,7 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
         for c in progress(
             centers, desc="try centre", unit="slice", enabled=None if cfg.run.progress else False
         ):
-            sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt)[0]
+            sl = _reconstruct(data, scan.theta, float(c), cfg, recon_fn, nt, n_out)[0]
             p = folder / f"recon_slice{row:04d}_center{c:05.2f}.tiff"  # tomocupy's names
             with atomic_path(p) as tmp:
                 tifffile.imwrite(
@@ -167,6 +168,98 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
     finally:
         if own:
             scan.close()
+
+
+def _candidates(value: float, width: float, step: float) -> np.ndarray:
+    return value + np.arange(-width, width + step / 2, step) if width > 0 else np.array([value])
+
+
+def _try_cone(cfg: PipelineConfig, scan: Scan, cone, t0: float) -> TryResult:
+    """try for a cone-beam scan: the volume's row ``[center] row`` (a fraction of its
+    height) reconstructed by FDK for each candidate central-ray column (the geometry's
+    ``center_column`` +- ``search_width``) and, with ``tilt_search_width`` > 0, each
+    candidate detector tilt; each set scored for sharpness like the parallel-beam one."""
+    import tifffile
+
+    from .._json import write_json
+    from .._progress import progress
+    from ..io import atomic_path
+    from ..recon._score import SCORES_FILE, score_centers
+    from .geometry import ConePlan
+
+    nt = _n_threads(cfg)
+    psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
+    halo = halo_rows(cfg, psf)
+    g = cone.geometry
+    c0, _ = g.centers(cone.n_rows, cone.n_cols)
+    k = min(cone.shape[0] - 1, int(round(cfg.center.row * (cone.shape[0] - 1))))
+    centers = _candidates(c0, cfg.center.search_width, cfg.center.search_step)
+    centers = centers[(centers >= 0) & (centers <= cone.n_cols - 1)]
+    tw, ts = cfg.center.tilt_search_width, cfg.center.tilt_search_step
+    tilts = _candidates(g.tilt, tw, ts) if tw > 0 else np.array([])
+    if centers.size == 0:
+        raise ParameterError(
+            f"every candidate central-ray column lies off the detector (0 .. {cone.n_cols - 1})"
+        )
+
+    def plan(**kw) -> ConePlan:
+        geo = dataclasses.replace(g, **kw)
+        return ConePlan(geo, cone.shape, cone.voxel_size, cone.n_rows, cone.n_cols)
+
+    plans = [("center", float(c), plan(center_column=float(c))) for c in centers]
+    plans += [("tilt", float(t), plan(center_column=c0, tilt=float(t))) for t in tilts]
+    # one read: the detector rows every candidate's cone needs for voxel row k
+    spans = [p.rows(k, k + 1) for _, _, p in plans]
+    a0, a1 = min(s[0] for s in spans), max(s[1] for s in spans)
+    raw = read_block(scan, a0, a1, halo=halo)
+    data = preprocess(raw, cfg, n_threads=nt)
+    folder = output_paths(cfg, scan.path)["try"]
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict = {"center": [], "tilt": []}
+    for kind, value, p in progress(
+        plans, desc="try", unit="slice", enabled=None if cfg.run.progress else False
+    ):
+        sl = p.reconstruct(data, scan.theta, k, k + 1, a0, cfg, nt)[0]
+        name = f"center{value:05.2f}" if kind == "center" else f"tilt{value:+06.3f}"
+        path = folder / f"recon_slice{k:04d}_{name}.tiff"
+        tags = _try_tags(cfg, scan, float(p.geometry.centers(cone.n_rows, cone.n_cols)[0]), k)
+        tags["metadata"] |= {
+            "geometry": p.geometry.to_dict(),
+            "algorithm": "fdk",
+            "pixel_size_um": cone.voxel_size,
+        }
+        with atomic_path(path) as tmp:
+            tifffile.imwrite(tmp, sl, photometric="minisblack", **tags)
+        files[kind].append(str(path))
+
+    def scored(values, paths, fname):
+        sc = dataclasses.replace(
+            score_centers((tifffile.imread(f) for f in paths), values), files=tuple(paths)
+        )
+        write_json(folder / fname, sc.to_dict())
+        return sc
+
+    sc = scored(centers, files["center"], SCORES_FILE)
+    extra: dict = {}
+    if tilts.size:
+        st = scored(tilts, files["tilt"], "try_tilt_scores.json")
+        extra = {
+            "tilts": tuple(float(t) for t in tilts),
+            "tilt_files": tuple(files["tilt"]),
+            "best_tilt": float(st.best_center),
+            "tilt_scores_file": str(folder / "try_tilt_scores.json"),
+        }
+    return TryResult(
+        str(folder),
+        k,
+        tuple(float(c) for c in centers),
+        tuple(files["center"]),
+        time.perf_counter() - t0,
+        best_center=float(sc.best_center),
+        best_at_edge=bool(sc.at_edge),
+        scores_file=str(folder / SCORES_FILE),
+        **extra,
+    )
 
 
 def _try_tags(cfg: PipelineConfig, scan: Scan, center: float, row: int) -> dict:
@@ -236,8 +329,17 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         n_procs = max(1, len(client.scheduler_info()["workers"])) if client is not None else 1
         nsino = _choose_nsino(cfg, scan, halo, cfg.run.n_threads or max(1, _cpus() // n_procs))
         nt = _n_threads(cfg)
+        if cone is not None and cfg.geometry.half_acquisition:
+            raise ParameterError(
+                "[geometry] half_acquisition is for parallel-beam scans, and this one is cone "
+                "beam (its own geometry, or [geometry]); a cone-beam FDK weights a displaced "
+                'detector by itself. Give [geometry] type = "parallel" to treat it as parallel'
+            )
         center = _center(scan, cfg, halo, nt) if cone is None else cone.center
+        ha = half_acquisition(cfg, scan, center) if cone is None else None
         paths = output_paths(cfg, scan.path)
+        if ha is not None:  # the double field of view
+            w = ha.width
         shape = (stop - start, w, w) if cone is None else (stop - start, *cone.shape[1:])
         prov = provenance.record(
             cfg,
@@ -248,6 +350,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             corrected=input_corrected(scan),
             recon_fn=recon_fn,
             geometry=None if cone is None else cone.to_dict(),
+            half_acquisition=None if ha is None else ha.to_dict(),
         )
         # refuses (or, told to overwrite, removes) a volume that another run produced
         recorded = prepare_output(
@@ -270,6 +373,8 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             "nsino_per_chunk": nsino,
             "provenance": prov,
         }
+        if ha is not None:
+            meta["half_acquisition"] = ha.to_dict()
         if cone is not None:
             meta |= {
                 "algorithm": "fdk",

@@ -9,6 +9,10 @@
   detector tilt from the data.
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
+- :func:`find_center_360`, :func:`reconstruct` with ``half_acquisition=True``,
+  :func:`sino_360_to_180`: offset-axis 360-degree parallel-beam scans
+  (synchrotron "half acquisition", double field of view): axis, overlap and
+  side from the data, stitched into a 180-degree sinogram of double width.
 - :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018;
   Munch et al. 2009 with PyWavelets).
 - :func:`paganin`: single-distance phase retrieval (Paganin et al. 2002), in
@@ -73,6 +77,7 @@ from ._cone import cone_backproject, cone_project
 from ._cone_center import ConeCalibration, find_cone_center
 from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
+from ._halfacq import HalfAcquisition, find_center_360, sino_360_to_180, stitched_width
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._score import CenterScores, score_centers, score_try_folder
@@ -81,6 +86,7 @@ from ._stripes import remove_stripes
 __all__ = [
     "FRC",
     "CenterScores",
+    "HalfAcquisition",
     "ConeCalibration",
     "ConeGeometry",
     "ParallelGeometry",
@@ -89,6 +95,7 @@ __all__ = [
     "cone_backproject",
     "cone_project",
     "find_center",
+    "find_center_360",
     "find_cone_center",
     "fourier_ring_correlation",
     "frc",
@@ -99,5 +106,7 @@ __all__ = [
     "remove_stripes",
     "score_centers",
     "score_try_folder",
+    "sino_360_to_180",
+    "stitched_width",
     "tomopy_available",
 ]

@@ -137,6 +137,7 @@ def reconstruct(
     shape=None,
     voxel_size=None,
     n_threads: int | None = None,
+    half_acquisition: bool = False,
     **tomopy_kwargs,
 ) -> Reconstruction:
     """Reconstruct parallel-beam projections.
@@ -198,6 +199,15 @@ def reconstruct(
     n_threads : int, optional
         Threads (None: all cores), at most 64 per core. Passed to TomoPy as
         ``ncore``.
+    half_acquisition : bool
+        Parallel beam: an offset-axis 360-degree scan (synchrotron "half
+        acquisition", double field of view). ``theta`` must cover a full
+        turn; ``center`` (one number) is the axis column on the detector,
+        near one edge (None: found by :func:`find_center_360`). Each
+        projection is joined with its mirrored opposite into a 180-degree
+        sinogram of about twice the width (:func:`sino_360_to_180`), which
+        is reconstructed; ``n_out`` defaults to that width. ``.meta``
+        records ``half_acquisition`` (centre, overlap, side, width).
 
     Returns
     -------
@@ -218,6 +228,11 @@ def reconstruct(
     if isinstance(geometry, ConeGeometry):
         from ._cone import reconstruct_cone
 
+        if half_acquisition:
+            raise ParameterError(
+                "half_acquisition is for parallel-beam scans; a cone-beam FDK weights a "
+                "displaced detector (Wang) by itself: give center_column"
+            )
         if center is not None or n_out is not None or backend not in ("auto", "builtin"):
             raise ParameterError(
                 "center, n_out and backend are parallel-beam options; a ConeGeometry "
@@ -243,6 +258,21 @@ def reconstruct(
         raise ParameterError("shape and voxel_size are cone-beam options; use n_out")
     if geometry is not None and center is None:
         center = geometry.center
+    if half_acquisition:
+        return _reconstruct_half(
+            projections,
+            theta,
+            center=center,
+            algorithm=algorithm,
+            filter=filter,
+            backend=backend,
+            pad=pad,
+            mask=mask,
+            n_out=n_out,
+            kernel_width=kernel_width,
+            n_threads=n_threads,
+            **tomopy_kwargs,
+        )
     algorithm = "gridrec" if algorithm is None else algorithm
     arr, single = as_sinogram_stack(projections)
     n_ang, n_rows, n_det = arr.shape
@@ -336,3 +366,25 @@ def reconstruct(
     }
     res = out[0] if single else out
     return Reconstruction(res, meta)
+
+
+def _reconstruct_half(projections, theta, *, center, n_out, **kwargs) -> Reconstruction:
+    """:func:`reconstruct` of an offset-axis 360-degree scan: stitched, then as usual."""
+    from ._halfacq import HalfAcquisition, _layout, find_center_360, sino_360_to_180
+
+    if center is None:
+        ha = find_center_360(projections, theta)
+    else:
+        c = np.asarray(center, dtype=np.float64)
+        if c.ndim != 0 and not (c.size >= 1 and np.all(c == c.flat[0])):
+            raise ParameterError(
+                "half_acquisition takes one axis column (center a number), not one per row"
+            )
+        c = float(c.flat[0])
+        n = np.shape(projections)[-1]
+        center_arg(np.array([c]), n)
+        _, _, overlap, side = _layout(n, c)
+        ha = HalfAcquisition(center=c, overlap=float(overlap), side=side, n_columns=int(n))
+    stitched, th, c_out = sino_360_to_180(projections, theta, ha.center)
+    rec = reconstruct(stitched, th, center=c_out, n_out=n_out, **kwargs)
+    return Reconstruction(rec, {**rec.meta, "half_acquisition": ha.to_dict()})
