@@ -142,6 +142,14 @@ def add_parser(sub) -> None:
         "The same run's volume is always resumed",
     )
     a(
+        "--resolution-report",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="full: measure the resolution in the reconstruction (FRC of the even- and "
+        "odd-angle half reconstructions of a few central slices, radial MTF of a disc edge) "
+        "and write <name>_rec_resolution.json and .png beside the volume",
+    )
+    a(
         "--zinger-removal",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -297,6 +305,7 @@ _CONFIG_FIELDS = {
     "filter_name": ("recon", "filter"),
     "backend": ("recon", "backend"),
     "zinger_removal": ("zinger", "enabled"),
+    "resolution_report": ("report", "resolution"),
     "zinger_level": ("zinger", "threshold_counts"),
     "deconv_method": ("deconv", "method"),
     "flat_reduce": ("flatfield", "reduce"),
@@ -344,6 +353,7 @@ def _config(args):
         ("output", "format", args.save_format),
         ("output", "folder", args.output_folder and str(args.output_folder)),
         ("output", "overwrite", args.overwrite),
+        ("report", "resolution", args.resolution_report),
         ("recon", "algorithm", args.reconstruction_algorithm),
         ("recon", "filter", args.filter_name),
         ("recon", "backend", args.backend),
@@ -512,6 +522,8 @@ def run(args) -> int:
             "slices/s) "
             f"-> {res.output}; log {log_path}"
         )
+        if res.resolution is not None:
+            print(f"resolution: {res.resolution_summary}; {res.resolution['json']}")
         return 0
     finally:
         logger.removeHandler(handler)

@@ -99,6 +99,7 @@ class RadialMTF(LpPerMm):
         """Radial ESF, LSF and MTF; returns the figure."""
         import matplotlib
 
+        own = fig is None
         if fig is None:
             matplotlib.use("Agg", force=False)
             import matplotlib.pyplot as plt
@@ -124,7 +125,8 @@ class RadialMTF(LpPerMm):
         a3.set(title="MTF (radial edge)", xlabel=unit, ylabel="MTF", xlim=(0, scale),
                ylim=(0, 1.1))  # fmt: skip
         a3.legend(fontsize=7)
-        fig.tight_layout()
+        if own:  # a caller's figure (or subfigure): its layout is the caller's
+            fig.tight_layout()
         return fig
 
 

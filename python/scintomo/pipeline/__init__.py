@@ -6,6 +6,8 @@
   memory, overlapped reading / computing / writing, resumable, optionally on
   a Dask cluster (:func:`make_client`).
 - :func:`try_centers`: one slice per candidate rotation centre.
+- :func:`resolution_report`: FRC of even/odd-angle half reconstructions and the radial
+  MTF of a disc, on a few central rows (``[report] resolution``; :mod:`.report`).
 
 One module per stage: ``plan`` (blocks, halo, memory budget), ``read``,
 ``compute`` (the steps and the centre), ``write`` (output layout), ``threads``
@@ -24,6 +26,7 @@ from .config import (
     PhaseConfig,
     PipelineConfig,
     ReconConfig,
+    ReportConfig,
     RunConfig,
     StripeConfig,
     ZingerConfig,
@@ -32,6 +35,7 @@ from .config import (
 from .dask import make_client
 from .plan import block_ranges, estimate_block_bytes, halo_rows, nsino_for_budget
 from .read import RawBlock, input_corrected, open_scan, read_block
+from .report import ResolutionReport, resolution_report
 from .results import RunResult, TryResult
 from .runner import run, try_centers
 from .write import output_paths
@@ -46,6 +50,8 @@ __all__ = [
     "PipelineConfig",
     "RawBlock",
     "ReconConfig",
+    "ReportConfig",
+    "ResolutionReport",
     "RunConfig",
     "RunResult",
     "StripeConfig",
@@ -64,6 +70,7 @@ __all__ = [
     "preprocess",
     "read_block",
     "remove_zingers",
+    "resolution_report",
     "run",
     "try_centers",
 ]

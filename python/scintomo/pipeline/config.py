@@ -17,6 +17,8 @@ One section per step, in the order the steps run::
                  half_acquisition (parallel, offset axis over 360 degrees)
     [recon]      algorithm, filter, backend
     [output]     folder, format, nsino_per_chunk or memory_budget_mb
+    [report]     resolution (FRC of even/odd-angle halves, radial MTF of a disc),
+                 resolution_slices, disc
     [run]        n_threads, cluster
 
 ``options`` tables are passed as keyword arguments to the function that
@@ -237,6 +239,25 @@ class OutputConfig:
 
 
 @dataclass
+class ReportConfig:
+    resolution: bool = _f(
+        False,
+        "measure the resolution in the reconstruction after the run: Fourier ring correlation "
+        "of the even- and odd-angle half reconstructions of a few central slices (1/2-bit and "
+        "1/7 thresholds) and the radial MTF of a disc edge (ASTM E1695), written beside the "
+        "volume as <name>_rec_resolution.json and .png (parallel beam)",
+    )
+    resolution_slices: int = _f(
+        4, "report: central slices reconstructed (twice, from each half of the angles)"
+    )
+    disc: list = _f(
+        [],
+        "report: [row, column] or [row, column, radius] (pixels of the slice) of a cylinder's "
+        "or sphere's edge for the radial MTF; empty: the largest round blob, if any",
+    )
+
+
+@dataclass
 class RunConfig:
     n_threads: int = _f(
         0, "threads for the kernels; 0: all cores (per Dask worker: cores / workers)"
@@ -262,6 +283,7 @@ class PipelineConfig:
     geometry: GeometryConfig = field(default_factory=GeometryConfig)
     recon: ReconConfig = field(default_factory=ReconConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     run: RunConfig = field(default_factory=RunConfig)
 
     # --- conversions ---------------------------------------------------------
@@ -399,12 +421,32 @@ class PipelineConfig:
             )
         if not 0 <= self.center.row <= 1:
             raise ParameterError(f"{source}: center.row is a fraction of the height, in [0, 1]")
+        rep = self.report
+        if not 1 <= rep.resolution_slices <= 64:
+            raise ParameterError(f"{source}: report.resolution_slices must be in [1, 64]")
+        if not _disc_ok(rep.disc):
+            raise ParameterError(
+                f"{source}: report.disc must be [] or [row, column] or [row, column, radius] "
+                f"(pixels, row and column >= 0, radius > 0), not {rep.disc!r}"
+            )
         if self.run.n_threads < 0:
             raise ParameterError(f"{source}: run.n_threads must be >= 0")
         if self.run.n_threads > max_threads():  # the kernels' one bound, 64 per core
             raise ParameterError(f"{source}: run.n_threads must be at most {max_threads()}")
         if self.center.value < 0:  # NaN (found) passes; the upper end needs the data
             raise ParameterError(f"{source}: center.value must be a column index >= 0")
+
+
+def _disc_ok(disc) -> bool:
+    """[] or [row, column] or [row, column, radius]: finite numbers, >= 0, radius > 0."""
+    if not isinstance(disc, list):
+        return False
+    if not disc:
+        return True
+    nums = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in disc
+    )
+    return nums and len(disc) in (2, 3) and min(disc) >= 0 and (len(disc) == 2 or disc[2] > 0)
 
 
 SECTIONS = tuple(f.name for f in dataclasses.fields(PipelineConfig))

@@ -27,6 +27,11 @@ class RunResult:
     #: the pace the volume was computed at, as recorded with it by the run that computed
     #: it (slices/s), when this run resumed it; None for a fresh volume
     recorded_slices_per_second: float | None = None
+    #: ``[report] resolution``: the report's figures (:meth:`ResolutionReport.to_dict`:
+    #: FRC crossings, radial MTF, the JSON and PNG beside the volume); None when off
+    resolution: dict | None = None
+    #: the report's one-line summary (empty when off)
+    resolution_summary: str = ""
 
     @property
     def slices_per_second(self) -> float:

@@ -452,6 +452,30 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
         out = writer.finish(attrs)
         if hasattr(writer, "close"):
             writer.close()
+        resolution, resolution_line = None, ""
+        if cfg.report.resolution:
+            if cone is not None:
+                warnings.warn(
+                    "[report] resolution: the FRC of half reconstructions and the radial MTF "
+                    "are measured for parallel-beam runs only; no report for this cone-beam run",
+                    ScintomoWarning,
+                    stacklevel=2,
+                )
+            else:
+                from .report import resolution_report
+
+                rep = resolution_report(
+                    scan,
+                    cfg,
+                    center=center,
+                    rows=(start, stop),
+                    halo=halo,
+                    recon_fn=recon_fn,
+                    n_threads=nt,
+                    pixel_size_um=pixel_size_um(cfg, scan),
+                    paths=paths,
+                )
+                resolution, resolution_line = rep.to_dict(), rep.summary()
         rate = (recorded or {}).get("slices_per_second")
         return RunResult(
             str(out),
@@ -465,6 +489,8 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             n_workers=n_workers,
             extra={"halo_rows": halo},
             recorded_slices_per_second=float(rate) if isinstance(rate, (int, float)) else None,
+            resolution=resolution,
+            resolution_summary=resolution_line,
         )
     finally:
         scan.close()

@@ -143,6 +143,7 @@ class FRC:
         returns the figure."""
         import matplotlib
 
+        own = ax is None
         if ax is None:
             matplotlib.use("Agg", force=False)
             import matplotlib.pyplot as plt
@@ -183,7 +184,8 @@ class FRC:
             else "Fourier ring correlation",
         )
         ax.legend(fontsize=7)
-        fig.tight_layout()
+        if own:  # a caller's axes: its figure's layout is the caller's
+            fig.tight_layout()
         return fig
 
 
