@@ -8,12 +8,13 @@
 - :func:`try_centers`: one slice per candidate rotation centre.
 
 One module per stage: ``plan`` (blocks, halo, memory budget), ``read``,
-``compute`` (the steps and the centre), ``write`` (output layout), ``threads``
+``compute`` (the steps and the centre), ``align`` (the drift pre-pass), ``write`` (output layout), ``threads``
 and ``dask`` (the drivers), ``results``; ``runner`` strings them together.
 """
 
 from __future__ import annotations
 
+from .align import alignment_paths
 from .compute import compute_block, preprocess, remove_zingers
 from .config import (
     CenterConfig,
@@ -30,6 +31,7 @@ from .config import (
     dumps_toml,
 )
 from .dask import make_client
+from .dynflat import dynamic_flat_path
 from .plan import block_ranges, estimate_block_bytes, halo_rows, nsino_for_budget
 from .read import RawBlock, input_corrected, open_scan, read_block
 from .results import RunResult, TryResult
@@ -51,8 +53,10 @@ __all__ = [
     "StripeConfig",
     "TryResult",
     "ZingerConfig",
+    "alignment_paths",
     "block_ranges",
     "compute_block",
+    "dynamic_flat_path",
     "dumps_toml",
     "estimate_block_bytes",
     "halo_rows",

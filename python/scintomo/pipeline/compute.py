@@ -153,14 +153,42 @@ def _beam_hardening(data, cfg: PipelineConfig):
         return model.apply(data)
 
 
+_WEIGHTS_CACHE: dict = {}
+
+
+def dynamic_weights(path: str):
+    """(weights (N, K), basis (F, K)) of a dynamic flat-field pre-pass file."""
+    if path not in _WEIGHTS_CACHE:
+        import json
+
+        from ..exceptions import FileFormatError
+
+        try:
+            d = json.loads(open(path).read())
+            k = int(d["n_components"])
+            w = np.asarray(d["weights"], dtype=np.float64).reshape(int(d["n_projections"]), k)
+            b = np.asarray(d["basis"], dtype=np.float64).reshape(int(d["n_flats"]), k)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise FileFormatError(
+                f"{path}: not a dynamic flat-field weights file ({e!r})"
+            ) from None
+        _WEIGHTS_CACHE[path] = (w, b)
+    return _WEIGHTS_CACHE[path]
+
+
 def _dynamic_flatfield(proj, flats, darks, cfg: PipelineConfig, *, log: bool):
     """Eigen-flat-field correction of a block (scintomo.flatfield.dynamic): the block's rows
     are what the weights are fitted to; all flat series together sample the drift."""
     fl = np.concatenate(flats) if isinstance(flats, list) else flats
     k = cfg.flatfield.dynamic_components or None
-    ratio = flatfield.dynamic(
-        proj, fl, darks, n_components=k, downsample=cfg.flatfield.dynamic_downsample
-    )
+    if cfg.flatfield.dynamic_weights:
+        # weights fitted once on a band of rows (pipeline.dynflat): applied, not refitted
+        weights, basis = dynamic_weights(cfg.flatfield.dynamic_weights)
+        ratio = flatfield.dynamic(proj, fl, darks, weights=weights, basis=basis)
+    else:
+        ratio = flatfield.dynamic(
+            proj, fl, darks, n_components=k, downsample=cfg.flatfield.dynamic_downsample
+        )
     if not log:
         return ratio
     return -np.log(np.maximum(ratio, np.float32(cfg.flatfield.clip_low)))
