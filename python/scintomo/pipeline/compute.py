@@ -104,7 +104,7 @@ def _unshift(data, cfg: PipelineConfig):
         )
     from ..alignment import shift_projections
 
-    return shift_projections(data, shifts, order=1)
+    return shift_projections(data, shifts, order=1, n_threads=_n_threads(cfg))
 
 
 def _undistort(data, raw: RawBlock, cfg: PipelineConfig):
@@ -118,7 +118,7 @@ def _undistort(data, raw: RawBlock, cfg: PipelineConfig):
             f"{cfg.distortion.model}: fitted on a frame of {model.shape[1]} columns, the scan "
             f"has {data.shape[2]}"
         )
-    return distortion.undistort(data, model, first_row=raw.a0)
+    return distortion.undistort(data, model, first_row=raw.a0, n_threads=_n_threads(cfg))
 
 
 def beam_hardening_model(cfg: PipelineConfig):
@@ -150,7 +150,7 @@ def _beam_hardening(data, cfg: PipelineConfig):
     with warnings.catch_warnings():
         # values beyond the calibration are counted per block; not repeated block after block
         warnings.simplefilter("ignore")
-        return model.apply(data)
+        return model.apply(data, n_threads=_n_threads(cfg))
 
 
 _WEIGHTS_CACHE: dict = {}

@@ -59,7 +59,10 @@ def resolve_dynamic_flat(cfg: PipelineConfig, scan, *, progress=None) -> Pipelin
     from .. import flatfield
     from .align import _recorded
     from .compute import remove_zingers
-    from .read import read_block
+    from .read import input_corrected, read_block
+
+    if input_corrected(scan):  # flat-fielded already: no flat-field step runs
+        return cfg
 
     n, h, w = scan.shape
     rows = min(ff.dynamic_rows, h)
