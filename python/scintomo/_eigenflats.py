@@ -343,13 +343,26 @@ def _apply_weights(proj, model: DynamicFlatField, weights, eps, was_2d, return_m
         raise NumericalError("the mean flat is at or below the dark everywhere")
     floor = np.float32(eps * float(model.mean_flat.max()))
     out = np.empty(proj.shape, np.float32)
-    ef = model.eigen_flats.reshape(k, -1)
-    step = max(1, (1 << 22) // max(1, proj[0].size))  # ~16 MB of flats at a time
-    for j in range(0, proj.shape[0], step):
-        flat = model.mean_flat.ravel() + (w[j : j + step].astype(np.float32) @ ef)
-        np.maximum(flat, floor, out=flat)
-        p = proj[j : j + step].reshape(flat.shape[0], -1).astype(np.float32) - model.dark.ravel()
-        np.divide(p, flat, out=out[j : j + step].reshape(flat.shape[0], -1))
+    n, npx = proj.shape[0], int(model.mean_flat.size)
+    ef = model.eigen_flats.reshape(k, npx)
+    mean, dark = model.mean_flat.ravel(), model.dark.ravel()
+    flat = np.empty(npx, np.float32)
+    # one projection at a time, in pieces that stay in cache (a few passes over each)
+    piece = 1 << 15
+    w32 = w.astype(np.float32)
+    for j in range(n):
+        pj, oj = proj[j].reshape(npx), out[j].reshape(npx)
+        for a in range(0, npx, piece):
+            s = slice(a, a + piece)
+            f = flat[s]
+            if k:
+                np.dot(w32[j], ef[:, s], out=f)
+                f += mean[s]
+            else:
+                f[...] = mean[s]
+            np.maximum(f, floor, out=f)
+            np.subtract(pj[s], dark[s], out=oj[s], casting="unsafe")
+            oj[s] /= f
     result = out[0] if was_2d else out
     if not return_model:
         return result
