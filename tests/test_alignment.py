@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from scintomo.alignment import align_projections, reproject, shift_projections
-from scintomo.exceptions import ShapeError
+from scintomo.exceptions import ParameterError, ShapeError
 from scintomo.simulate import ellipse_projections
 
 H, W, N = 24, 64, 90
@@ -82,3 +82,26 @@ def test_shapes_checked():
         align_projections(np.zeros((4, 8, 8)), np.zeros(3))
     with pytest.raises(ShapeError):
         shift_projections(np.zeros((4, 8, 8)), np.zeros((3, 2)))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_bilinear_shift_matches_scipy(n_threads):
+    """order=1 (the pipeline's, in Rust) is scipy.ndimage.shift(order=1, mode='nearest')
+    of each view to float32 rounding, whole and fractional shifts, shifts past the edge."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(5)
+    p = rng.normal(1.0, 0.5, (9, 13, 31)).astype(np.float32)
+    shifts = rng.uniform(-4.0, 4.0, (9, 2))
+    shifts[0] = (0.0, 0.0)
+    shifts[1] = (2.0, -3.0)
+    shifts[2] = (-20.0, 40.5)  # beyond the frame: every pixel from the edge
+    keep = p.copy()
+    got = shift_projections(p, shifts, order=1, n_threads=n_threads)
+    ref = np.stack([ndimage.shift(p[i], -shifts[i], order=1, mode="nearest") for i in range(9)])
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(p, keep)
+    with pytest.raises(ParameterError):
+        shift_projections(p, np.full((9, 2), np.nan), order=1)
+    with pytest.raises(ParameterError):
+        shift_projections(p, shifts, order=1, n_threads=0)

@@ -101,3 +101,44 @@ def test_bad_calibrations():
         bh.from_spectrum(material="Al", density=2.7, max_thickness=1.0)
     with pytest.raises(ParameterError, match="xraydb"):
         bh.from_spectrum(kvp=60, material="Qq", density=2.7, max_thickness=1.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.uint16])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_apply_matches_numpy_polyval(dtype, n_threads):
+    """The Rust kernel gives numpy's float64 polyval (and the tangent above p_max) to
+    float32 rounding, for any dtype, thread count and memory layout; input untouched."""
+    rng = np.random.default_rng(1)
+    corr = bh.BeamHardening((1.02, 0.08, -0.011, 0.0009), 1.1, 2.5, 0.0)
+    scale = 3.0 if dtype != np.uint16 else 3000.0
+    p = (rng.uniform(0.0, 1.0, (7, 5, 33)) * scale).astype(dtype)
+    p = p[:, ::2, 1:]  # not contiguous
+    keep = p.copy()
+    x = p.astype(np.float32).astype(np.float64)
+    c = np.array(corr.coefficients)
+    k = np.arange(1, c.size + 1)
+    y_max, slope = np.sum(c * 2.5**k), np.sum(c * k * 2.5 ** (k - 1))
+    ref = np.polynomial.polynomial.polyval(x, np.concatenate([[0.0], c]))
+    ref = np.where(x > 2.5, y_max + slope * (x - 2.5), ref)
+    with pytest.warns(ScintomoWarning, match=f"{int((x > 2.5).sum())} value"):
+        got = corr.apply(p, n_threads=n_threads)
+    assert got.dtype == np.float32 and got.shape == p.shape
+    np.testing.assert_allclose(got, ref, rtol=2e-7, atol=1e-7 * np.abs(ref).max())
+    np.testing.assert_array_equal(p, keep)
+
+
+def test_apply_in_place_and_into_out():
+    corr = bh.BeamHardening((1.0, 0.1), 0.5, 10.0, 0.0)
+    p = np.linspace(0, 3, 40, dtype=np.float32).reshape(4, 10)
+    ref = p + 0.1 * p.astype(np.float64) ** 2
+    out = np.empty_like(p)
+    assert corr.apply(p, out=out) is out
+    np.testing.assert_allclose(out, ref, rtol=1e-6)
+    q = p.copy()
+    assert corr.apply(q, out=q) is q
+    np.testing.assert_allclose(q, ref, rtol=1e-6)
+    o64 = np.empty(p.shape)
+    corr.apply(p, out=o64)
+    np.testing.assert_allclose(o64, ref, rtol=1e-6)
+    with pytest.raises(ParameterError):
+        corr.apply(p, n_threads=0)

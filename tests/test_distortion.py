@@ -114,3 +114,32 @@ def test_errors():
         fit_distortion(dots=np.zeros((5, 2)))
     with pytest.raises(ParameterError):
         fit_distortion()
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("first_row", [0, 37])
+def test_undistort_matches_scipy_map_coordinates(n_threads, first_row):
+    """The Rust remap (order 1) is scipy.ndimage.map_coordinates(order=1, mode='nearest')
+    of the model's source coordinates, to float32 rounding; edges included."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(2)
+    h, w = 12, 80
+    model = DistortionModel((40.0, 41.0), (2e-3, -3e-6), 10.0, 0.0, 0.0, 0, shape=(90, w))
+    stack = rng.normal(5.0, 2.0, (6, h, w)).astype(np.float64)[:, :, ::-1]  # float64, strided
+    got = undistort(stack, model, first_row=first_row, n_threads=n_threads)
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    src = model.distort_points(np.stack([rows.ravel() + first_row, cols.ravel()], axis=1))
+    coords = [src[:, 0].reshape(h, w) - first_row, src[:, 1].reshape(h, w)]
+    # rows do move, some to beyond the block's edges (the clamped taps)
+    assert ((coords[0] < 0) | (coords[0] > h - 1)).any() and np.abs(coords[1] - cols).max() > 1
+    s32 = stack.astype(np.float32)
+    ref = np.stack(
+        [ndimage.map_coordinates(s32[i], coords, order=1, mode="nearest") for i in range(6)]
+    )
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-5)
+    cubic = undistort(stack, model, first_row=first_row, order=3)
+    assert np.abs(cubic - got).max() > 1e-4  # other orders still go through scipy
+    with pytest.raises(ParameterError, match="order"):
+        undistort(stack, model, order=7)

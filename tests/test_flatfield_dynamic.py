@@ -106,3 +106,34 @@ def test_eigen_flats_match_numpy_pca():
     # the pixel covariance ac.T ac / (F - 1) has the nonzero eigenvalues of the Gram matrix
     ev = np.sort(np.linalg.eigvalsh(ac @ ac.T / (F - 1)))[::-1][:3]
     np.testing.assert_allclose(m.eigenvalues[:3], ev, rtol=1e-6)
+
+
+def test_basis_of_one_band_gives_every_band_its_eigen_flats_and_weights_apply():
+    """The basis (eigen flats as combinations of the centred flats, u_k / sqrt(F - 1) of
+    the flats' SVD) rebuilds the SVD's eigen flats, also of any subset of rows; with given
+    weights, dynamic() is (P - D) / (mean + w . u), as numpy computes it in float64."""
+    proj, flats, darks, _ = _scan()
+    model = eigen_flats(flats, darks, n_components=3)
+    assert model.basis.shape == (F, 3)
+    again = eigen_flats(flats, darks, basis=model.basis)
+    np.testing.assert_allclose(again.eigen_flats, model.eigen_flats, atol=1e-3 * np.abs(
+        model.eigen_flats).max())  # fmt: skip
+    rows = slice(5, 13)
+    sub = eigen_flats(flats[:, rows], darks[:, rows], basis=model.basis)
+    np.testing.assert_allclose(sub.eigen_flats, model.eigen_flats[:, rows], atol=1e-3 * np.abs(
+        model.eigen_flats).max())  # fmt: skip
+    w = np.random.default_rng(4).normal(0, 1, (N, 3))
+    got = dynamic(proj[:, rows], flats[:, rows], darks[:, rows], weights=w, basis=model.basis)
+    d = darks.astype(np.float64).mean(0)[rows]
+    f = flats.astype(np.float64)[:, rows] - d
+    a = (f - f.mean(0)).reshape(F, -1)
+    ef = (model.basis.T @ a).reshape(3, *f.shape[1:])
+    ref = (proj[:, rows] - d) / (f.mean(0) + np.einsum("nk,khw->nhw", w, ef))
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, ref, rtol=2e-5)
+    with pytest.raises(ParameterError, match="together"):
+        dynamic(proj, flats, darks, weights=w)
+    with pytest.raises(ShapeError):
+        dynamic(proj, flats, darks, weights=w[:5], basis=model.basis)
+    with pytest.raises(ShapeError):
+        dynamic(proj, flats, darks, weights=w, basis=model.basis[:5])

@@ -64,10 +64,21 @@ def test_xtek_geometry_angles_and_lazy_rows(tmp_path):
         assert isinstance(g, ConeGeometry)
         assert (g.source_object, g.source_detector) == (50.0, 500.0)
         assert g.pixel_size == pytest.approx(200.0)  # micrometres
-        # axis at x = -0.01 mm -> -0.1 mm at the detector (M = 10); detector centre at
-        # x = -0.4 mm: the axis is 0.3 mm = 1.5 px right of the centre, column 3.5 + 1.5
-        assert g.center_column == pytest.approx(5.0)
-        assert g.center_row == pytest.approx(2.5 + 0.5)  # detector 0.1 mm down
+        # The signs of CIL's NikonDataReader (TomographicImaging/CIL,
+        # Wrappers/Python/cil/io/NikonDataReader.py; checked on real scans in CIL PR
+        # #1292): rotation axis at x = -ObjectOffsetX, detector centre at
+        # x = -DetectorOffsetX, z = +DetectorOffsetY, and the image's pixel 0 at the
+        # panel's "top-right", which CIL's ASTRA conversion
+        # (convert_geometry_to_astra_vec_3D.py) turns into columns stepping along -x
+        # and rows along -z. TIGRE's NikonDataLoader also negates ObjectOffsetX
+        # (COR = -ObjectOffsetX) but says it does not know the sign; CCPi's C++ reader
+        # ignores the offsets. So: axis at x = -0.01 mm -> -0.1 mm at the detector
+        # (M = 10), detector centre at x = -0.4 mm: the axis lies 0.3 mm = 1.5 px
+        # towards +x of the centre, i.e. 1.5 columns before it (columns run along -x).
+        assert g.center_column == pytest.approx(3.5 - 1.5)
+        # detector centre 0.1 mm below the source's height: the central ray meets it
+        # 0.5 px above its middle row (rows run downward)
+        assert g.center_row == pytest.approx(2.5 - 0.5)
         # measured angles of _ctdata.txt + InitialAngle, in radians
         np.testing.assert_allclose(scan.theta, np.deg2rad(10 + 3.5 * np.arange(N)))
         np.testing.assert_array_equal(scan.projections[:, 2:4, :], proj[:, 2:4, :])

@@ -236,3 +236,26 @@ def cone_backproject(
     z_offset: float = 0.0,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
+def lab_linearise(
+    data: npt.NDArray[np.float32] | None,
+    out: npt.NDArray[np.float32],
+    *,
+    coefficients: list[float],
+    p_max: float,
+    n_threads: int | None = None,
+) -> int: ...
+def lab_remap(
+    stack: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    rows: npt.NDArray[np.float64],
+    cols: npt.NDArray[np.float64],
+    *,
+    n_threads: int | None = None,
+) -> None: ...
+def lab_shift(
+    stack: npt.NDArray[np.float32],
+    out: npt.NDArray[np.float32],
+    shifts: npt.NDArray[np.float64],
+    *,
+    n_threads: int | None = None,
+) -> None: ...

@@ -47,6 +47,11 @@ class DynamicFlatField:
     method : str
         How the weights were fitted: 'tv' or 'air'.
     downsample : int
+    basis : (F, K) ndarray of float64 or None
+        The eigen flats as combinations of the centred flats:
+        ``eigen_flats = basis.T @ (flats - dark - mean_flat)`` (pixels flattened). The
+        same basis applied to other rows of the same flats gives those rows' eigen
+        flats, so weights fitted on one band of rows hold for every block.
     """
 
     dark: np.ndarray
@@ -57,6 +62,7 @@ class DynamicFlatField:
     weights: np.ndarray | None = None
     method: str = "tv"
     downsample: int = 2
+    basis: np.ndarray | None = None
 
     def flat(self, weights) -> np.ndarray:
         """The flat (above the dark) for one set of K weights, (H, W) float32."""
@@ -105,7 +111,7 @@ def _parallel_analysis(a: np.ndarray, eig: np.ndarray, rng, repeats: int = 20) -
     return keep
 
 
-def eigen_flats(flats, darks=None, *, n_components: int | None = None, seed: int = 0):
+def eigen_flats(flats, darks=None, *, n_components: int | None = None, seed: int = 0, basis=None):
     """Mean flat and eigen flats of a flat series.
 
     Parameters
@@ -118,6 +124,9 @@ def eigen_flats(flats, darks=None, *, n_components: int | None = None, seed: int
         Eigen flats kept. Default: parallel analysis.
     seed : int
         Seed of the shuffles of the parallel analysis.
+    basis : (F, K) array_like, optional
+        Eigen flats as combinations of the centred flats (``DynamicFlatField.basis`` of
+        another band of rows of the same flats): no decomposition, ``eigenvalues`` empty.
 
     Returns
     -------
@@ -142,7 +151,19 @@ def eigen_flats(flats, darks=None, *, n_components: int | None = None, seed: int
     mean = f.mean(axis=0)
     a = f - mean
     k = fl.shape[0]
-    _, s, vt = np.linalg.svd(a, full_matrices=False)
+    if basis is not None:
+        b = np.asarray(basis, dtype=np.float64)
+        if b.ndim != 2 or b.shape[0] != k or not np.all(np.isfinite(b)):
+            raise ShapeError(f"basis must be finite ({k}, K) for {k} flats, got {b.shape}")
+        return DynamicFlatField(
+            dark=dark.astype(np.float32),
+            mean_flat=mean.reshape(hw).astype(np.float32),
+            eigen_flats=(b.T @ a).reshape(b.shape[1], *hw).astype(np.float32),
+            eigenvalues=np.zeros(0),
+            n_components=b.shape[1],
+            basis=b,
+        )
+    u, s, vt = np.linalg.svd(a, full_matrices=False)
     eig = s**2 / (k - 1)
     eig = eig[: k - 1]  # centring leaves at most F - 1 components
     if n_components is None:
@@ -155,12 +176,14 @@ def eigen_flats(flats, darks=None, *, n_components: int | None = None, seed: int
             raise ParameterError(f"n_components must be in 0..{k - 1} for {k} flats, got {n}")
     scale = np.sqrt(eig[:n])[:, None]
     ef = (vt[:n] * scale).reshape(n, *hw)
+    # vt_n sqrt(eig_n) = u_n^T a / sqrt(F - 1): the eigen flats as combinations of the flats
     return DynamicFlatField(
         dark=dark.astype(np.float32),
         mean_flat=mean.reshape(hw).astype(np.float32),
         eigen_flats=ef.astype(np.float32),
         eigenvalues=eig,
         n_components=n,
+        basis=u[:, :n] / np.sqrt(k - 1),
     )
 
 
@@ -195,6 +218,8 @@ def dynamic(
     eps: float = 1e-6,
     progress_bar: bool | None = None,
     return_model: bool = False,
+    weights=None,
+    basis=None,
 ):
     """Dynamic flat-field correction with eigen flat fields (Van Nieuwenhove 2015).
 
@@ -228,6 +253,10 @@ def dynamic(
         A progress bar over projections (default: on an interactive terminal).
     return_model : bool
         Also return the :class:`DynamicFlatField` with the fitted weights.
+    weights, basis : (N, K) and (F, K) array_like, optional
+        Weights fitted before (e.g. on another band of rows of the same scan, the
+        pipeline's pre-pass) with the basis of their eigen flats
+        (:attr:`DynamicFlatField.basis`): no fit, only the division (vectorised).
 
     Returns
     -------
@@ -254,10 +283,14 @@ def dynamic(
         raise ParameterError("method='air' needs air=(rows, cols), a region of air")
     proj, was_2d = as_stack(projections, "projections")
     check_nonempty(proj, "projections")
-    model = eigen_flats(flats, darks, n_components=n_components)
+    if (weights is None) != (basis is None):
+        raise ParameterError("weights= and basis= go together (both from one fit)")
+    model = eigen_flats(flats, darks, n_components=n_components, basis=basis)
     hw = model.mean_flat.shape
     if proj.shape[1:] != hw:
         raise ShapeError(f"projections are {proj.shape[1:]}, flats {hw}")
+    if weights is not None:
+        return _apply_weights(proj, model, weights, eps, was_2d, return_model)
     if min(hw) < 2 * d:
         raise ParameterError(f"downsample={d} leaves less than 2 x 2 pixels of {hw}")
     if float(model.mean_flat.max()) <= 0:
@@ -294,3 +327,43 @@ def dynamic(
     from dataclasses import replace
 
     return result, replace(model, weights=weights, method=method, downsample=d)
+
+
+def _apply_weights(proj, model: DynamicFlatField, weights, eps, was_2d, return_model):
+    """(P - D) / (mean + w_j . u) with given weights, a few projections at a time."""
+    from dataclasses import replace
+
+    w = np.asarray(weights, dtype=np.float64)
+    k = model.n_components
+    if w.shape != (proj.shape[0], k):
+        raise ShapeError(f"weights must be ({proj.shape[0]}, {k}), got {w.shape}")
+    if not np.all(np.isfinite(w)):
+        raise ParameterError("weights must be finite")
+    if float(model.mean_flat.max()) <= 0:
+        raise NumericalError("the mean flat is at or below the dark everywhere")
+    floor = np.float32(eps * float(model.mean_flat.max()))
+    out = np.empty(proj.shape, np.float32)
+    n, npx = proj.shape[0], int(model.mean_flat.size)
+    ef = model.eigen_flats.reshape(k, npx)
+    mean, dark = model.mean_flat.ravel(), model.dark.ravel()
+    flat = np.empty(npx, np.float32)
+    # one projection at a time, in pieces that stay in cache (a few passes over each)
+    piece = 1 << 15
+    w32 = w.astype(np.float32)
+    for j in range(n):
+        pj, oj = proj[j].reshape(npx), out[j].reshape(npx)
+        for a in range(0, npx, piece):
+            s = slice(a, a + piece)
+            f = flat[s]
+            if k:
+                np.dot(w32[j], ef[:, s], out=f)
+                f += mean[s]
+            else:
+                f[...] = mean[s]
+            np.maximum(f, floor, out=f)
+            np.subtract(pj[s], dark[s], out=oj[s], casting="unsafe")
+            oj[s] /= f
+    result = out[0] if was_2d else out
+    if not return_model:
+        return result
+    return result, replace(model, weights=w)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._progress import progress
-from ._validate import as_float32, check_finite, check_nonempty
+from ._validate import as_float32, check_finite, check_nonempty, n_threads_arg
 from .exceptions import ParameterError, ShapeError
 
 __all__ = ["Alignment", "align_projections", "load", "reproject", "shift_projections"]
@@ -60,14 +60,49 @@ class Alignment:
             "iterations": self.iterations,
             "converged": self.converged,
             "max_shift_px": float(np.abs(self.shifts).max()) if self.shifts.size else 0.0,
+            "updates_px": [float(u) for u in self.updates],
         }
 
-    def save(self, path) -> None:
+    def save(self, path, *, extra: dict | None = None) -> None:
         """Write the shifts as JSON (atomically), for :func:`load` and the pipeline's
-        ``[alignment] shifts``."""
+        ``[alignment] shifts``; ``extra`` adds keys (the pipeline's pre-pass records how
+        the shifts were found)."""
         from ._json import write_json
 
-        write_json(path, self.to_dict(), indent=1)
+        write_json(path, {**self.to_dict(), **(extra or {})}, indent=1)
+
+    def plot(self, fig=None, *, theta=None):
+        """The (row, column) shift of each view against the view index (or ``theta``,
+        radians, shown in degrees), and the largest update of each iteration; returns the
+        figure (a person checks that the shifts look like a drift, not noise)."""
+        import matplotlib
+
+        if fig is None:
+            matplotlib.use("Agg", force=False)
+            import matplotlib.pyplot as plt
+
+            fig = plt.figure(figsize=(10, 3.6))
+        a1, a2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1]})
+        n = self.shifts.shape[0]
+        x = np.arange(n) if theta is None else np.degrees(np.asarray(theta, float))
+        a1.plot(x, self.shifts[:, 0], ".-", ms=2, lw=0.7, label="row (vertical)")
+        a1.plot(x, self.shifts[:, 1], ".-", ms=2, lw=0.7, label="column (horizontal)")
+        a1.axhline(0, color="0.7", lw=0.5)
+        a1.set(
+            xlabel="view" if theta is None else "angle (degrees)",
+            ylabel="shift (px)",
+            title=f"per-view drift, {n} views",
+        )
+        a1.legend(fontsize=8)
+        if self.updates:
+            a2.semilogy(np.arange(1, len(self.updates) + 1), self.updates, "o-", ms=3)
+        a2.set(
+            xlabel="iteration",
+            ylabel="largest update (px)",
+            title="converged" if self.converged else "not converged",
+        )
+        fig.tight_layout()
+        return fig
 
 
 def load(path) -> Alignment:
@@ -83,14 +118,17 @@ def load(path) -> Alignment:
         shifts = np.asarray(d["shifts_px"], dtype=np.float64).reshape(-1, 2)
         if not np.all(np.isfinite(shifts)):
             raise ValueError("shifts that are not finite")
-        return Alignment(shifts, int(d["iterations"]), bool(d["converged"]), ())
+        updates = tuple(float(u) for u in d.get("updates_px", ()))
+        return Alignment(shifts, int(d["iterations"]), bool(d["converged"]), updates)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: no such alignment file") from None
     except (ValueError, KeyError, TypeError) as e:
         raise FileFormatError(f"{path}: not a scintomo alignment file ({e!r})") from None
 
 
-def shift_projections(projections, shifts, *, order: int = 3) -> np.ndarray:
+def shift_projections(
+    projections, shifts, *, order: int = 3, n_threads: int | None = None
+) -> np.ndarray:
     """Undo per-view shifts: view i is moved by ``-shifts[i]`` (rows, columns).
 
     Parameters
@@ -100,14 +138,15 @@ def shift_projections(projections, shifts, *, order: int = 3) -> np.ndarray:
         (row, column) displacement of each view, as :class:`Alignment` gives.
     order : int
         Spline order of the interpolation (scipy.ndimage.shift), edges
-        continued with the nearest value.
+        continued with the nearest value. ``order=1`` (bilinear, the pipeline's)
+        runs in the Rust kernel, views in parallel.
+    n_threads : int, optional
+        Threads of the ``order=1`` kernel (None: all cores).
 
     Returns
     -------
     (N, H, W) ndarray of float32
     """
-    from scipy import ndimage
-
     p = as_float32(projections, "projections")
     if p.ndim != 3:
         raise ShapeError(f"projections must be (N, H, W), got {p.shape}")
@@ -116,7 +155,17 @@ def shift_projections(projections, shifts, *, order: int = 3) -> np.ndarray:
         raise ShapeError(f"shifts must be ({p.shape[0]}, 2), got {s.shape}")
     if not np.all(np.isfinite(s)):
         raise ParameterError("shifts must be finite")
+    if isinstance(order, bool) or order not in (0, 1, 2, 3, 4, 5):
+        raise ParameterError(f"order must be a spline order 0..5, got {order!r}")
+    nt = n_threads_arg(n_threads)
     out = np.empty(p.shape, np.float32)
+    if order == 1:
+        from . import _core
+
+        _core.lab_shift(p, out, np.ascontiguousarray(s), n_threads=nt)
+        return out
+    from scipy import ndimage
+
     for i in range(p.shape[0]):
         out[i] = ndimage.shift(p[i], -s[i], order=order, mode="nearest")
     return out

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_array, check_nonempty, choice, positive
+from ._validate import as_array, as_float32, check_nonempty, choice, n_threads_arg, positive
 from .exceptions import ParameterError, ScintomoWarning, ShapeError
 
 __all__ = ["BeamHardening", "from_spectrum", "from_step_wedge", "polychromatic_projection"]
@@ -66,34 +66,47 @@ class BeamHardening:
     def degree(self) -> int:
         return len(self.coefficients)
 
-    def apply(self, projections, *, out=None) -> np.ndarray:
+    def apply(self, projections, *, out=None, n_threads: int | None = None) -> np.ndarray:
         """Linearise -ln(I/I0) projections: float32, the shape of ``projections``.
 
         Values above ``p_max`` are continued along the polynomial's tangent at
         ``p_max`` (a polynomial fitted on [0, p_max] can turn back beyond it);
-        their count is given in a warning.
+        their count is given in a warning. The polynomial is evaluated in float64
+        (Horner) by one pass of the Rust kernel, ``n_threads`` threads (None: all
+        cores); ``out`` (float32, may be ``projections`` itself) is written in place.
         """
+        from . import _core
+
         p = as_array(projections, "projections")
         check_nonempty(p, "projections")
-        x = p.astype(np.float64)
-        c = np.array(self.coefficients, dtype=np.float64)
-        powers = np.arange(1, c.size + 1)
-        y_max = float(np.sum(c * self.p_max**powers))
-        slope = float(np.sum(c * powers * self.p_max ** (powers - 1)))
-        y = np.polynomial.polynomial.polyval(x, np.concatenate([[0.0], c]))
-        above = x > self.p_max
-        n_above = int(np.count_nonzero(above))
+        p32 = as_float32(p, "projections")
+        nt = n_threads_arg(n_threads)
+        c = [float(v) for v in self.coefficients]
+        kw = {"coefficients": c, "p_max": float(self.p_max), "n_threads": nt}
+        direct = (
+            isinstance(out, np.ndarray)
+            and out.dtype == np.float32
+            and out.shape == p.shape
+            and out.flags.writeable
+        )
+        if direct and out is p32:
+            n_above = _core.lab_linearise(None, out, **kw)
+        elif direct and not np.may_share_memory(out, p32):
+            n_above = _core.lab_linearise(p32, out, **kw)
+        else:
+            y = np.empty(p.shape, np.float32)
+            n_above = _core.lab_linearise(p32, y, **kw)
+            if out is None:
+                out = y
+            else:
+                out[...] = y
         if n_above:
-            y = np.where(above, y_max + slope * (x - self.p_max), y)
             warnings.warn(
                 f"beam hardening: {n_above} value(s) above the calibrated -ln(I/I0) = "
                 f"{self.p_max:.3g} were extrapolated linearly",
                 ScintomoWarning,
                 stacklevel=2,
             )
-        if out is None:
-            return y.astype(np.float32)
-        out[...] = y
         return out
 
     __call__ = apply

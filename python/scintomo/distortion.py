@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import as_array, as_float32, check_finite, check_nonempty
+from ._validate import as_array, as_float32, check_finite, check_nonempty, n_threads_arg
 from .exceptions import NumericalError, ParameterError, ShapeError
 
 __all__ = ["DistortionModel", "find_dots", "fit_distortion", "load", "undistort"]
@@ -296,7 +296,12 @@ def fit_distortion(image=None, *, dots=None, order: int = 3, dark: bool = True) 
 
 
 def undistort(
-    projections, model: DistortionModel, *, order: int = 1, first_row: int = 0
+    projections,
+    model: DistortionModel,
+    *,
+    order: int = 1,
+    first_row: int = 0,
+    n_threads: int | None = None,
 ) -> np.ndarray:
     """Remove the distortion from an image or a stack (N, H, W): each output pixel u
     takes the recorded value at ``model.distort_points(u)`` (spline of ``order``,
@@ -305,12 +310,19 @@ def undistort(
     ``first_row``: detector row of the input's row 0, for a block of rows of a
     larger frame (the output covers the same rows; rows within
     :meth:`DistortionModel.max_row_shift` of a cut edge take their values from
-    the edge, so read that many rows more on each side)."""
-    from scipy import ndimage
+    the edge, so read that many rows more on each side).
 
+    ``order=1`` (bilinear, the pipeline's) runs in the Rust kernel: the source
+    coordinates are computed once for the frame and every projection is remapped
+    in parallel on ``n_threads`` threads (None: all cores), as
+    ``scipy.ndimage.map_coordinates(..., order=1, mode="nearest")`` gives it. Other
+    orders use scipy, frame by frame."""
     p = as_float32(projections, "projections")
     if p.ndim not in (2, 3):
         raise ShapeError(f"projections must be (H, W) or (N, H, W), got {p.shape}")
+    if isinstance(order, bool) or order not in (0, 1, 2, 3, 4, 5):
+        raise ParameterError(f"order must be a spline order 0..5, got {order!r}")
+    nt = n_threads_arg(n_threads)
     stack = p[None] if p.ndim == 2 else p
     h, w = stack.shape[1:]
     rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
@@ -318,6 +330,13 @@ def undistort(
     src = model.distort_points(np.stack([rows.ravel(), cols.ravel()], axis=1))
     coords = [src[:, 0].reshape(h, w) - first_row, src[:, 1].reshape(h, w)]
     out = np.empty(stack.shape, np.float32)
-    for i in range(stack.shape[0]):
-        out[i] = ndimage.map_coordinates(stack[i], coords, order=order, mode="nearest")
+    if order == 1 and stack.size:
+        from . import _core
+
+        _core.lab_remap(np.ascontiguousarray(stack), out, coords[0], coords[1], n_threads=nt)
+    else:
+        from scipy import ndimage
+
+        for i in range(stack.shape[0]):
+            out[i] = ndimage.map_coordinates(stack[i], coords, order=order, mode="nearest")
     return out[0] if p.ndim == 2 else out

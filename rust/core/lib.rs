@@ -17,6 +17,7 @@ pub mod flatfield;
 // One module per capability; each grows with its issue.
 pub mod deconv;
 pub mod detector;
+pub mod lab;
 pub mod mtf;
 pub mod recon;
 

@@ -260,6 +260,19 @@ def add_parser(sub) -> None:
         help="per-view drift shifts (scintomo.alignment, JSON) to undo",
     )
     a(
+        "--align",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="find the per-view drift shifts first on a band of rows ([alignment] compute; "
+        "written to <name>_alignment.json and .png beside the volume) and undo them",
+    )
+    a(
+        "--align-rows",
+        type=int,
+        metavar="N",
+        help="--align: detector rows in the band the shifts are found on (default 32)",
+    )
+    a(
         "--beam-hardening",
         nargs=4,
         metavar=("KVP", "MATERIAL", "DENSITY", "MAX_MM"),
@@ -409,6 +422,10 @@ def _config(args):
         cfg.distortion.model = str(args.distortion_model)
     if args.alignment_shifts is not None:
         cfg.alignment.shifts = str(args.alignment_shifts)
+    if args.align is not None:
+        cfg.alignment.compute = args.align
+    if args.align_rows is not None:
+        cfg.alignment.rows = args.align_rows
     if args.beam_hardening is not None:
         kvp, material, density, max_mm = args.beam_hardening
         try:

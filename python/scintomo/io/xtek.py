@@ -187,12 +187,13 @@ def read_xtek(path, *, flats=None, darks=None, angles=None) -> Scan:
         ``scan.geometry`` is a :class:`~scintomo.recon.ConeGeometry`:
         distances in mm, ``pixel_size`` in micrometres (``DetectorPixelSizeX``
         x 1000), ``center_column`` / ``center_row`` where the ray through the
-        rotation axis meets the detector: ``(W - 1) / 2 + (DetectorOffsetX -
-        M ObjectOffsetX) / pixel`` and ``(H - 1) / 2 - DetectorOffsetY /
-        pixel`` (CIL's signs: the axis at x = -ObjectOffsetX and the detector
-        centre at (-DetectorOffsetX, DetectorOffsetY) in the source's frame,
-        column index along +x, row 0 at the top). ``theta`` in radians, in the
-        file's sense of rotation.
+        rotation axis meets the detector: ``(W - 1) / 2 + (M ObjectOffsetX -
+        DetectorOffsetX) / pixel`` and ``(H - 1) / 2 + DetectorOffsetY / pixel``
+        (CIL's NikonDataReader: the axis at x = -ObjectOffsetX, the detector
+        centre at (-DetectorOffsetX, +DetectorOffsetY) in the source's frame,
+        and the image's pixel 0 at the panel's top-right, so columns run
+        along -x and rows downward). ``theta`` in radians, in the file's sense
+        of rotation.
 
     Raises
     ------
@@ -229,8 +230,11 @@ def read_xtek(path, *, flats=None, darks=None, angles=None) -> Scan:
     magnification = sdd / sod
     det_dx, det_dy = k.number("DetectorOffsetX", 0.0), k.number("DetectorOffsetY", 0.0)
     obj_dx = k.number("ObjectOffsetX", 0.0)
-    center_column = (width - 1) / 2.0 + (det_dx - magnification * obj_dx) / px_x
-    center_row = (height - 1) / 2.0 - det_dy / px_y
+    # CIL's NikonDataReader (checked on real Nikon scans, CIL PR #1292): axis at
+    # x = -ObjectOffsetX, detector centre at (-DetectorOffsetX, +DetectorOffsetY), panel
+    # origin "top-right" (CIL's astra conversion steps columns along -x, rows along -z)
+    center_column = (width - 1) / 2.0 + (magnification * obj_dx - det_dx) / px_x
+    center_row = (height - 1) / 2.0 + det_dy / px_y
     try:
         geometry = ConeGeometry(
             source_object=sod,

@@ -10,12 +10,13 @@
   MTF of a disc, on a few central rows (``[report] resolution``; :mod:`.report`).
 
 One module per stage: ``plan`` (blocks, halo, memory budget), ``read``,
-``compute`` (the steps and the centre), ``write`` (output layout), ``threads``
+``compute`` (the steps and the centre), ``align`` (the drift pre-pass), ``write`` (output layout), ``threads``
 and ``dask`` (the drivers), ``results``; ``runner`` strings them together.
 """
 
 from __future__ import annotations
 
+from .align import alignment_paths
 from .compute import compute_block, preprocess, remove_zingers
 from .config import (
     CenterConfig,
@@ -33,6 +34,7 @@ from .config import (
     dumps_toml,
 )
 from .dask import make_client
+from .dynflat import dynamic_flat_path
 from .plan import block_ranges, estimate_block_bytes, halo_rows, nsino_for_budget
 from .read import RawBlock, input_corrected, open_scan, read_block
 from .report import ResolutionReport, resolution_report
@@ -57,8 +59,10 @@ __all__ = [
     "StripeConfig",
     "TryResult",
     "ZingerConfig",
+    "alignment_paths",
     "block_ranges",
     "compute_block",
+    "dynamic_flat_path",
     "dumps_toml",
     "estimate_block_bytes",
     "halo_rows",

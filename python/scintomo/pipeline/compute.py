@@ -104,7 +104,7 @@ def _unshift(data, cfg: PipelineConfig):
         )
     from ..alignment import shift_projections
 
-    return shift_projections(data, shifts, order=1)
+    return shift_projections(data, shifts, order=1, n_threads=_n_threads(cfg))
 
 
 def _undistort(data, raw: RawBlock, cfg: PipelineConfig):
@@ -118,7 +118,7 @@ def _undistort(data, raw: RawBlock, cfg: PipelineConfig):
             f"{cfg.distortion.model}: fitted on a frame of {model.shape[1]} columns, the scan "
             f"has {data.shape[2]}"
         )
-    return distortion.undistort(data, model, first_row=raw.a0)
+    return distortion.undistort(data, model, first_row=raw.a0, n_threads=_n_threads(cfg))
 
 
 def beam_hardening_model(cfg: PipelineConfig):
@@ -150,7 +150,30 @@ def _beam_hardening(data, cfg: PipelineConfig):
     with warnings.catch_warnings():
         # values beyond the calibration are counted per block; not repeated block after block
         warnings.simplefilter("ignore")
-        return model.apply(data)
+        return model.apply(data, n_threads=_n_threads(cfg))
+
+
+_WEIGHTS_CACHE: dict = {}
+
+
+def dynamic_weights(path: str):
+    """(weights (N, K), basis (F, K)) of a dynamic flat-field pre-pass file."""
+    if path not in _WEIGHTS_CACHE:
+        import json
+
+        from ..exceptions import FileFormatError
+
+        try:
+            d = json.loads(open(path).read())
+            k = int(d["n_components"])
+            w = np.asarray(d["weights"], dtype=np.float64).reshape(int(d["n_projections"]), k)
+            b = np.asarray(d["basis"], dtype=np.float64).reshape(int(d["n_flats"]), k)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise FileFormatError(
+                f"{path}: not a dynamic flat-field weights file ({e!r})"
+            ) from None
+        _WEIGHTS_CACHE[path] = (w, b)
+    return _WEIGHTS_CACHE[path]
 
 
 def _dynamic_flatfield(proj, flats, darks, cfg: PipelineConfig, *, log: bool):
@@ -158,9 +181,14 @@ def _dynamic_flatfield(proj, flats, darks, cfg: PipelineConfig, *, log: bool):
     are what the weights are fitted to; all flat series together sample the drift."""
     fl = np.concatenate(flats) if isinstance(flats, list) else flats
     k = cfg.flatfield.dynamic_components or None
-    ratio = flatfield.dynamic(
-        proj, fl, darks, n_components=k, downsample=cfg.flatfield.dynamic_downsample
-    )
+    if cfg.flatfield.dynamic_weights:
+        # weights fitted once on a band of rows (pipeline.dynflat): applied, not refitted
+        weights, basis = dynamic_weights(cfg.flatfield.dynamic_weights)
+        ratio = flatfield.dynamic(proj, fl, darks, weights=weights, basis=basis)
+    else:
+        ratio = flatfield.dynamic(
+            proj, fl, darks, n_components=k, downsample=cfg.flatfield.dynamic_downsample
+        )
     if not log:
         return ratio
     return -np.log(np.maximum(ratio, np.float32(cfg.flatfield.clip_low)))

@@ -9,7 +9,8 @@ One section per step, in the order the steps run::
     [stripes]    method, options
     [phase]      method, options
     [distortion] model (file of scintomo.distortion), after the flat-field
-    [alignment]  shifts (file of scintomo.alignment), per-view drift undone
+    [alignment]  shifts (file of scintomo.alignment) or compute (a pre-pass on a band of
+                 rows finds them), per-view drift undone
     [beamhardening] method, options or coefficients (after -log)
     [center]     value (given) or method (found), try range
     [geometry]   type (parallel | cone), source_object, source_detector,
@@ -79,10 +80,21 @@ class FlatFieldConfig:
     dynamic: bool = _f(
         False,
         "dynamic flat-field (eigen flat fields, Van Nieuwenhove 2015; scintomo.flatfield.dynamic)"
-        ": eigen flats and weights per block of rows; needs several flats",
+        ": eigen flats of the flat series, weights per projection; needs several flats",
     )
     dynamic_components: int = _f(0, "dynamic: eigen flats used; 0: by parallel analysis")
     dynamic_downsample: int = _f(2, "dynamic: the weights are fitted on d x d block means")
+    dynamic_rows: int = _f(
+        64,
+        "dynamic: the weights are fitted once, on a band of this many central rows (written "
+        "to <name>_dynamic_flat.json beside the volume, reused by a rerun) and applied to "
+        "every block; 0: fitted again on each block's own rows (slower; blocks may differ)",
+    )
+    dynamic_weights: str = _f(
+        "",
+        "dynamic: weights and eigen-flat basis fitted before (the pre-pass's JSON); set by "
+        "the run itself, empty otherwise",
+    )
 
 
 @dataclass
@@ -138,6 +150,22 @@ class AlignmentConfig:
         "",
         "per-view (row, column) shifts (JSON of scintomo.alignment.Alignment.save, e.g. from "
         "align_projections on a band of rows); empty: none. Undone after the distortion",
+    )
+    compute: bool = _f(
+        False,
+        "find the shifts in a pre-pass (scintomo.alignment.align_projections on a band of "
+        "rows), written to <name>_alignment.json/.png beside the volume, then undone in "
+        "every block; a rerun with the same scan and settings reuses the file",
+    )
+    rows: int = _f(32, "compute: detector rows in the band the shifts are found on")
+    row: float = _f(0.5, "compute: centre of the band, as a fraction of the height (0..1)")
+    binning: int = _f(
+        1, "compute: the band binned b x b for the pre-pass (shifts scaled back), for speed"
+    )
+    iterations: int = _f(10, "compute: at most this many reconstruct/re-project rounds")
+    tol: float = _f(0.02, "compute: stop when no shift changes by more than this (pixels)")
+    max_shift: float = _f(
+        0.0, "compute: largest shift looked for, pixels (0: a quarter of the band's side)"
     )
 
 
@@ -376,6 +404,8 @@ class PipelineConfig:
                 f"{source}: flatfield.dynamic and deconvolution cannot both run (the "
                 "deconvolution divides by one flat per series)"
             )
+        if self.flatfield.dynamic_rows < 0:
+            raise ParameterError(f"{source}: flatfield.dynamic_rows must be >= 0")
         if self.flatfield.dynamic_components < 0 or self.flatfield.dynamic_downsample < 1:
             raise ParameterError(
                 f"{source}: flatfield.dynamic_components must be >= 0 and dynamic_downsample >= 1"
@@ -399,6 +429,26 @@ class PipelineConfig:
                 raise ParameterError(
                     f"{source}: beamhardening method 'spectrum' needs options kvp, material, "
                     f"density, max_thickness (missing: {', '.join(missing) or 'kvp'})"
+                )
+        al = self.alignment
+        if al.compute:
+            if al.shifts:
+                raise ParameterError(
+                    f"{source}: alignment: give shifts (a file) or compute = true, not both"
+                )
+            if al.rows < 4 or al.binning < 1 or al.iterations < 1:
+                raise ParameterError(
+                    f"{source}: alignment.rows must be >= 4, binning and iterations >= 1"
+                )
+            if not 0 <= al.row <= 1:
+                raise ParameterError(f"{source}: alignment.row is a fraction of the height")
+            if not (al.tol > 0 and al.max_shift >= 0):
+                raise ParameterError(
+                    f"{source}: alignment.tol must be > 0 and alignment.max_shift >= 0"
+                )
+            if al.rows // al.binning < 4:
+                raise ParameterError(
+                    f"{source}: alignment.rows / binning leaves fewer than 4 rows to align on"
                 )
         if self.output.nsino_per_chunk < 1:
             raise ParameterError(f"{source}: output.nsino_per_chunk must be >= 1")

@@ -255,6 +255,11 @@ def record(
             "downsample": c.flatfield.dynamic_downsample,
             "method": "tv",
         }
+        if c.flatfield.dynamic_weights:  # fitted once on a band (pipeline.dynflat)
+            steps["flatfield"]["dynamic"] |= {
+                "rows": c.flatfield.dynamic_rows,
+                "weights": _content_identity(c.flatfield.dynamic_weights),
+            }
     # JSON round trip now, so that what is compared is what a file gives back
     return json.loads(
         json.dumps(

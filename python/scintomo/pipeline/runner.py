@@ -7,6 +7,9 @@ filter needs them: zinger median, PSF deconvolution, phase retrieval):
     zingers        optional median-based outlier removal (TomoPy remove_outlier)
     flat-field     (P - D) / (F - D), flats before/after interpolated (scintomo.flatfield)
     deconvolution  optional, the film's PSF (scintomo.deconv)
+    distortion     optional, the detector's radial distortion undone (scintomo.distortion)
+    drift shifts   optional, per-view shifts undone; given, or found first on a band of
+                   rows by :mod:`.align` (scintomo.alignment)
     -log or phase  -ln, or Paganin phase retrieval (scintomo.recon.paganin)
     stripes        optional ring removal on the sinograms (scintomo.recon.remove_stripes)
     reconstruct    scintomo.recon.reconstruct -> (rows, y, x) slices
@@ -38,6 +41,7 @@ import numpy as np
 from ..exceptions import ParameterError, ScintomoWarning
 from ..io import Scan, volume_writer
 from . import provenance
+from .align import resolve_alignment
 from .compute import (
     _center,
     _load_psf,
@@ -50,6 +54,7 @@ from .compute import (
 )
 from .config import PipelineConfig
 from .dask import _run_dask, make_client
+from .dynflat import resolve_dynamic_flat
 from .geometry import cone_plan
 from .plan import (
     _choose_nsino,
@@ -104,6 +109,8 @@ def try_centers(cfg: PipelineConfig, *, recon_fn=None, scan: Scan | None = None)
         if cone is not None:
             return _try_cone(cfg, scan, cone, t0)
         nt = _n_threads(cfg)
+        cfg = resolve_dynamic_flat(cfg, scan, progress=None if cfg.run.progress else False)
+        cfg = resolve_alignment(cfg, scan, n_threads=nt)
         psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
         halo = halo_rows(cfg, psf)
         c0 = _center(scan, cfg, halo, nt)
@@ -307,6 +314,12 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
     scan = open_scan(cfg)
     try:
         n, h, w = scan.shape
+        # pre-passes on a band of rows, before the blocks: the dynamic flat-field's weights
+        # and [alignment] compute's shifts, each to a file beside the volume (its content
+        # in the provenance) that every block then applies
+        prog = None if cfg.run.progress else False
+        cfg = resolve_dynamic_flat(cfg, scan, progress=prog)
+        cfg = resolve_alignment(cfg, scan, n_threads=_n_threads(cfg))
         psf = _load_psf(cfg.deconv.psf) if cfg.deconv.psf else None
         halo = halo_rows(cfg, psf)
         # cone beam: output rows are the volume's z rows, each slab reads the detector rows

@@ -21,6 +21,7 @@ mod cone;
 mod deconv;
 mod detector;
 mod flatfield;
+mod lab;
 mod mtf;
 mod recon;
 
@@ -37,5 +38,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     recon::register(m)?;
     detector::register(m)?;
     cone::register(m)?;
+    lab::register(m)?;
     Ok(())
 }
