@@ -81,6 +81,10 @@ def test_recon_try_and_full_follow_tomopy_cli_layout(scan_file, fake_recon, caps
     assert "nsino_per_chunk = 4" in log and "2 blocks of 4" in log
     out = capsys.readouterr().out
     assert "6 slices of 32 x 32" in out and "0 already on disk" in out
+    # where the time went: every stage's busy time (issue 19)
+    line = next(ln for ln in out.splitlines() if ln.startswith("timeline"))
+    for stage in ("read", "flat-field/-log/stripes", "reconstruct", "write"):
+        assert f"{stage} " in line, line
     # run again: everything is on disk already
     assert (
         recon(scan_file, "--rotation-axis 15.5 --reconstruction-type full --nsino-per-chunk 4") == 0

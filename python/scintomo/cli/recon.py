@@ -539,6 +539,8 @@ def run(args) -> int:
             "slices/s) "
             f"-> {res.output}; log {log_path}"
         )
+        if done:
+            print(_timeline(res))
         if res.resolution is not None:
             print(f"resolution: {res.resolution_summary}; {res.resolution['json']}")
         return 0
@@ -547,3 +549,17 @@ def run(args) -> int:
         logger.setLevel(old_level)
         logger.propagate = old_propagate
         handler.close()
+
+
+def _timeline(res) -> str:
+    """Where a full run's time went: each stage's busy seconds and its share
+    of the wall time (stages overlap, so the shares add up to more than
+    100 %); the slowest stage sets the pace."""
+    stages = [("read", res.read_seconds)]
+    prep = res.extra.get("preprocess_seconds")
+    if prep is not None:
+        stages.append(("flat-field/-log/stripes", prep))
+    stages += [("reconstruct", res.compute_seconds), ("write", res.write_seconds)]
+    wall = max(res.seconds, 1e-9)
+    parts = ", ".join(f"{name} {t:.1f} s ({100 * t / wall:.0f} %)" for name, t in stages)
+    return f"timeline (busy time per stage, overlapped; wall {res.seconds:.1f} s): {parts}"

@@ -431,6 +431,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             center,
         )
         work_center = center if cone is None else cone
+        extra: dict = {}
         if client is not None:
             times = _run_dask(
                 client,
@@ -448,7 +449,10 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             )
             n_workers = len(client.scheduler_info()["workers"])
         else:
-            times = _run_threads(cfg, scan, todo, start, work_center, halo, writer, recon_fn, nt)
+            *times, prep = _run_threads(
+                cfg, scan, todo, start, work_center, halo, writer, recon_fn, nt
+            )
+            extra["preprocess_seconds"] = prep
             n_workers = 1
         seconds = time.perf_counter() - t_start
         attrs = {
@@ -500,7 +504,7 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
             seconds,
             *times,
             n_workers=n_workers,
-            extra={"halo_rows": halo},
+            extra={"halo_rows": halo, **extra},
             recorded_slices_per_second=float(rate) if isinstance(rate, (int, float)) else None,
             resolution=resolution,
             resolution_summary=resolution_line,
