@@ -21,6 +21,7 @@ mod cone;
 mod deconv;
 mod detector;
 mod flatfield;
+mod iterative;
 mod mtf;
 mod recon;
 
@@ -37,5 +38,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     recon::register(m)?;
     detector::register(m)?;
     cone::register(m)?;
+    iterative::register(m)?;
     Ok(())
 }
