@@ -7,6 +7,10 @@
   (lab micro-CT) FDK; :func:`cone_project` / :func:`cone_backproject`: a
   matched projector pair; :func:`find_cone_center`: central column and
   detector tilt from the data.
+- :func:`reconstruct` with ``algorithm="sirt"|"cgls"|"tv"``, :func:`iterative`
+  (returns an :class:`IterativeResult` with the residual history): iterative
+  reconstruction, parallel and cone beam, the film's PSF in the forward
+  model (A = B P).
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
 - :func:`remove_stripes`: ring-artefact removal on sinograms (Vo et al. 2018;
@@ -73,6 +77,7 @@ from ._cone import cone_backproject, cone_project
 from ._cone_center import ConeCalibration, find_cone_center
 from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
+from ._iterative import IterativeResult, iterative
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._score import CenterScores, score_centers, score_try_folder
@@ -81,6 +86,7 @@ from ._stripes import remove_stripes
 __all__ = [
     "FRC",
     "CenterScores",
+    "IterativeResult",
     "ConeCalibration",
     "ConeGeometry",
     "ParallelGeometry",
@@ -93,6 +99,7 @@ __all__ = [
     "fourier_ring_correlation",
     "frc",
     "half_bit_threshold",
+    "iterative",
     "padded_length",
     "paganin",
     "reconstruct",
