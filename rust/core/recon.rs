@@ -18,13 +18,16 @@ pub mod cone;
 mod fbp;
 mod filter;
 mod gridrec;
+pub mod iterative;
 pub mod phase;
+pub mod project;
 pub mod stripe;
 
-pub use cone::{cone_backproject, cone_project, fdk, ConeGeometry};
+pub use cone::{fdk, ConeGeometry};
 pub use fbp::fbp;
 pub use filter::{filter_response, Filter};
 pub use gridrec::{gridrec, kb_beta};
+pub use project::{cone_backproject, cone_project};
 
 use crate::error::{CoreError, CoreResult};
 use ndarray::ArrayView3;

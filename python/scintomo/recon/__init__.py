@@ -7,6 +7,10 @@
   (lab micro-CT) FDK; :func:`cone_project` / :func:`cone_backproject`: a
   matched projector pair; :func:`find_cone_center`: central column and
   detector tilt from the data.
+- :func:`reconstruct` with ``algorithm="sirt"|"cgls"|"tv"``, :func:`iterative`
+  (returns an :class:`IterativeResult` with the residual history): iterative
+  reconstruction, parallel and cone beam, the film's PSF in the forward
+  model (A = B P).
 - :func:`find_center`: rotation axis by Vo's Fourier double-wedge metric and
   0/180-degree registration, sub-pixel.
 - :func:`find_center_360`, :func:`reconstruct` with ``half_acquisition=True``,
@@ -78,6 +82,7 @@ from ._cone_center import ConeCalibration, find_cone_center
 from ._frc import FRC, fourier_ring_correlation, frc, half_bit_threshold
 from ._geometry import ConeGeometry, ParallelGeometry
 from ._halfacq import HalfAcquisition, find_center_360, sino_360_to_180, stitched_width
+from ._iterative import IterativeResult, iterative
 from ._phase import paganin
 from ._recon import Reconstruction, angle_weights, padded_length, reconstruct, tomopy_available
 from ._score import CenterScores, score_centers, score_try_folder
@@ -87,6 +92,7 @@ __all__ = [
     "FRC",
     "CenterScores",
     "HalfAcquisition",
+    "IterativeResult",
     "ConeCalibration",
     "ConeGeometry",
     "ParallelGeometry",
@@ -100,6 +106,7 @@ __all__ = [
     "fourier_ring_correlation",
     "frc",
     "half_bit_threshold",
+    "iterative",
     "padded_length",
     "paganin",
     "reconstruct",

@@ -138,6 +138,16 @@ def reconstruct(
     voxel_size=None,
     n_threads: int | None = None,
     half_acquisition: bool = False,
+    iterations: int | None = None,
+    psf=None,
+    weights=None,
+    nonnegative: bool | None = None,
+    tv_weight: float = 0.0,
+    x0=None,
+    n_subsets: int = 1,
+    tol: float | None = None,
+    noise_sigma: float | None = None,
+    callback=None,
     **tomopy_kwargs,
 ) -> Reconstruction:
     """Reconstruct parallel-beam projections.
@@ -161,7 +171,7 @@ def reconstruct(
         by FDK into an (nz, ny, nx) volume (z along the rotation axis); then
         ``shape``, ``voxel_size``, ``filter``, ``pad`` and ``n_threads`` apply
         and ``center``, ``mask``, ``n_out`` and ``backend`` do not.
-    algorithm : {"gridrec", "fbp", "fdk"} or a TomoPy algorithm name
+    algorithm : {"gridrec", "fbp", "fdk", "sirt", "cgls", "tv"} or a TomoPy algorithm name
         ``gridrec`` (the parallel-beam default): Fourier gridding
         (Kaiser-Bessel kernel); ``fbp``: filtered back-projection with linear
         interpolation; ``fdk`` (the cone-beam default and only choice):
@@ -208,6 +218,12 @@ def reconstruct(
         sinogram of about twice the width (:func:`sino_360_to_180`), which
         is reconstructed; ``n_out`` defaults to that width. ``.meta``
         records ``half_acquisition`` (centre, overlap, side, width).
+    iterations, psf, weights, nonnegative, tv_weight, x0, n_subsets, tol, noise_sigma, callback :
+        Options of the iterative algorithms (``algorithm="sirt"``, ``"cgls"``
+        or ``"tv"``, built in, parallel and cone beam, the film's PSF in the
+        model): see :func:`scintomo.recon.iterative`, which also returns the
+        residual history; here it is in ``.meta["residuals"]``.
+        ``iterations`` defaults to 50.
 
     Returns
     -------
@@ -224,6 +240,59 @@ def reconstruct(
         result that itself overflows is refused; never inf/NaN).
     """
     from ._geometry import ConeGeometry, ParallelGeometry
+    from ._iterative import ITERATIVE_ALGORITHMS, iterative
+
+    iter_opts = dict(
+        iterations=iterations,
+        psf=psf,
+        weights=weights,
+        nonnegative=nonnegative,
+        tv_weight=tv_weight,
+        x0=x0,
+        n_subsets=n_subsets,
+        tol=tol,
+        noise_sigma=noise_sigma,
+        callback=callback,
+    )
+    if algorithm in ITERATIVE_ALGORITHMS:
+        if half_acquisition:
+            raise ParameterError(
+                f"half_acquisition with algorithm={algorithm!r}: stitch the 360-degree scan "
+                "first with sino_360_to_180, then reconstruct the stitched sinogram"
+            )
+        if backend not in ("auto", "builtin") or tomopy_kwargs:
+            raise ParameterError(
+                f"{algorithm} is built in: backend='tomopy' and TomoPy options do not apply"
+            )
+        iter_opts["iterations"] = 50 if iterations is None else iterations
+        res = iterative(
+            projections,
+            theta,
+            geometry=geometry,
+            center=center,
+            algorithm=algorithm,
+            shape=shape,
+            voxel_size=voxel_size,
+            n_out=n_out,
+            n_threads=n_threads,
+            **iter_opts,
+        )
+        meta = {**res.meta, "iterations": res.iterations, "stop": res.stop}
+        meta["residuals"] = res.residuals.tolist()
+        meta["changes"] = res.changes.tolist()
+        return Reconstruction(res.volume, meta)
+    given = [
+        k
+        for k, v in iter_opts.items()
+        if v is not None
+        and not (k == "tv_weight" and v == 0.0)
+        and not (k == "n_subsets" and v == 1)
+    ]
+    if given:
+        raise ParameterError(
+            f"{', '.join(sorted(given))}: options of the iterative algorithms "
+            "(algorithm='sirt', 'cgls' or 'tv')"
+        )
 
     if isinstance(geometry, ConeGeometry):
         from ._cone import reconstruct_cone

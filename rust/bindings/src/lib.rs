@@ -22,6 +22,7 @@ mod deconv;
 mod detector;
 mod flatfield;
 mod lab;
+mod iterative;
 mod mtf;
 mod recon;
 
@@ -39,5 +40,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     detector::register(m)?;
     cone::register(m)?;
     lab::register(m)?;
+    iterative::register(m)?;
     Ok(())
 }
