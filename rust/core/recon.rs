@@ -16,6 +16,7 @@
 
 pub mod cone;
 mod fbp;
+mod fdk;
 mod filter;
 mod gridrec;
 pub mod iterative;
