@@ -196,8 +196,8 @@ def test_bad_input():
         reconstruct(np.ones(10, np.float32), theta, backend="builtin")
     with pytest.raises(ParameterError):
         reconstruct(p, theta, filter="bogus", backend="builtin")
-    with pytest.raises(ParameterError):
-        reconstruct(p, theta, algorithm="sirt", backend="builtin")
+    with pytest.raises(ParameterError, match="'gridrec', 'fbp', 'sirt', 'cgls', 'tv'"):
+        reconstruct(p, theta, algorithm="bart", backend="builtin")
     with pytest.raises(ParameterError):
         reconstruct(p, theta, n_threads=0, backend="builtin")
     with pytest.raises(ShapeError):

@@ -384,7 +384,11 @@ def reconstruct(
     arr, scale = scale_down(arr, 2.0**64)
     if use == "builtin":
         axis_pixel = ((n_out - 1) / 2.0, (n_out - 1) / 2.0)
-        choice(algorithm, "algorithm (built-in backend)", BUILTIN_ALGORITHMS)
+        choice(
+            algorithm,
+            "algorithm (built-in backend)",
+            (*BUILTIN_ALGORITHMS, *ITERATIVE_ALGORITHMS),
+        )
         if tomopy_kwargs:
             raise ParameterError(
                 f"unknown options for the built-in backend: {sorted(tomopy_kwargs)}"
