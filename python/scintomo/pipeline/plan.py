@@ -134,6 +134,10 @@ def _cpus() -> int:
 
 def _choose_nsino(cfg, scan, halo, n_threads=None) -> int:
     n, _, w = scan.shape
+    if cfg.geometry.half_acquisition:
+        # the stitched sinogram and its slices are up to twice as wide (slices and the
+        # Fourier grid 4x): sized as a scan of 2 w columns (the raw part over-counted 2x)
+        w = 2 * w
     if cfg.output.memory_budget_mb > 0:
         return nsino_for_budget(
             cfg.output.memory_budget_mb,
