@@ -456,4 +456,9 @@ def test_recon_cli_flags_set_the_lab_steps(tmp_path, monkeypatch):
     assert cfg.distortion.model == str(tmp_path / "d.json")
     assert cfg.alignment.shifts == str(tmp_path / "s.json")
     assert cfg.alignment.rows == 16
+    assert cfg.alignment.compute is False
+    with pytest.raises(SystemExit):
+        main(["recon", "--file-name", str(tmp_path / "x.h5"), "--align", "--align-rows", "24"])
+    assert parser_cfg["cfg"].alignment.compute is True
+    assert parser_cfg["cfg"].alignment.rows == 24
     assert main(["recon", "--file-name", "x.h5", "--beam-hardening", "hot", "Al", "2", "9"]) == 2

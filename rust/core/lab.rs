@@ -88,10 +88,10 @@ impl Linearisation {
         }
         let mut out = [0f32; LANES];
         let mut above = 0u64;
-        for l in 0..LANES {
-            let a = x[l] > self.p_max;
-            let tangent = self.y_max + self.slope * (x[l] - self.p_max);
-            out[l] = (if a { tangent } else { y[l] * x[l] }) as f32;
+        for ((o, &xl), &yl) in out.iter_mut().zip(&x).zip(&y) {
+            let a = xl > self.p_max;
+            let tangent = self.y_max + self.slope * (xl - self.p_max);
+            *o = (if a { tangent } else { yl * xl }) as f32;
             above += u64::from(a);
         }
         (out, above)
