@@ -24,7 +24,7 @@ pub mod stripe;
 pub use cone::{cone_backproject, cone_project, fdk, ConeGeometry};
 pub use fbp::fbp;
 pub use filter::{filter_response, Filter};
-pub use gridrec::{gridrec, kb_beta};
+pub use gridrec::{grid_length, gridrec, gridrec_on, kb_beta};
 
 use crate::error::{CoreError, CoreResult};
 use ndarray::ArrayView3;
