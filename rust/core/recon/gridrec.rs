@@ -694,10 +694,10 @@ pub fn gridrec(
     gridrec_on(proj, geo, kernel_width, None)
 }
 
-/// The grid length gridrec uses by default: the smallest fast FFT length
-/// >= oversampling(w) n_out that also holds the pixels the slice keeps (the
-/// mask's circle, or the corners without one) plus the roll-off, capped at
-/// the padded length (no resampling then).
+/// The grid length gridrec uses by default: the smallest fast FFT length at
+/// least oversampling(w) n_out that also holds the pixels the slice keeps
+/// (the mask's circle, or the corners without one) plus the roll-off,
+/// capped at the padded length (no resampling then).
 pub fn grid_length(geo: &Geometry, kernel_width: usize) -> usize {
     let n = geo.n_out;
     let need = (oversampling(kernel_width) * n as f64).ceil() as usize;
