@@ -138,6 +138,35 @@ def test_rl_per_iteration_2048(data, sk_rl, n_threads):
 
 
 @pytest.mark.parametrize("n_threads", [1, 2])
+def test_rl_10_iterations_whole_call_2048(data, n_threads):
+    """Issue 19: a 10-iteration call as a whole (set-up included, a fresh
+    output each time, as a user calls it) against scikit-image's
+    ``richardson_lucy(num_iter=10)``, interleaved; the set-up in iterations'
+    worth (target < 2) and the whole-call ratio (target >= 8x).
+    ``python -m pytest benches/test_bench_deconv.py -s -k whole_call``."""
+    img, k = data
+    for boundary, acc, what in MODES:
+
+        def run(it, b=boundary, a=acc):
+            deconv.richardson_lucy(img, k, iterations=it, boundary=b, accelerate=a,
+                                   n_threads=n_threads)  # fmt: skip
+
+        t10, t1, t9, sk = _interleaved(
+            lambda: run(10),
+            lambda: run(1),
+            lambda: run(1 + ITER),
+            lambda: skr.richardson_lucy(img, k, num_iter=10, clip=False),
+        )
+        per = (t9 - t1) / ITER
+        setup = t1 - per
+        print(
+            f"\nRL {N}x{N}, PSF 63x63, {n_threads} thread(s), boundary={boundary} ({what}), "
+            f"10 iterations, whole call: {_vs(t10, sk)}; set-up {setup.wall * 1e3:.0f} ms ="
+            f" {setup.wall / per.wall:.1f} iterations' worth (CPU {setup.cpu / per.cpu:.1f})"
+        )
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
 def test_wiener_2048(data, sk_wiener, n_threads):
     img, k = data
     out = np.empty_like(img)

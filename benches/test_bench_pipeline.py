@@ -13,7 +13,16 @@ Printed (run with ``pytest benches/test_bench_pipeline.py -s``):
   other in memory on the whole scan (the reference) -> the ratio;
 - peak memory (RSS above the baseline) against the budget, for a scan whose
   raw data alone is larger than the budget;
-- 1 vs 2 Dask worker processes (LocalCluster) on the same scan.
+- 1 vs 2 Dask worker processes (LocalCluster) on the same scan;
+- issue 19: ``scintomo recon --reconstruction-type full`` (the CLI, blocks of
+  8 rows, 1 and 2 threads) against the gridrec kernel alone on one 8-row
+  block of the same scan in memory, same run: the pipeline's slices/s as a
+  fraction of the kernel's (target >= 90 %), the CLI's timeline (busy time
+  of read, flat-field/-log/stripes, reconstruct, write) and the peak memory
+  against one block's estimate. The issue's size:
+  ``SCINTOMO_BENCH_ROWS=256 python -m pytest benches/test_bench_pipeline.py
+  -s -k full_cli`` (a 1.6 GB scan under the temporary folder, deleted at
+  the end).
 """
 
 from __future__ import annotations
@@ -121,7 +130,8 @@ def scan(tmp_path_factory):
         "MB) "
         f"written in {time.perf_counter() - t0:.1f} s"
     )
-    return p
+    yield p
+    p.unlink()  # up to a few GB: not left for pytest's kept temporary folders
 
 
 def _cfg(path, out, **kw):
@@ -251,3 +261,48 @@ def test_bench_dask_1_vs_2_workers(scan, tmp_path):
             client.close()
             cluster.close()
     print(f"scaling 1 -> 2 workers: x{rates[2] / rates[1]:.2f} (on {os.cpu_count()} cores)")
+
+
+def test_bench_full_cli_vs_kernel(scan, tmp_path):
+    """Issue 19: the CLI's full reconstruction against the kernel alone."""
+    import contextlib
+    import io as _io
+
+    from scintomo.cli import main
+
+    with io.read(scan) as s:
+        block = flatfield.correct(s.projections[:, :8], s.flats[:, :8], s.darks[:, :8], log=True)
+        theta = s.theta
+    c = (N_COLS - 1) / 2
+    for nt in (1, 2):
+        recon.reconstruct(block, theta, center=c, n_threads=nt)  # warm-up
+        ts = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            recon.reconstruct(block, theta, center=c, n_threads=nt)
+            ts.append(time.perf_counter() - t0)
+        kernel = block.shape[1] / float(np.median(ts))
+        out = tmp_path / f"out{nt}"
+        argv = [
+            "recon", "--file-name", str(scan), "--rotation-axis", str(c),
+            "--reconstruction-type", "full", "--nsino-per-chunk", "8",
+            "--threads", str(nt), "--output-folder", str(out), "--no-progress",
+        ]  # fmt: skip
+        buf = _io.StringIO()
+        with PeakRSS() as mem, contextlib.redirect_stdout(buf):
+            t0 = time.perf_counter()
+            assert main(argv) == 0
+            wall = time.perf_counter() - t0
+        text = buf.getvalue()
+        line = next(ln for ln in text.splitlines() if ln.startswith("timeline"))
+        rate = N_ROWS / wall
+        est = pipeline.estimate_block_bytes(N_ANGLES, N_COLS, 8, n_threads=nt) / 1e6
+        print(
+            f"\nscintomo recon full, {N_ANGLES} x {N_ROWS} x {N_COLS}, blocks of 8, {nt} thread(s):"
+            f" {wall:.1f} s = {rate:.2f} slices/s; kernel alone on one block, same run:"
+            f" {kernel:.2f} slices/s -> x{rate / kernel:.2f} of the kernel (target >= 0.90);"
+            f" peak RSS +{mem.mb:.0f} MB (one block's estimate {est:.0f} MB)\n  {line}"
+        )
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)

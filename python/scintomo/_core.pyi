@@ -57,7 +57,8 @@ def recon_builtin(
     n_out: int,
     pad_len: int,
     mask_radius: float | None = None,
-    kernel_width: int = 4,
+    kernel_width: int = 5,
+    grid_len: int | None = None,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def median_rows(

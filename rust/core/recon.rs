@@ -27,7 +27,7 @@ pub mod stripe;
 pub use cone::{fdk, ConeGeometry};
 pub use fbp::fbp;
 pub use filter::{filter_response, Filter};
-pub use gridrec::{gridrec, kb_beta};
+pub use gridrec::{grid_length, gridrec, gridrec_on, kb_beta};
 pub use project::{cone_backproject, cone_project};
 
 use crate::error::{CoreError, CoreResult};

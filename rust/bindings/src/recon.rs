@@ -12,7 +12,7 @@ use crate::util::run;
 /// n_out) float32 slices with the built-in FBP or gridding.
 #[pyfunction]
 #[pyo3(signature = (projections, theta, weights, centers, *, algorithm, filter, n_out, pad_len,
-                    mask_radius = None, kernel_width = 4, n_threads = None))]
+                    mask_radius = None, kernel_width = 5, grid_len = None, n_threads = None))]
 #[allow(clippy::too_many_arguments)]
 fn recon_builtin<'py>(
     py: Python<'py>,
@@ -26,6 +26,7 @@ fn recon_builtin<'py>(
     pad_len: usize,
     mask_radius: Option<f64>,
     kernel_width: usize,
+    grid_len: Option<usize>,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray3<f32>>> {
     let filter = Filter::parse(filter).map_err(PyCoreError)?;
@@ -41,7 +42,9 @@ fn recon_builtin<'py>(
     let v = projections.as_array();
     let out = match algorithm {
         "fbp" => run(py, n_threads, || recon::fbp(v, &geo))?,
-        "gridrec" => run(py, n_threads, || recon::gridrec(v, &geo, kernel_width))?,
+        "gridrec" => run(py, n_threads, || {
+            recon::gridrec_on(v, &geo, kernel_width, grid_len)
+        })?,
         o => {
             return Err(
                 PyCoreError(CoreError::parameter(format!("unknown algorithm {o:?}"))).into(),

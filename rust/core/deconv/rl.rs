@@ -202,11 +202,13 @@ pub fn richardson_lucy(
     super::check_finite_images(&stack)?;
 
     let (ch, cw) = ((kh - 1) / 2, (kw - 1) / 2);
+    // The whole-grid spectra (kernel shifts of H and H^T) are computed
+    // below only when no strips are planned: strips carry their own.
     let (geo, grid, kf, ka) = match opts.boundary {
         Boundary::Zero => {
             let grid = Grid::new(fast_len(h + kh - 1), fast_len(w + kw - 1))?;
-            let kf = grid.place(&k, kh, kw, ch as isize, cw as isize, false)?;
-            let ka = grid.place(&k, kh, kw, ch as isize, cw as isize, true)?;
+            let kf = (ch as isize, cw as isize);
+            let ka = (ch as isize, cw as isize);
             (
                 Geometry {
                     h,
@@ -224,8 +226,8 @@ pub fn richardson_lucy(
         Boundary::Padded => {
             let (eh, ew) = (h + kh - 1, w + kw - 1);
             let grid = Grid::new(fast_len(eh), fast_len(ew))?;
-            let kf = grid.place(&k, kh, kw, kh as isize - 1, kw as isize - 1, false)?;
-            let ka = grid.place(&k, kh, kw, 0, 0, true)?;
+            let kf = (kh as isize - 1, kw as isize - 1);
+            let ka = (0, 0);
             (
                 Geometry {
                     h,
@@ -289,6 +291,14 @@ pub fn richardson_lucy(
     {
         strips = plan_strips(threads)?;
     }
+    let (kf, ka) = if strips.is_none() {
+        (
+            grid.place(&k, kh, kw, kf.0, kf.1, false)?,
+            grid.place(&k, kh, kw, ka.0, ka.1, true)?,
+        )
+    } else {
+        (Spectrum { data: Vec::new() }, Spectrum { data: Vec::new() })
+    };
     let mut sh = Shared {
         geo,
         grid,
@@ -313,10 +323,18 @@ pub fn richardson_lucy(
         }
     };
     if opts.boundary == Boundary::Padded && mask.as_ref().is_none_or(|m| m.dim().0 == 1) {
-        let mut wk = take(&sh)?;
-        let m0 = mask.as_ref().map(|m| m.index_axis(Axis(0), 0));
-        let nrm = adjoint_of_mask(&sh, m0.as_ref(), &mut wk, true);
-        give(wk);
+        let nrm = match &mask {
+            // H^T(1) from a summed-area table of the PSF: exact, and no
+            // convolution (half an iteration) in the set-up.
+            None => adjoint_of_ones(&k, (kh, kw), &sh.geo),
+            Some(m) => {
+                let mut wk = take(&sh)?;
+                let m0 = m.index_axis(Axis(0), 0);
+                let nrm = adjoint_of_mask(&sh, Some(&m0), &mut wk, true);
+                give(wk);
+                nrm
+            }
+        };
         // Interior rows [kh-1, h) and columns [kw-1, w) of the object grid
         // see all PSF taps; checked against the computed H^T(1) (rounding
         // only) before it is relied on.
@@ -498,6 +516,48 @@ fn new_work(sh: &Shared) -> Work {
         nx: if tv { vec![0.0; e] } else { Vec::new() },
         ny: if tv { vec![0.0; e] } else { Vec::new() },
     }
+}
+
+/// H^T(1) on the padded model's object grid (eh x ew): object pixel (r, c)
+/// reaches data row r + a - (kh - 1) through PSF row a (H is the 'valid'
+/// convolution data[i] = sum_a k[a] obj[i + kh - 1 - a]), so its value is
+/// the PSF's sum over the rows a and columns b that land inside the h x w
+/// data: one rectangle of a summed-area table (float64) per pixel.
+fn adjoint_of_ones(k: &[f32], (kh, kw): (usize, usize), g: &Geometry) -> Vec<f32> {
+    let mut sat = vec![0f64; (kh + 1) * (kw + 1)];
+    for a in 0..kh {
+        let mut run = 0f64;
+        for b in 0..kw {
+            run += k[a * kw + b] as f64;
+            sat[(a + 1) * (kw + 1) + b + 1] = sat[a * (kw + 1) + b + 1] + run;
+        }
+    }
+    // Taps [lo, hi) of a kernel of length n that land inside a data length
+    // m from object index r.
+    let range = |r: usize, n: usize, m: usize| {
+        let lo = (n - 1).saturating_sub(r);
+        let hi = (n - 1 + m).saturating_sub(r).min(n);
+        (lo, hi.max(lo))
+    };
+    let cols: Vec<(usize, usize)> = (0..g.ew).map(|c| range(c, kw, g.w)).collect();
+    let mut norm = vec![0f32; g.eh * g.ew];
+    for (r, row) in norm.chunks_exact_mut(g.ew).enumerate() {
+        let (a0, a1) = range(r, kh, g.h);
+        let (top, bot) = (&sat[a0 * (kw + 1)..], &sat[a1 * (kw + 1)..]);
+        for (v, &(b0, b1)) in row.iter_mut().zip(&cols) {
+            *v = (bot[b1] - bot[b0] - top[b1] + top[b0]) as f32;
+        }
+    }
+    // As `adjoint_of_mask`: pixels that see less than 1e-4 of the largest
+    // value count as unmeasured (zero), so the update leaves them at zero
+    // instead of dividing two tiny numbers.
+    let thr = 1e-4 * norm.iter().copied().fold(0.0f32, f32::max);
+    for v in norm.iter_mut() {
+        if *v < thr {
+            *v = 0.0;
+        }
+    }
+    norm
 }
 
 /// H^T applied to the mask of valid measured pixels (all ones without one).

@@ -79,6 +79,19 @@ fn gridrec_reconstructs_a_disc_with_offset_axis() {
 }
 
 #[test]
+fn gridrec_on_a_grid_shorter_than_the_padding_reconstructs_a_disc() {
+    // Width 5 grids onto ~1.25 n: the filtered projections are cut to the
+    // grid around each axis, so an offset axis and odd widths matter.
+    for (nd, shift) in [(200usize, 0.0), (201, 0.0), (200, 7.4), (200, -11.6)] {
+        let (p, theta) = disc_projections(300, nd, 70.0, shift);
+        let geo = geometry(theta, nd, (nd as f64 - 1.0) / 2.0 + shift, Filter::Ramp);
+        assert!(grid_length(&geo, 5) < geo.pad_len);
+        let img = gridrec(p.view(), &geo, 5).unwrap();
+        check_disc(img.index_axis(ndarray::Axis(0), 0), 70.0);
+    }
+}
+
+#[test]
 fn bad_inputs_are_errors_not_panics() {
     let (mut p, theta) = disc_projections(10, 16, 5.0, 0.0);
     let mut geo = geometry(theta, 16, 7.5, Filter::Shepp);
