@@ -94,14 +94,18 @@ def test_config_checks(dx_file, tmp_path):
 
 def test_cli_puts_the_psf_in_the_model(dx_file, tmp_path, monkeypatch):
     np.save(tmp_path / "psf.npy", _gauss())
+    import importlib
+
+    # the module the pipeline imports now (other tests swap sys.modules entries)
+    mod = importlib.import_module("scintomo.recon")
     seen = {}
-    real = recon.reconstruct
+    real = mod.reconstruct
 
     def spy(proj, theta, **kw):
         seen.update(kw)
         return real(proj, theta, **kw)
 
-    monkeypatch.setattr(recon, "reconstruct", spy)
+    monkeypatch.setattr(mod, "reconstruct", spy)
     rc = main(
         [
             "recon",

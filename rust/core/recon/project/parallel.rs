@@ -488,7 +488,7 @@ mod tests {
                 }
             })
             .collect();
-        let theta = [0.0, 0.3, 0.7853, 1.2, 2.0];
+        let theta = [0.0, 0.3, 0.78, 1.2, 2.0];
         let op = ParallelProjector::new(&theta, &[h], n, n).unwrap();
         let mut y = vec![0f32; op.proj_len()];
         op.forward(&x, &mut y);
