@@ -102,6 +102,12 @@ def test_given_side_and_axis_and_errors(offset_scan, tmp_path):
     cfg.geometry.type = "cone"
     with pytest.raises(ParameterError, match="parallel-beam"):
         cfg.validate()
+    cfg = cfg_for(path, tmp_path / "d")
+    cfg.recon.algorithm = "sirt"
+    with pytest.raises(ParameterError, match="direct methods"):
+        cfg.validate()
+    with pytest.raises(ParameterError, match="sino_360_to_180"):
+        reconstruct(offset_scan[1][:, 0], offset_scan[2], algorithm="sirt", half_acquisition=True)
 
 
 def test_cli_half_acquisition_and_try(offset_scan, tmp_path, capsys):

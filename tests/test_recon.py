@@ -197,7 +197,7 @@ def test_bad_input():
     with pytest.raises(ParameterError):
         reconstruct(p, theta, filter="bogus", backend="builtin")
     with pytest.raises(ParameterError, match="'gridrec', 'fbp', 'sirt', 'cgls', 'tv'"):
-        reconstruct(p, theta, algorithm="bart", backend="builtin")
+        reconstruct(p, theta, algorithm="mlem", backend="builtin")
     with pytest.raises(ParameterError):
         reconstruct(p, theta, n_threads=0, backend="builtin")
     with pytest.raises(ShapeError):

@@ -124,9 +124,13 @@ def add_parser(sub) -> None:
     )
     a(
         "--reconstruction-algorithm",
-        choices=("gridrec", "fbp"),
-        help="gridrec (Fourier gridding) or fbp (filtered back-projection)",
+        choices=("gridrec", "fbp", "sirt", "cgls", "tv"),
+        help="gridrec (Fourier gridding), fbp (filtered back-projection), or the iterative "
+        "sirt, cgls, tv (total variation); with these --psf puts the film's PSF in the model "
+        "instead of deconvolving the projections",
     )
+    a("--iterations", type=int, metavar="N", help="iterations of sirt / cgls / tv")
+    a("--tv-weight", type=float, metavar="W", help="weight of the total-variation term (tv)")
     a("--filter", dest="filter_name", metavar="NAME", help="reconstruction filter (parzen, ...)")
     a(
         "--backend",
@@ -315,6 +319,8 @@ _CONFIG_FIELDS = {
     "end_row": ("output", "end_row"),
     "save_format": ("output", "format"),
     "reconstruction_algorithm": ("recon", "algorithm"),
+    "iterations": ("recon", "iterations"),
+    "tv_weight": ("recon", "tv_weight"),
     "filter_name": ("recon", "filter"),
     "backend": ("recon", "backend"),
     "zinger_removal": ("zinger", "enabled"),
@@ -370,6 +376,8 @@ def _config(args):
         ("recon", "algorithm", args.reconstruction_algorithm),
         ("recon", "filter", args.filter_name),
         ("recon", "backend", args.backend),
+        ("recon", "iterations", args.iterations),
+        ("recon", "tv_weight", args.tv_weight),
         ("zinger", "enabled", args.zinger_removal),
         ("zinger", "threshold_counts", args.zinger_level),
         ("deconv", "psf", args.psf and str(args.psf)),
@@ -383,6 +391,11 @@ def _config(args):
     for sec, key, v in set_:
         if v is not None:
             setattr(getattr(cfg, sec), key, v)
+    if args.psf is not None and cfg.recon.algorithm in ("sirt", "cgls", "tv"):
+        # with an iterative algorithm the film's PSF goes into the model (A = B P)
+        # instead of deconvolving each projection first
+        cfg.deconv.psf = ""
+        cfg.recon.psf = str(args.psf)
     if args.retrieve_phase_method is not None:
         cfg.phase.method = "" if args.retrieve_phase_method == "none" else "paganin"
     for key, v in (

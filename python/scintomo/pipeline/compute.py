@@ -320,6 +320,12 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads, 
     extra = {"half_acquisition": True} if cfg.geometry.half_acquisition else {}
     if extra and n_out is not None:
         extra["n_out"] = n_out
+    if cfg.recon.algorithm in ITERATIVE:
+        extra.update(iterations=cfg.recon.iterations, progress_bar=False)
+        if cfg.recon.algorithm == "tv":
+            extra["tv_weight"] = cfg.recon.tv_weight
+        if cfg.recon.psf:
+            extra["psf"] = _load_psf(cfg.recon.psf)
     vol = recon_fn(
         data,
         theta,
@@ -333,6 +339,10 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads, 
     return np.asarray(vol, dtype=np.float32)
 
 
+#: reconstruct()'s iterative algorithms (their options: [recon] iterations, tv_weight, psf).
+ITERATIVE = ("sirt", "cgls", "tv")
+
+
 def compute_block(
     raw: RawBlock, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None
 ):
@@ -344,6 +354,16 @@ def compute_block(
         k0, k1 = raw.out_rows
         data = preprocess(raw, cfg, n_threads=n_threads)
         return center.reconstruct(data, theta, k0, k1, raw.r0, cfg, n_threads)
+    if cfg.recon.psf:
+        # The PSF in the model couples slices: reconstruct the block with its halo rows
+        # (read for this, see plan.halo_rows) and keep the block's own.
+        import dataclasses
+
+        whole = dataclasses.replace(raw, r0=raw.a0, r1=raw.a1)
+        vol = _reconstruct(
+            preprocess(whole, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
+        )
+        return vol[raw.r0 - raw.a0 : raw.r1 - raw.a0]
     return _reconstruct(
         preprocess(raw, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
     )

@@ -244,9 +244,18 @@ class GeometryConfig:
 
 @dataclass
 class ReconConfig:
-    algorithm: str = _f("gridrec", "gridrec | fbp | fdk (cone beam: always fdk)")
+    algorithm: str = _f(
+        "gridrec", "gridrec | fbp | fdk (cone beam: always fdk) | sirt | cgls | tv (iterative)"
+    )
     filter: str = _f("parzen", "filter of the filtered back-projection")
     backend: str = _f("auto", "auto | tomopy | builtin")
+    iterations: int = _f(50, "iterative algorithms: number of iterations")
+    tv_weight: float = _f(0.0, "tv: weight of the total-variation term")
+    psf: str = _f(
+        "",
+        "iterative algorithms: PSF file of the film (.npy or .h5) put in the forward model "
+        "(A = B P) instead of deconvolving the projections; empty: none",
+    )
 
 
 @dataclass
@@ -376,7 +385,29 @@ class PipelineConfig:
         one_of(self.flatfield.reduce, "flatfield.reduce", ("mean", "median"))
         one_of(self.flatfield.bad_flat, "flatfield.bad_flat", ("fill", "clamp", "nan", "raise"))
         one_of(self.output.format, "output.format", ("tiff", "h5", "zarr"))
-        one_of(self.recon.algorithm, "recon.algorithm", ("gridrec", "fbp", "fdk"))
+        one_of(
+            self.recon.algorithm,
+            "recon.algorithm",
+            ("gridrec", "fbp", "fdk", "sirt", "cgls", "tv"),
+        )
+        r = self.recon
+        if isinstance(r.iterations, bool) or not isinstance(r.iterations, int) or r.iterations < 0:
+            raise ParameterError(
+                f"{source}: recon.iterations must be an integer >= 0, not {r.iterations!r}"
+            )
+        if not (isinstance(r.tv_weight, (int, float)) and math.isfinite(r.tv_weight)) or (
+            r.tv_weight < 0
+        ):
+            raise ParameterError(f"{source}: recon.tv_weight must be >= 0, not {r.tv_weight!r}")
+        if r.psf and r.algorithm not in ("sirt", "cgls", "tv"):
+            raise ParameterError(
+                f"{source}: recon.psf is the PSF of the iterative algorithms' model; with "
+                f"{r.algorithm} deconvolve the projections instead ([deconv] psf)"
+            )
+        if r.psf and self.deconv.psf:
+            raise ParameterError(
+                f"{source}: recon.psf and deconv.psf both undo the film's blur: choose one"
+            )
         one_of(self.geometry.type, "geometry.type", ("", "parallel", "cone"))
         g = self.geometry
         one_of(g.half_acquisition_side, "geometry.half_acquisition_side", ("", "left", "right"))
@@ -384,6 +415,11 @@ class PipelineConfig:
             raise ParameterError(
                 f"{source}: geometry.half_acquisition is for parallel-beam scans (a cone-beam "
                 "FDK weights a displaced detector by itself: give center_column)"
+            )
+        if g.half_acquisition and r.algorithm in ("sirt", "cgls", "tv"):
+            raise ParameterError(
+                f"{source}: geometry.half_acquisition works with the direct methods "
+                f"(gridrec, fbp), not recon.algorithm = {r.algorithm!r}"
             )
         if g.shape and (
             len(g.shape) != 3

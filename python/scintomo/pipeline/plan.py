@@ -41,6 +41,13 @@ def halo_rows(cfg: PipelineConfig, psf=None) -> int:
             h = max(h, 8, 2 * (k[0] // 2 + 1) if k else 16)
     if cfg.phase.method:
         h = max(h, cfg.phase.halo_rows)
+    if cfg.recon.psf:
+        # The model's PSF couples slices: a block is reconstructed with this many rows
+        # of neighbours each side (2 PSF radii, at least 8) and cropped.
+        from .compute import _load_psf
+
+        k = _load_psf(cfg.recon.psf).array.shape
+        h = max(h, 8, 2 * (k[0] // 2 + 1))
     if cfg.distortion.model:
         # the undistorted rows of a block come from rows up to the largest vertical shift
         # away; the filters above then need their halo of undistorted rows

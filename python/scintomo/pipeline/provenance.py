@@ -223,6 +223,17 @@ def record(
             "algorithm": c.recon.algorithm,
             "filter": c.recon.filter,
             "backend": _backend(c, recon_fn),
+            # the iterative options are recorded only when used, so that the record of a
+            # direct reconstruction is what it was before they existed (its volumes resume)
+            **(
+                {
+                    "iterations": c.recon.iterations,
+                    "tv_weight": c.recon.tv_weight,
+                    "psf": _content_identity(c.recon.psf) if c.recon.psf else None,
+                }
+                if c.recon.algorithm in ("sirt", "cgls", "tv")
+                else {}
+            ),
         },
         "rows": [int(rows[0]), int(rows[1])],
         "shape": [int(s) for s in shape],

@@ -330,6 +330,13 @@ def run(cfg: PipelineConfig, *, recon_fn=None, client=None, scan_path=None) -> R
                 'recon.algorithm fdk is for cone-beam scans: give [geometry] type = "cone" '
                 "and its distances (--geometry cone ...), or use gridrec / fbp"
             )
+        if cone is not None and cfg.recon.algorithm in ("sirt", "cgls", "tv"):
+            # A z-slab's rays also cross the voxels above and below it, so slab-by-slab
+            # iterations are not the whole volume's; not in the pipeline yet.
+            raise ParameterError(
+                f"recon.algorithm {cfg.recon.algorithm} runs on parallel-beam scans in the "
+                "pipeline; for cone beam call scintomo.recon.iterative on the whole volume"
+            )
         height = h if cone is None else cone.shape[0]
         start = cfg.output.start_row
         stop = height if cfg.output.end_row < 0 else min(cfg.output.end_row, height)

@@ -148,6 +148,7 @@ def reconstruct(
     tol: float | None = None,
     noise_sigma: float | None = None,
     callback=None,
+    progress_bar: bool | None = None,
     **tomopy_kwargs,
 ) -> Reconstruction:
     """Reconstruct parallel-beam projections.
@@ -228,6 +229,8 @@ def reconstruct(
         model): see :func:`scintomo.recon.iterative`, which also returns the
         residual history; here it is in ``.meta["residuals"]``.
         ``iterations`` defaults to 50.
+    progress_bar : bool, optional
+        Iterative algorithms: a bar per iteration (default: on a terminal).
 
     Returns
     -------
@@ -279,6 +282,7 @@ def reconstruct(
             voxel_size=voxel_size,
             n_out=n_out,
             n_threads=n_threads,
+            progress_bar=progress_bar,
             **iter_opts,
         )
         meta = {**res.meta, "iterations": res.iterations, "stop": res.stop}

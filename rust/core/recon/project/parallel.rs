@@ -132,9 +132,14 @@ fn fwd_line_generic(line: &[f32], t0: f32, k: f32, w: f32, n: usize, acc: &mut [
     if line.len() < n + 3 {
         return;
     }
-    for (j, a) in acc.iter_mut().enumerate() {
-        let t = (t0 + (ja + j) as f32 * k).clamp(0.0, hi);
-        let i = t as usize; // <= n + 1
+    let len = acc.len().min(i32::MAX as usize);
+    let ja = ja as i32;
+    // i32 counters: LLVM vectorises i32 -> f32 (cvtdq2ps) but not usize -> f32.
+    for (j, a) in (0..len as i32).zip(acc.iter_mut()) {
+        // max / min rather than clamp: a NaN becomes 0, never an index.
+        let t = (t0 + (ja + j) as f32 * k).max(0.0).min(hi);
+        // SAFETY: 0 <= t <= n + 1 fits an i32 (a plain `as` blocks vectorisation).
+        let i = unsafe { t.to_int_unchecked::<i32>() } as usize; // <= n + 1
         let f = t - i as f32;
         // SAFETY: i + 1 <= n + 2 < line.len().
         let (p, q) = unsafe { (*line.get_unchecked(i), *line.get_unchecked(i + 1)) };
@@ -166,11 +171,15 @@ fn back_line_generic(q: &[f32], b: f32, k: f32, w: f32, nd: usize, acc: &mut [f3
         return;
     }
     let invk = 1.0 / k;
-    for (i, a) in acc.iter_mut().enumerate() {
+    let len = acc.len().min(i32::MAX as usize);
+    let ia = ia as i32;
+    for (i, a) in (0..len as i32).zip(acc.iter_mut()) {
         let d = b - (ia + i) as f32; // crossing of column 0 relative to pixel i
-        let u = (1.0 - d * invk).clamp(0.0, hi);
-        let jj = u as usize; // padded index, <= nd + 1
-        let p0 = d + (jj as f32 - 1.0) * k;
+        let u = (1.0 - d * invk).max(0.0).min(hi);
+        // SAFETY: 0 <= u <= nd + 1 fits an i32.
+        let ji = unsafe { u.to_int_unchecked::<i32>() };
+        let jj = ji as usize; // padded index, <= nd + 1
+        let p0 = d + (ji - 1) as f32 * k;
         let w0 = (1.0 - p0.abs()).max(0.0);
         let w1 = (1.0 - (p0 + k).abs()).max(0.0);
         // SAFETY: jj + 1 <= nd + 2 < q.len().
@@ -479,7 +488,7 @@ mod tests {
                 }
             })
             .collect();
-        let theta = [0.0, 0.3, 0.7853, 1.2, 2.0];
+        let theta = [0.0, 0.3, 0.78, 1.2, 2.0];
         let op = ParallelProjector::new(&theta, &[h], n, n).unwrap();
         let mut y = vec![0f32; op.proj_len()];
         op.forward(&x, &mut y);
