@@ -343,29 +343,50 @@ def _reconstruct(data, theta, center, cfg: PipelineConfig, recon_fn, n_threads, 
 ITERATIVE = ("sirt", "cgls", "tv")
 
 
+def prepare_block(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None):
+    """The pre-processing half of :func:`compute_block` (run in the reader thread):
+    returns the projections to reconstruct and the rows of the result to keep (None:
+    all). The PSF in the model couples slices, so an iterative run with ``[recon] psf``
+    reconstructs the block with its halo rows (read for this, see plan.halo_rows) and
+    keeps the block's own."""
+    if cfg.recon.psf and raw.slab is None:
+        import dataclasses
+
+        whole = dataclasses.replace(raw, r0=raw.a0, r1=raw.a1)
+        keep = slice(raw.r0 - raw.a0, raw.r1 - raw.a0)
+        return preprocess(whole, cfg, n_threads=n_threads), keep
+    return preprocess(raw, cfg, n_threads=n_threads), None
+
+
+def reconstruct_block(
+    data, keep, out_rows, r0, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None
+):
+    """The reconstruction half of :func:`compute_block`, on :func:`prepare_block`'s output."""
+    from .geometry import ConePlan
+
+    if isinstance(center, ConePlan):
+        k0, k1 = out_rows
+        return center.reconstruct(data, theta, k0, k1, r0, cfg, n_threads)
+    vol = _reconstruct(data, theta, center, cfg, recon_fn, n_threads)
+    return vol if keep is None else vol[keep]
+
+
 def compute_block(
     raw: RawBlock, theta, center, cfg: PipelineConfig, *, recon_fn=None, n_threads=None
 ):
     """Raw rows -> reconstructed slices (rows, y, x) float32; cone beam (``center`` a
     :class:`~scintomo.pipeline.geometry.ConePlan`): the FDK of the block's z-slab."""
-    from .geometry import ConePlan
-
-    if isinstance(center, ConePlan):
-        k0, k1 = raw.out_rows
-        data = preprocess(raw, cfg, n_threads=n_threads)
-        return center.reconstruct(data, theta, k0, k1, raw.r0, cfg, n_threads)
-    if cfg.recon.psf:
-        # The PSF in the model couples slices: reconstruct the block with its halo rows
-        # (read for this, see plan.halo_rows) and keep the block's own.
-        import dataclasses
-
-        whole = dataclasses.replace(raw, r0=raw.a0, r1=raw.a1)
-        vol = _reconstruct(
-            preprocess(whole, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
-        )
-        return vol[raw.r0 - raw.a0 : raw.r1 - raw.a0]
-    return _reconstruct(
-        preprocess(raw, cfg, n_threads=n_threads), theta, center, cfg, recon_fn, n_threads
+    data, keep = prepare_block(raw, cfg, n_threads=n_threads)
+    return reconstruct_block(
+        data,
+        keep,
+        raw.out_rows,
+        raw.r0,
+        theta,
+        center,
+        cfg,
+        recon_fn=recon_fn,
+        n_threads=n_threads,
     )
 
 

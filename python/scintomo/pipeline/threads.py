@@ -11,8 +11,7 @@ import queue
 import threading
 import time
 
-from .compute import _reconstruct, preprocess
-from .geometry import ConePlan
+from .compute import prepare_block, reconstruct_block
 from .read import read_for
 
 
@@ -51,8 +50,8 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
                     raw = read_for(scan, a, b, halo=halo, center=center)
                     t1 = time.perf_counter()
                     t["read"] += t1 - t0
-                    data = preprocess(raw, cfg, n_threads=nt)
-                    item = (raw.out_rows, raw.r0, data)
+                    data, keep = prepare_block(raw, cfg, n_threads=nt)
+                    item = (raw.out_rows, raw.r0, data, keep)
                     del raw
                     t["preprocess"] += time.perf_counter() - t1
                     put(read_q, item)
@@ -107,12 +106,11 @@ def _run_threads(cfg, scan, todo, start, center, halo, writer, recon_fn, nt):
                 if raw is None:
                     break
                 t0 = time.perf_counter()
-                (a, b), r0, data = raw
+                (a, b), r0, data, keep = raw
                 del raw
-                if isinstance(center, ConePlan):
-                    vol = center.reconstruct(data, scan.theta, a, b, r0, cfg, nt)
-                else:
-                    vol = _reconstruct(data, scan.theta, center, cfg, recon_fn, nt)
+                vol = reconstruct_block(
+                    data, keep, (a, b), r0, scan.theta, center, cfg, recon_fn=recon_fn, n_threads=nt
+                )
                 del data
                 t["compute"] += time.perf_counter() - t0
                 put(write_q, (a, b, vol))
