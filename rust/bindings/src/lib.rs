@@ -21,8 +21,8 @@ mod cone;
 mod deconv;
 mod detector;
 mod flatfield;
-mod lab;
 mod iterative;
+mod lab;
 mod mtf;
 mod recon;
 

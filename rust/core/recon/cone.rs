@@ -162,10 +162,11 @@ pub fn fdk(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    //! Geometry and data helpers shared by the FDK and projector tests.
+    use super::ConeGeometry;
 
-    fn geo(shape: (usize, usize, usize), na: usize) -> ConeGeometry {
+    pub(crate) fn geo(shape: (usize, usize, usize), na: usize) -> ConeGeometry {
         ConeGeometry {
             theta: (0..na).map(|a| a as f64 * 0.37).collect(),
             sod: 60.0,
@@ -180,7 +181,7 @@ mod tests {
     }
 
     /// Pseudo-random numbers in [-0.5, 0.5).
-    fn rng(mut s: u64) -> impl FnMut() -> f32 {
+    pub(crate) fn rng(mut s: u64) -> impl FnMut() -> f32 {
         move || {
             s = s
                 .wrapping_mul(6364136223846793005)
@@ -191,7 +192,7 @@ mod tests {
 
     /// Slices k0..k1 of a (nz, ny, nx) volume as their own volume: the slab's
     /// centre sits k0 + (ns - 1) / 2 - (nz - 1) / 2 above the whole's.
-    fn slab_geo(g: &ConeGeometry, k0: usize, k1: usize) -> ConeGeometry {
+    pub(crate) fn slab_geo(g: &ConeGeometry, k0: usize, k1: usize) -> ConeGeometry {
         let (nz, ny, nx) = g.shape;
         let ns = k1 - k0;
         ConeGeometry {
@@ -200,6 +201,12 @@ mod tests {
             ..g.clone()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{geo, rng, slab_geo};
+    use super::*;
 
     /// FDK of a z-slab with its offset is the same slices of the whole
     /// volume (every slab of an uneven split, the outer ones far off the

@@ -248,30 +248,7 @@ impl Projector for ConeProjector {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn geo(shape: (usize, usize, usize), na: usize) -> ConeGeometry {
-        ConeGeometry {
-            theta: (0..na).map(|a| a as f64 * 0.37).collect(),
-            sod: 60.0,
-            sdd: 150.0,
-            pixel: 2.0,
-            center_col: 11.3,
-            center_row: 6.8,
-            tilt: 0.05,
-            shape,
-            z_offset: 0.0,
-        }
-    }
-
-    /// Pseudo-random numbers in [-0.5, 0.5).
-    fn rng(mut s: u64) -> impl FnMut() -> f32 {
-        move || {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((s >> 40) as f32) / (1u64 << 24) as f32 - 0.5
-        }
-    }
+    use crate::recon::cone::test_support::{geo, rng, slab_geo};
 
     /// <A x, y> = <x, A^T y> with a pseudo-random x and y, centred and off
     /// the source plane.
@@ -306,18 +283,6 @@ mod tests {
             (l - r).abs() <= 1e-5 * l.abs().max(r.abs()),
             "z_offset {z_offset}: {l} {r}"
         );
-    }
-
-    /// Slices k0..k1 of a (nz, ny, nx) volume as their own volume: the slab's
-    /// centre sits k0 + (ns - 1) / 2 - (nz - 1) / 2 above the whole's.
-    fn slab_geo(g: &ConeGeometry, k0: usize, k1: usize) -> ConeGeometry {
-        let (nz, ny, nx) = g.shape;
-        let ns = k1 - k0;
-        ConeGeometry {
-            shape: (ns, ny, nx),
-            z_offset: g.z_offset + k0 as f64 + (ns as f64 - 1.0) / 2.0 - (nz as f64 - 1.0) / 2.0,
-            ..g.clone()
-        }
     }
 
     /// The projector honours the offset too: a slab projects like the whole
