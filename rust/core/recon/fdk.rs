@@ -188,11 +188,13 @@ fn backproject_with(
                             *v = 0.0;
                         }
                     }
-                    for jj in 0..nj {
-                        for ii in 0..ni {
-                            let t = (jj * ni + ii) * nk;
-                            for (s, &v) in acc64[t..t + nk].iter().enumerate() {
-                                strip[[k0 + s, jj, i0 + ii]] = v as f32;
+                    // Slice by slice, so the writes run along x rows (a
+                    // column's z values lie a whole slice apart).
+                    for s in 0..nk {
+                        for jj in 0..nj {
+                            for ii in 0..ni {
+                                strip[[k0 + s, jj, i0 + ii]] =
+                                    acc64[(jj * ni + ii) * nk + s] as f32;
                             }
                         }
                     }
