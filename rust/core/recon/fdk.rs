@@ -128,6 +128,7 @@ fn backproject_with(
         return out;
     }
     let zs: Vec<f32> = (0..nz).map(|k| (k as f64 - cz) as f32).collect();
+    let xs: Vec<f64> = (0..nx).map(|i| i as f64 - cx).collect();
     let cmax = (nd + 1) as f64;
     let r0 = (geo.center_row + 1.0) as f32;
     let kern = Kernel::new(nr, simd);
@@ -142,6 +143,7 @@ fn backproject_with(
             let mut acc64 = vec![0f64; cap];
             let mut blends = vec![0f32; GROUP * (h2 + WINDOW_SLACK)];
             let mut rays: Vec<Ray> = Vec::with_capacity(GROUP);
+            let mut setup = RowSetup::new(geo, simd);
             for k0 in (0..nz).step_by(Z_CHUNK) {
                 let nk = Z_CHUNK.min(nz - k0);
                 let zc = &zs[k0..k0 + nk];
@@ -153,16 +155,14 @@ fn backproject_with(
                         let a1 = (a0 + ANGLE_BLOCK).min(na);
                         for g0 in (a0..a1).step_by(GROUP) {
                             let g1 = (g0 + GROUP).min(a1);
+                            let trig_g = &trig[g0..g1];
                             for jj in 0..nj {
                                 let y = cy - (j0 + jj) as f64;
+                                setup.row(trig_g, &xs[i0..i0 + ni], y);
                                 for ii in 0..ni {
-                                    let x = (i0 + ii) as f64 - cx;
                                     rays.clear();
-                                    for (a, &(cs, sn)) in trig.iter().enumerate().take(g1).skip(g0)
-                                    {
-                                        let l = geo.sod - x * sn + y * cs;
-                                        let m = geo.sdd / (l * geo.pixel);
-                                        let col = geo.center_col + 1.0 + (x * cs + y * sn) * m;
+                                    for (q, a) in (g0..g1).enumerate() {
+                                        let col = setup.col[q * TILE + ii];
                                         // Off the detector (or on its zero border)
                                         // the sample is exactly zero for every z.
                                         if !(col > 0.0 && col < cmax) {
@@ -170,13 +170,12 @@ fn backproject_with(
                                         }
                                         let c = col as f32;
                                         let ci = (c as usize).min(nd);
-                                        let g = geo.sod / l;
                                         let p = &filt[a * w2 * h2..(a + 1) * w2 * h2];
                                         rays.push(Ray {
                                             cols: &p[ci * h2..(ci + 2) * h2],
                                             fc: c - ci as f32,
-                                            rsc: m as f32,
-                                            wgt: (g * g) as f32,
+                                            rsc: setup.rsc[q * TILE + ii],
+                                            wgt: setup.wgt[q * TILE + ii],
                                         });
                                     }
                                     let t = (jj * ni + ii) * nk;
@@ -189,11 +188,13 @@ fn backproject_with(
                             *v = 0.0;
                         }
                     }
-                    for jj in 0..nj {
-                        for ii in 0..ni {
-                            let t = (jj * ni + ii) * nk;
-                            for (s, &v) in acc64[t..t + nk].iter().enumerate() {
-                                strip[[k0 + s, jj, i0 + ii]] = v as f32;
+                    // Slice by slice, so the writes run along x rows (a
+                    // column's z values lie a whole slice apart).
+                    for s in 0..nk {
+                        for jj in 0..nj {
+                            for ii in 0..ni {
+                                strip[[k0 + s, jj, i0 + ii]] =
+                                    acc64[(jj * ni + ii) * nk + s] as f32;
                             }
                         }
                     }
@@ -201,6 +202,85 @@ fn backproject_with(
             }
         });
     out
+}
+
+/// The per-(angle, voxel column) geometry of one tile row and one angle
+/// group, worked for all the row's columns at once: the detector column
+/// (bordered), the detector rows per voxel along z and the distance weight.
+/// A separate branch-free loop over the row's columns, so the compiler
+/// vectorises its two float64 divisions per column (the same operations, in
+/// the same order, as one column at a time: the same bits).
+struct RowSetup {
+    sod: f64,
+    sdd: f64,
+    pixel: f64,
+    col0: f64,
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
+    /// Detector column + 1 of (angle q, column ii) at q * TILE + ii.
+    col: [f64; GROUP * TILE],
+    rsc: [f32; GROUP * TILE],
+    wgt: [f32; GROUP * TILE],
+}
+
+impl RowSetup {
+    fn new(geo: &ConeGeometry, simd: bool) -> Self {
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = simd;
+        RowSetup {
+            sod: geo.sod,
+            sdd: geo.sdd,
+            pixel: geo.pixel,
+            col0: geo.center_col + 1.0,
+            #[cfg(target_arch = "x86_64")]
+            avx2: simd && std::is_x86_feature_detected!("avx2"),
+            col: [0.0; GROUP * TILE],
+            rsc: [0.0; GROUP * TILE],
+            wgt: [0.0; GROUP * TILE],
+        }
+    }
+
+    /// Fill the tables for the angles `trig` (cos, sin; at most GROUP) and
+    /// the voxel columns at x = `xs` (at most TILE) of the row at `y`.
+    fn row(&mut self, trig: &[(f64, f64)], xs: &[f64], y: f64) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if self.avx2 {
+                // SAFETY: the CPU has AVX2 (checked in `new`).
+                unsafe { self.row_avx2(trig, xs, y) };
+                return;
+            }
+        }
+        self.row_generic(trig, xs, y)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn row_avx2(&mut self, trig: &[(f64, f64)], xs: &[f64], y: f64) {
+        self.row_generic(trig, xs, y)
+    }
+
+    #[inline(always)]
+    fn row_generic(&mut self, trig: &[(f64, f64)], xs: &[f64], y: f64) {
+        let (sod, sdd, pixel, col0) = (self.sod, self.sdd, self.pixel, self.col0);
+        let xs = &xs[..xs.len().min(TILE)];
+        for (q, &(cs, sn)) in trig.iter().take(GROUP).enumerate() {
+            let span = q * TILE..q * TILE + xs.len();
+            for (((&x, col), rsc), wgt) in xs
+                .iter()
+                .zip(&mut self.col[span.clone()])
+                .zip(&mut self.rsc[span.clone()])
+                .zip(&mut self.wgt[span])
+            {
+                let l = sod - x * sn + y * cs;
+                let m = sdd / (l * pixel);
+                *col = col0 + (x * cs + y * sn) * m;
+                let g = sod / l;
+                *rsc = m as f32;
+                *wgt = (g * g) as f32;
+            }
+        }
+    }
 }
 
 /// One angle's view of one voxel column: the two detector columns it falls
