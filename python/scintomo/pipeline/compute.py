@@ -225,6 +225,17 @@ def _deconvolve_intensities(proj, flats, darks, cfg: PipelineConfig, n_threads):
     return p, (fl if isinstance(flats, list) else fl[0])
 
 
+def dezinger(proj, flats, cfg: PipelineConfig):
+    """``[zinger]``: zingers removed from the projections and the flats (one array or a
+    list of flat series); both returned as they are when the step is off."""
+    if not cfg.zinger.enabled:
+        return proj, flats
+    z = {"threshold_counts": cfg.zinger.threshold_counts, "size": cfg.zinger.size}
+    if isinstance(flats, list):
+        return remove_zingers(proj, **z), [remove_zingers(f, **z) for f in flats]
+    return remove_zingers(proj, **z), remove_zingers(flats, **z)
+
+
 def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndarray:
     """Raw rows -> -log (or phase-retrieved) projections of rows ``r0:r1``, (angle, row, column)
     float32."""
@@ -232,15 +243,7 @@ def preprocess(raw: RawBlock, cfg: PipelineConfig, *, n_threads=None) -> np.ndar
 
     if raw.corrected:
         return _preprocess_corrected(raw, cfg, n_threads=n_threads)
-    proj, flats = raw.projections, raw.flats
-    if cfg.zinger.enabled:
-        z = {"threshold_counts": cfg.zinger.threshold_counts, "size": cfg.zinger.size}
-        proj = remove_zingers(proj, **z)
-        flats = (
-            [remove_zingers(f, **z) for f in flats]
-            if isinstance(flats, list)
-            else remove_zingers(flats, **z)
-        )
+    proj, flats = dezinger(raw.projections, raw.flats, cfg)
     darks = raw.darks
     positions = raw.flat_positions
     if cfg.deconv.psf:

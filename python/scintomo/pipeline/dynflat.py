@@ -58,7 +58,7 @@ def resolve_dynamic_flat(cfg: PipelineConfig, scan, *, progress=None) -> Pipelin
         return cfg
     from .. import flatfield
     from .align import _recorded
-    from .compute import remove_zingers
+    from .compute import dezinger
     from .read import input_corrected, read_block
 
     if input_corrected(scan):  # flat-fielded already: no flat-field step runs
@@ -77,15 +77,7 @@ def resolve_dynamic_flat(cfg: PipelineConfig, scan, *, progress=None) -> Pipelin
         log.info("dynamic flat-field: weights of an earlier run with these settings, %s", path)
         return resolved
     raw = read_block(scan, *band, halo=0)
-    proj, flats = raw.projections, raw.flats
-    if cfg.zinger.enabled:
-        z = {"threshold_counts": cfg.zinger.threshold_counts, "size": cfg.zinger.size}
-        proj = remove_zingers(proj, **z)
-        flats = (
-            [remove_zingers(f, **z) for f in flats]
-            if isinstance(flats, list)
-            else (remove_zingers(flats, **z))
-        )
+    proj, flats = dezinger(raw.projections, raw.flats, cfg)
     fl = np.concatenate(flats) if isinstance(flats, list) else flats
     _, model = flatfield.dynamic(
         proj,
