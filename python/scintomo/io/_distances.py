@@ -115,6 +115,21 @@ def _first(f, paths, source):
     return None, None
 
 
+def scan_geometry(f: h5py.File, source: str, meta: dict, *, fmt: str, entry: str = ""):
+    """:func:`cone_geometry` for a reader that is opening ``f``: its ``info`` and the
+    geometry (as a dict) go into ``meta``; on an error ``f`` is closed before it is
+    raised. Returns the ConeGeometry or None."""
+    try:
+        geometry, info = cone_geometry(f, source, fmt=fmt, entry=entry)
+    except BaseException:
+        f.close()
+        raise
+    meta.update(info)
+    if geometry is not None:
+        meta["geometry"] = geometry.to_dict()
+    return geometry
+
+
 def cone_geometry(f: h5py.File, source: str, *, fmt: str, entry: str = ""):
     """``(ConeGeometry or None, info)`` from the distances ``f`` records; ``info``
     says which fields were used (for ``Scan.metadata``). ``fmt``: "nxtomo" (with

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..exceptions import FileFormatError, ParameterError
 from ._angles import stated_unit, to_radians, unit_name
-from ._distances import cone_geometry
+from ._distances import scan_geometry
 from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .atomic import atomic_path
@@ -95,14 +95,7 @@ def read_dxchange(path, *, angle_unit: str | None = None) -> Scan:
             meta.update(scalars(f["measurement"]))
     except (OSError, KeyError, RuntimeError, TypeError, ValueError):
         pass  # a damaged metadata group: the data and angles were read, the rest is a courtesy
-    try:
-        geometry, info = cone_geometry(f, str(path), fmt="dxchange")
-    except BaseException:
-        f.close()
-        raise
-    meta.update(info)
-    if geometry is not None:
-        meta["geometry"] = geometry.to_dict()
+    geometry = scan_geometry(f, str(path), meta, fmt="dxchange")
     # behind FrameSelection, a truncated dataset raises FileFormatError when read
     return Scan(
         FrameSelection(data, np.arange(data.shape[0]), name="projections"),

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..exceptions import FileFormatError
 from ._angles import stated_unit, to_radians, unit_name
-from ._distances import cone_geometry
+from ._distances import scan_geometry
 from ._hdf5 import open_hdf5
 from ._meta import scalars
 from .lazy import FrameSelection, _runs
@@ -324,14 +324,7 @@ def read_nxtomo(
                     break
     except (OSError, KeyError, RuntimeError, TypeError, ValueError):
         pass  # a damaged metadata group: the frames and angles were read, the rest is a courtesy
-    try:
-        geometry, info = cone_geometry(f, str(path), fmt="nxtomo", entry=entry)
-    except BaseException:
-        f.close()
-        raise
-    meta.update(info)
-    if geometry is not None:
-        meta["geometry"] = geometry.to_dict()
+    geometry = scan_geometry(f, str(path), meta, fmt="nxtomo", entry=entry)
     kw = {
         "format": "nxtomo",
         "data_path": data_path,
